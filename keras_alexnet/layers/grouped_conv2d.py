@@ -1,0 +1,70 @@
+"""A grouped `Conv2D` that runs each group as its own convolution where faster."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class GroupedConv2D(keras.layers.Conv2D):
+    """`keras.layers.Conv2D` with `groups > 1`, fast on every backend.
+
+    The paper split conv2, conv4 and conv5 over two GPUs, each half seeing only
+    the channels on its own GPU. Keras' `Conv2D(groups=2)` computes exactly that,
+    and this layer keeps its arguments and its kernel layout
+    `(kernel_h, kernel_w, in_channels // groups, filters)`, so weights move between
+    the two and between backends unchanged. What differs is how it runs: XLA on
+    CPU executes a grouped convolution (`feature_group_count`) about twice as
+    slowly as an ungrouped one of twice the work, so on JAX's CPU backend the
+    inputs and the kernel are split into groups, convolved one by one and
+    concatenated. Everywhere else the backend's native grouped convolution is used.
+
+    Args:
+        filters: the number of output channels, a multiple of `groups`.
+        kernel_size: an integer or a pair of integers.
+        groups: the number of channel groups, >= 1, dividing the input and output
+            channels.
+        **kwargs: every other `keras.layers.Conv2D` argument.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = GroupedConv2D(256, 5, groups=2, padding="same")
+    >>> layer(np.zeros((1, 27, 27, 96), "float32")).shape
+    (1, 27, 27, 256)
+    >>> layer.kernel.shape
+    (5, 5, 48, 256)
+    """
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._split_groups = self.groups > 1 and _grouped_conv_is_slow()
+
+    def convolution_op(self, inputs, kernel):
+        if not self._split_groups:
+            return super().convolution_op(inputs, kernel)
+        channel_axis = -1 if self.data_format == "channels_last" else 1
+        input_groups = ops.split(inputs, self.groups, axis=channel_axis)
+        kernel_groups = ops.split(kernel, self.groups, axis=-1)
+        outputs = [
+            ops.conv(
+                x,
+                k,
+                strides=list(self.strides),
+                padding=self.padding,
+                dilation_rate=self.dilation_rate,
+                data_format=self.data_format,
+            )
+            for x, k in zip(input_groups, kernel_groups)
+        ]
+        return ops.concatenate(outputs, axis=channel_axis)
+
+
+def _grouped_conv_is_slow() -> bool:
+    # Measured in benchmarks/grouped_conv.py; see docs/performance.md.
+    if keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    return jax.default_backend() == "cpu"

@@ -1,0 +1,95 @@
+"""A layer that does a checkpoint's input preprocessing inside the model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_alexnet._data_format import standardize_data_format
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class ImagePreprocessing(keras.layers.Layer):
+    """Maps RGB pixels in [0, 255] to a checkpoint's input: `(x' * scale - mean) / std`.
+
+    `x'` is `x` with its channels reversed when `channel_order="bgr"` (Caffe
+    models). `AlexNet(include_preprocessing=True)` puts this layer first, with the
+    constants of the chosen checkpoint, so the model takes raw images.
+
+    Args:
+        channel_order: `"rgb"` or `"bgr"`, the order the model's first layer expects.
+        scale: multiplies the pixel values first (1/255 for torchvision).
+        mean: three numbers subtracted after scaling, in the model's channel order.
+        std: three positive numbers dividing the result, in the model's order.
+        data_format: `"channels_last"` or `"channels_first"`; defaults to
+            `keras.config.image_data_format()`.
+        **kwargs: base layer arguments such as `name`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = ImagePreprocessing("rgb", 1 / 255, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    >>> np.asarray(layer(np.full((1, 1, 1, 3), 255.0, "float32"))).ravel()
+    array([1., 1., 1.], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        channel_order: str = "rgb",
+        scale: float = 1.0,
+        mean: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        std: tuple[float, float, float] = (1.0, 1.0, 1.0),
+        data_format: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if channel_order not in ("rgb", "bgr"):
+            raise ValueError(
+                "`channel_order` should be 'rgb' or 'bgr'. "
+                f"Received: channel_order={channel_order!r}"
+            )
+        for name, value in (("mean", mean), ("std", std)):
+            if np.shape(value) != (3,) or not np.all(np.isfinite(value)):
+                raise ValueError(
+                    f"`{name}` should be three finite numbers. Received: {name}={value!r}"
+                )
+        if np.any(np.asarray(std) <= 0):
+            raise ValueError(f"`std` should be positive. Received: std={std!r}")
+        if not np.isfinite(scale) or scale <= 0:
+            raise ValueError(f"`scale` should be positive. Received: scale={scale!r}")
+        self.channel_order = channel_order
+        self.scale = float(scale)
+        self.mean = tuple(float(v) for v in mean)
+        self.std = tuple(float(v) for v in std)
+        self.data_format = standardize_data_format(data_format)
+
+    def call(self, inputs):
+        channel_axis = -1 if self.data_format == "channels_last" else -3
+        shape = [1, 1, 1]
+        shape[channel_axis] = 3
+        # float32 throughout: uint8 images and float16 policies alike.
+        x = ops.cast(inputs, "float32")
+        if self.channel_order == "bgr":
+            x = ops.flip(x, axis=channel_axis)
+        mean = np.reshape(np.asarray(self.mean, "float32"), shape)
+        inv_std = np.reshape(1.0 / np.asarray(self.std, "float32"), shape)
+        return ops.cast((x * self.scale - mean) * inv_std, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "channel_order": self.channel_order,
+                "scale": self.scale,
+                "mean": self.mean,
+                "std": self.std,
+                "data_format": self.data_format,
+            }
+        )
+        return config

@@ -1,0 +1,205 @@
+"""Local response normalization (Krizhevsky et al., 2012, section 3.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+# Below float32 the sum of squares overflows: AlexNet's conv1 activations reach
+# the thousands on Caffe-preprocessed input, and 1000 ** 2 > float16's 65504.
+_LOW_PRECISION = ("float16", "bfloat16")
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class LocalResponseNormalization(keras.layers.Layer):
+    """Normalizes each activation by the energy of its neighbouring channels.
+
+    For every position and channel `c`:
+
+        outputs[c] = inputs[c] / (bias + alpha * S[c]) ** beta
+
+    where `S[c]` is the sum of `inputs[j] ** 2` over the `size` channels centred
+    on `c`, the channels beyond the edges counting as zero. This is the paper's
+    formula with `n = size`, `k = bias`, and `alpha` multiplying the raw sum.
+
+    The four conventions in use map onto this layer as follows:
+
+    | Source | `size` | `bias` | `alpha` | `beta` |
+    | --- | --- | --- | --- | --- |
+    | Paper (n=5, k=2, alpha=1e-4, beta=0.75) | n | k | alpha | beta |
+    | Caffe `lrn_param {local_size, alpha, beta, k}` (k defaults to 1) | local_size | k | alpha / local_size | beta |
+    | `tf.nn.local_response_normalization(depth_radius, bias, alpha, beta)` | 2 * depth_radius + 1 | bias | alpha | beta |
+    | `torch.nn.LocalResponseNorm(size, alpha, beta, k)` | size | k | alpha / size | beta |
+
+    The paper's layer is therefore `LocalResponseNormalization(5, 2.0, 1e-4, 0.75)`
+    and Caffe's `bvlc_alexnet` is `LocalResponseNormalization(5, 1.0, 2e-5, 0.75)`.
+
+    On CPU the window sum is a matrix product of the squares with a banded 0/1
+    channel matrix, faster than TensorFlow's own LRN kernel and available on every
+    backend; on GPUs, where float32 matmuls may run in TF32, it is a sum of shifted
+    slices, exact in float32. Under mixed precision the squares, their sum and
+    the power are computed in float32, so activations of AlexNet's magnitude never
+    overflow to inf or NaN; the output is cast back to the compute dtype.
+
+    Args:
+        size: the number of channels in the window, an odd integer >= 1.
+        bias: the additive constant `k`, > 0.
+        alpha: the scale applied to the raw sum of squares, >= 0.
+        beta: the exponent, > 0.
+        axis: the channel axis: -1 for `channels_last`, 1 for `channels_first`.
+        **kwargs: base layer arguments such as `name` and `dtype`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = LocalResponseNormalization(size=5, bias=2.0, alpha=1e-4, beta=0.75)
+    >>> layer(np.ones((1, 2, 2, 8), "float32")).shape
+    (1, 2, 2, 8)
+
+    Reference:
+        - [Krizhevsky, Sutskever and Hinton, ImageNet Classification with Deep
+          Convolutional Neural Networks, NIPS 2012](https://papers.nips.cc/paper/4824)
+    """
+
+    def __init__(
+        self,
+        size: int = 5,
+        bias: float = 2.0,
+        alpha: float = 1e-4,
+        beta: float = 0.75,
+        axis: int = -1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+            raise TypeError(f"`size` should be an odd integer. Received: size={size!r}")
+        if size < 1 or size % 2 == 0:
+            raise ValueError(
+                f"`size` should be an odd integer >= 1. Received: size={size!r}"
+            )
+        _check_number("bias", bias, minimum=0.0, inclusive=False)
+        _check_number("alpha", alpha, minimum=0.0, inclusive=True)
+        _check_number("beta", beta, minimum=0.0, inclusive=False)
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"`axis` should be an integer. Received: axis={axis!r}")
+        self.size = int(size)
+        self.bias = float(bias)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.axis = int(axis)
+        self.supports_masking = True
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        rank = len(input_shape)
+        if not -rank <= self.axis < rank:
+            raise ValueError(
+                f"`axis` is out of range for inputs of rank {rank}. "
+                f"Received: axis={self.axis}, input_shape={tuple(input_shape)}"
+            )
+        channels = input_shape[self.axis]
+        if channels is None:
+            raise ValueError(
+                "The channel axis of the inputs of `LocalResponseNormalization` "
+                f"must be defined. Received: input_shape={tuple(input_shape)}"
+            )
+        self._channel_axis = self.axis % rank
+        self._rank = rank
+        radius = self.size // 2
+        offsets = np.arange(channels)[:, None] - np.arange(channels)[None, :]
+        self._band = (np.abs(offsets) <= radius).astype("float32")
+        # GPUs run float32 matmuls in TF32 (10-bit mantissa) by default under
+        # TensorFlow and JAX, which would cost three digits of the window sum; there
+        # the exact sum of shifted slices is used, on CPU the faster band matmul.
+        self._sum_by_matmul = not _accelerator_available()
+        self.built = True
+
+    def call(self, inputs):
+        compute_dtype = keras.backend.standardize_dtype(inputs.dtype)
+        x = inputs
+        if compute_dtype in _LOW_PRECISION:
+            x = ops.cast(x, "float32")
+        moved = self._channel_axis != self._rank - 1
+        if moved:
+            x = ops.moveaxis(x, self._channel_axis, -1)
+        squares = ops.square(x)
+        if self._sum_by_matmul:
+            window_sum = ops.matmul(squares, ops.convert_to_tensor(self._band))
+        else:
+            window_sum = self._sum_of_shifted_slices(squares)
+        scale = _inverse_power(self.bias + self.alpha * window_sum, self.beta)
+        outputs = x * scale
+        if moved:
+            outputs = ops.moveaxis(outputs, -1, self._channel_axis)
+        if compute_dtype in _LOW_PRECISION:
+            outputs = ops.cast(outputs, compute_dtype)
+        return outputs
+
+    def _sum_of_shifted_slices(self, squares):
+        radius = self.size // 2
+        channels = self._band.shape[0]
+        padding = [(0, 0)] * (self._rank - 1) + [(radius, radius)]
+        padded = ops.pad(squares, padding)
+        window_sum = padded[..., 0:channels]
+        for offset in range(1, self.size):
+            window_sum = window_sum + padded[..., offset : offset + channels]
+        return window_sum
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "size": self.size,
+                "bias": self.bias,
+                "alpha": self.alpha,
+                "beta": self.beta,
+                "axis": self.axis,
+            }
+        )
+        return config
+
+
+def _inverse_power(x, beta: float):
+    """Returns `x ** -beta`, exactly as cheap square roots for the usual betas."""
+    if beta == 0.75:
+        # x ** -0.75 = x ** -0.5 * (x ** -0.5) ** 0.5: two fast roots, no exp/log.
+        inv_sqrt = ops.rsqrt(x)
+        return inv_sqrt * ops.sqrt(inv_sqrt)
+    if beta == 0.5:
+        return ops.rsqrt(x)
+    if beta == 1.0:
+        return 1.0 / x
+    return ops.power(x, -beta)
+
+
+def _accelerator_available() -> bool:
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_logical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available() or torch.backends.mps.is_available()
+    return False
+
+
+def _check_number(name: str, value: Any, minimum: float, inclusive: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"`{name}` should be a number. Received: {name}={value!r}")
+    if not np.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+        bound = ">=" if inclusive else ">"
+        raise ValueError(
+            f"`{name}` should be a finite number {bound} {minimum}. "
+            f"Received: {name}={value!r}"
+        )

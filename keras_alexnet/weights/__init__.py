@@ -1,0 +1,1 @@
+"""Pretrained checkpoints: the registry, safe readers, converters and the loader."""
