@@ -45,8 +45,10 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
         if (
             not isinstance(output_size, (tuple, list))
             or len(output_size) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0
-                       for s in output_size)
+            or not all(
+                isinstance(s, int) and not isinstance(s, bool) and s > 0
+                for s in output_size
+            )
         ):
             raise ValueError(
                 "`output_size` should be a positive integer or a pair of them. "
@@ -68,7 +70,9 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update({"output_size": self.output_size, "data_format": self.data_format})
+        config.update(
+            {"output_size": self.output_size, "data_format": self.data_format}
+        )
         return config
 
 

@@ -56,7 +56,7 @@ class GroupedConv2D(keras.layers.Conv2D):
                 dilation_rate=self.dilation_rate,
                 data_format=self.data_format,
             )
-            for x, k in zip(input_groups, kernel_groups)
+            for x, k in zip(input_groups, kernel_groups, strict=True)
         ]
         return ops.concatenate(outputs, axis=channel_axis)
 

@@ -54,7 +54,8 @@ class ImagePreprocessing(keras.layers.Layer):
         for name, value in (("mean", mean), ("std", std)):
             if np.shape(value) != (3,) or not np.all(np.isfinite(value)):
                 raise ValueError(
-                    f"`{name}` should be three finite numbers. Received: {name}={value!r}"
+                    f"`{name}` should be three finite numbers. "
+                    f"Received: {name}={value!r}"
                 )
         if np.any(np.asarray(std) <= 0):
             raise ValueError(f"`std` should be positive. Received: std={std!r}")

@@ -27,12 +27,13 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     The four conventions in use map onto this layer as follows:
 
-    | Source | `size` | `bias` | `alpha` | `beta` |
-    | --- | --- | --- | --- | --- |
-    | Paper (n=5, k=2, alpha=1e-4, beta=0.75) | n | k | alpha | beta |
-    | Caffe `lrn_param {local_size, alpha, beta, k}` (k defaults to 1) | local_size | k | alpha / local_size | beta |
-    | `tf.nn.local_response_normalization(depth_radius, bias, alpha, beta)` | 2 * depth_radius + 1 | bias | alpha | beta |
-    | `torch.nn.LocalResponseNorm(size, alpha, beta, k)` | size | k | alpha / size | beta |
+    - the paper (n, k, alpha, beta): `size=n, bias=k, alpha=alpha, beta=beta`;
+    - Caffe's `lrn_param {local_size, alpha, beta, k}` (k defaults to 1):
+      `size=local_size, bias=k, alpha=alpha / local_size, beta=beta`;
+    - `tf.nn.local_response_normalization(depth_radius, bias, alpha, beta)`:
+      `size=2 * depth_radius + 1, bias=bias, alpha=alpha, beta=beta`;
+    - `torch.nn.LocalResponseNorm(size, alpha, beta, k)`:
+      `size=size, bias=k, alpha=alpha / size, beta=beta`.
 
     The paper's layer is therefore `LocalResponseNormalization(5, 2.0, 1e-4, 0.75)`
     and Caffe's `bvlc_alexnet` is `LocalResponseNormalization(5, 1.0, 2e-5, 0.75)`.
@@ -197,7 +198,11 @@ def _accelerator_available() -> bool:
 def _check_number(name: str, value: Any, minimum: float, inclusive: bool) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
         raise TypeError(f"`{name}` should be a number. Received: {name}={value!r}")
-    if not np.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+    if (
+        not np.isfinite(value)
+        or value < minimum
+        or (value == minimum and not inclusive)
+    ):
         bound = ">=" if inclusive else ">"
         raise ValueError(
             f"`{name}` should be a finite number {bound} {minimum}. "

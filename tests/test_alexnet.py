@@ -1,0 +1,346 @@
+"""The AlexNet builder: architecture, the keras.applications contract, training."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_alexnet import AlexNet, GroupedConv2D, LocalResponseNormalization
+from tests.backend_utils import to_numpy
+
+# Published counts: the paper's network (REFERENCE.md) and torchvision's docs.
+PARAMS = {
+    ("original", 2): 60_965_224,
+    ("original", 1): 62_378_344,
+    ("torchvision", 1): 61_100_840,
+}
+
+
+def closed_form_param_count(filters, groups, normalization, classes=1000, top=True):
+    """Counts parameters from the layer table alone, independently of Keras."""
+    kernels = [
+        (11, 3),
+        (5, filters[0]),
+        (3, filters[1]),
+        (3, filters[2]),
+        (3, filters[3]),
+    ]
+    grouped = [False, True, False, True, True]
+    total = 0
+    for (size, fan_in), out, is_grouped in zip(kernels, filters, grouped, strict=True):
+        fan_in //= groups if is_grouped else 1
+        total += size * size * fan_in * out
+        total += 4 * out if normalization == "batchnorm" else out
+    if top:
+        total += (6 * 6 * filters[4] + 1) * 4096 + (4096 + 1) * 4096
+        total += (4096 + 1) * classes
+    return total
+
+
+FILTERS = {
+    "original": (96, 256, 384, 384, 256),
+    "torchvision": (64, 192, 384, 256, 256),
+}
+
+
+@pytest.mark.parametrize(("variant", "groups"), list(PARAMS))
+def test_parameter_counts_are_the_published_ones(variant, groups):
+    model = AlexNet(weights=None, variant=variant, groups=groups)
+    assert model.count_params() == PARAMS[(variant, groups)]
+
+
+@pytest.mark.parametrize(
+    ("variant", "groups", "normalization", "include_top", "pooling"),
+    [
+        combo
+        for combo in itertools.product(
+            ("original", "torchvision"),
+            (1, 2),
+            ("lrn", "batchnorm", "none"),
+            (True, False),
+            (None, "avg", "max"),
+        )
+        if combo[3] is False or combo[4] is None
+    ],
+)
+def test_output_shapes_and_counts_of_every_combination(
+    variant, groups, normalization, include_top, pooling
+):
+    model = AlexNet(
+        weights=None,
+        variant=variant,
+        groups=groups,
+        normalization=normalization,
+        include_top=include_top,
+        pooling=pooling,
+        input_shape=(227, 227, 3) if variant == "original" else (224, 224, 3),
+        classes=17,
+    )
+    assert model.get_layer("pool5").output.shape == (None, 6, 6, FILTERS[variant][4])
+    expected_shape = {None: (None, 6, 6, 256), "avg": (None, 256), "max": (None, 256)}
+    assert model.output_shape == (
+        (None, 17) if include_top else expected_shape[pooling]
+    )
+    assert model.count_params() == closed_form_param_count(
+        FILTERS[variant], groups, normalization, classes=17, top=include_top
+    )
+    names = {layer.name for layer in model.layers}
+    assert {f"conv{i}" for i in range(1, 6)} | {"pool1", "pool2", "pool5"} <= names
+    assert ({"norm1", "norm2"} <= names) == (normalization == "lrn")
+    assert ({"bn1", "bn5"} <= names) == (normalization == "batchnorm")
+    if include_top:
+        assert {"flatten", "fc6", "drop6", "fc7", "drop7", "predictions"} <= names
+    for name in ("conv2", "conv4", "conv5"):
+        assert model.get_layer(name).groups == groups
+    assert model.get_layer("conv3").groups == 1
+
+
+def test_original_layer_table_matches_the_paper():
+    model = AlexNet(weights=None)
+    shapes = {
+        layer.name: layer.output.shape[1:]
+        for layer in model.layers
+        if layer.name in ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "pool5")
+    }
+    assert shapes == {
+        "conv1": (55, 55, 96),
+        "pool1": (27, 27, 96),
+        "conv2": (27, 27, 256),
+        "pool2": (13, 13, 256),
+        "conv3": (13, 13, 384),
+        "conv4": (13, 13, 384),
+        "pool5": (6, 6, 256),
+    }
+    assert model.get_layer("conv2").kernel.shape == (5, 5, 48, 256)
+    assert model.get_layer("conv4").kernel.shape == (3, 3, 192, 384)
+    assert model.get_layer("conv5").kernel.shape == (3, 3, 192, 256)
+    assert isinstance(model.get_layer("conv2"), GroupedConv2D)
+    assert model.get_layer("fc6").kernel.shape == (9216, 4096)
+
+
+def test_random_initialisation_is_the_papers():
+    model = AlexNet(weights=None)
+    for name in (
+        "conv1",
+        "conv2",
+        "conv3",
+        "conv4",
+        "conv5",
+        "fc6",
+        "fc7",
+        "predictions",
+    ):
+        kernel, bias = (to_numpy(w) for w in model.get_layer(name).weights)
+        assert abs(kernel.mean()) < 1e-3
+        # A sample standard deviation over >= 34,848 draws lies within 2 % of 0.01.
+        assert kernel.std() == pytest.approx(0.01, rel=0.02)
+        expected_bias = (
+            1.0 if name in ("conv2", "conv4", "conv5", "fc6", "fc7") else 0.0
+        )
+        np.testing.assert_array_equal(bias, expected_bias)
+    for name in ("norm1", "norm2"):
+        layer = model.get_layer(name)
+        assert isinstance(layer, LocalResponseNormalization)
+        assert (layer.size, layer.bias, layer.alpha, layer.beta) == (5, 2.0, 1e-4, 0.75)
+
+
+def test_torchvision_layout_details():
+    model = AlexNet(weights=None, variant="torchvision")
+    assert model.input_shape == (None, 224, 224, 3)
+    assert model.get_layer("conv1_pad").padding == ((2, 2), (2, 2))
+    assert model.get_layer("conv1").output.shape == (None, 55, 55, 64)
+    order = [layer.name for layer in model.layers]
+    # torchvision: dropout before fc6 and fc7, adaptive pooling before flatten.
+    assert order.index("avgpool") < order.index("flatten")
+    assert order.index("drop6") < order.index("fc6") < order.index("drop7")
+    assert order.index("drop7") < order.index("fc7")
+
+
+@pytest.mark.parametrize("size", [63, 100, 224, 301])
+def test_torchvision_variant_takes_any_input_from_63(size):
+    model = AlexNet(
+        weights=None, variant="torchvision", input_shape=(size, size + 5, 3)
+    )
+    assert model.output_shape == (None, 1000)
+
+
+def test_original_with_top_accepts_every_size_with_a_6x6_pool5():
+    for size in (227, 258):
+        assert AlexNet(weights=None, input_shape=(size, size, 3)).output_shape == (
+            None,
+            1000,
+        )
+    for size in (226, 259):
+        with pytest.raises(ValueError, match=r"pool5 is 6x6.*Received: input_shape"):
+            AlexNet(weights=None, input_shape=(size, size, 3))
+
+
+def test_without_top_any_size_that_survives_the_network():
+    model = AlexNet(weights=None, include_top=False, input_shape=(67, 80, 3))
+    assert model.output_shape == (None, 1, 1, 256)
+    model = AlexNet(weights=None, include_top=False)
+    assert model.input_shape == (None, None, None, 3)
+    with pytest.raises(ValueError, match=r"at least 67x67.*Received: input_shape"):
+        AlexNet(weights=None, include_top=False, input_shape=(66, 100, 3))
+
+
+def test_input_tensor_is_used_as_the_input():
+    tensor = keras.Input((227, 227, 3), name="photo")
+    model = AlexNet(weights=None, input_tensor=tensor)
+    assert model.inputs[0] is tensor
+    assert model.output_shape == (None, 1000)
+
+
+def test_include_preprocessing_takes_raw_pixels(rng):
+    from keras_alexnet import preprocess_input
+
+    x = rng.uniform(0, 255, (2, 227, 227, 3)).astype("float32")
+    plain = AlexNet(weights=None, classifier_activation=None)
+    raw = AlexNet(weights=None, classifier_activation=None, include_preprocessing=True)
+    for layer in plain.layers:
+        if layer.weights:
+            raw.get_layer(layer.name).set_weights(layer.get_weights())
+    np.testing.assert_allclose(
+        to_numpy(raw(x)), to_numpy(plain(preprocess_input(x))), rtol=1e-4, atol=1e-5
+    )
+
+
+BAD_ARGUMENTS = [
+    ({"variant": "caffenet"}, ValueError, r"Received: variant='caffenet'"),
+    ({"groups": 3}, ValueError, r"Received: groups=3"),
+    (
+        {"normalization": "layernorm"},
+        ValueError,
+        r"Received: normalization='layernorm'",
+    ),
+    ({"pooling": "sum", "include_top": False}, ValueError, r"Received: pooling='sum'"),
+    ({"classes": 0}, ValueError, r"Received: classes=0"),
+    ({"classes": 10.0}, ValueError, r"Received: classes=10\.0"),
+    ({"dropout": 1.0}, ValueError, r"Received: dropout=1\.0"),
+    ({"include_top": "yes"}, TypeError, r"Received: include_top='yes'"),
+    ({"weights": "nowhere.h5"}, ValueError, r"Received: weights='nowhere\.h5'"),
+    ({"input_shape": (227, 227)}, ValueError, r"Received: input_shape=\(227, 227\)"),
+    ({"input_shape": (None, None, 3)}, ValueError, r"Received: input_shape"),
+    ({"input_shape": (227, 227, 0)}, ValueError, r"Received: input_shape"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), BAD_ARGUMENTS)
+def test_rejects_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        AlexNet(**{"weights": None, **kwargs})
+
+
+def test_pretrained_weights_constrain_the_arguments():
+    with pytest.raises(
+        ValueError, match=r"`classes` should be 1000\. Received classes=10"
+    ):
+        AlexNet(weights="imagenet", classes=10)
+    with pytest.raises(ValueError, match=r"need groups=2.*Received: groups=1"):
+        AlexNet(weights="imagenet", groups=1)
+    with pytest.raises(ValueError, match=r"Received: classifier_activation='relu'"):
+        AlexNet(weights="imagenet", classifier_activation="relu")
+    with pytest.raises(ValueError, match=r"3 input channels.*Received: input_shape"):
+        AlexNet(weights="imagenet", include_top=False, input_shape=(227, 227, 1))
+
+
+@pytest.mark.backend
+def test_channels_first_matches_channels_last(rng):
+    x = rng.uniform(-50, 50, (1, 227, 227, 3)).astype("float32")
+    model = AlexNet(weights=None, classifier_activation=None)
+    keras.config.set_image_data_format("channels_first")
+    try:
+        first = AlexNet(weights=None, classifier_activation=None)
+    finally:
+        keras.config.set_image_data_format("channels_last")
+    assert first.input_shape == (None, 3, 227, 227)
+    assert first.get_layer("pool5").output.shape == (None, 256, 6, 6)
+    # The weights are the same arrays in both layouts (Flatten always orders
+    # pool5 as H, W, C), so they move between the two unchanged.
+    first.set_weights(model.get_weights())
+    if keras.backend.backend() == "tensorflow":
+        return  # TF's CPU kernels have no NCHW convolution; JAX and torch run it.
+    outputs = to_numpy(first(np.transpose(x, (0, 3, 1, 2))))
+    np.testing.assert_allclose(outputs, to_numpy(model(x)), rtol=1e-4, atol=1e-5)
+
+
+def test_keras_file_round_trip(tmp_path, rng):
+    model = AlexNet(weights=None, normalization="batchnorm", groups=2)
+    x = rng.uniform(-50, 50, (2, 227, 227, 3)).astype("float32")
+    path = tmp_path / "alexnet.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))
+
+
+SCRIPT = """
+import json, sys
+import numpy as np, keras
+model = keras.models.load_model(sys.argv[1])
+x = np.load(sys.argv[2])
+print(json.dumps(np.asarray(keras.ops.convert_to_numpy(model(x))).tolist()))
+"""
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="saves under TF")
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_saved_under_tensorflow_loads_under_other_backends(tmp_path, rng, backend):
+    # `import keras_alexnet` registers the custom layers: a user of the saved
+    # model imports the package, not custom_objects.
+    model = AlexNet(weights=None, classifier_activation=None)
+    x = rng.uniform(-50, 50, (2, 227, 227, 3)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", x)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import keras_alexnet\n" + SCRIPT,
+            str(tmp_path / "m.keras"),
+            str(tmp_path / "x.npy"),
+        ],
+        env={**os.environ, "KERAS_BACKEND": backend},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
+    np.testing.assert_allclose(outputs, to_numpy(model(x)), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize(
+    ("variant", "normalization", "size"),
+    [("original", "lrn", 227), ("torchvision", "batchnorm", 95)],
+)
+def test_fit_decreases_the_loss(rng, variant, normalization, size):
+    keras.utils.set_random_seed(1)
+    model = AlexNet(
+        weights=None,
+        variant=variant,
+        normalization=normalization,
+        groups=2,
+        classes=5,
+        input_shape=(size, size, 3),
+        dropout=0.0,
+    )
+    model.compile(
+        # Plain gradient descent with a step small enough for fc7's 4096 inputs,
+        # which the paper's bias of 1 keeps near 1: the loss must go down.
+        optimizer=keras.optimizers.SGD(1e-4),
+        loss="sparse_categorical_crossentropy",
+    )
+    x = rng.uniform(-1, 1, (8, size, size, 3)).astype("float32") * 50
+    y = np.arange(8) % 5
+    history = model.fit(x, y, batch_size=8, epochs=4, verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses))
+    assert np.all(np.diff(losses) < 0), losses
