@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import types
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,7 +39,17 @@ VARIANTS = ("original", "torchvision")
 NORMALIZATIONS = ("lrn", "batchnorm", "none")
 
 # The paper's LRN (section 3.3): n=5, k=2, alpha=1e-4 on the raw sum, beta=0.75.
-PAPER_LRN = {"size": 5, "bias": 2.0, "alpha": 1e-4, "beta": 0.75}
+PAPER_LRN = types.MappingProxyType(
+    {"size": 5, "bias": 2.0, "alpha": 1e-4, "beta": 0.75}
+)
+# Caffe's bvlc_alexnet: local_size 5, alpha 1e-4 divided by local_size, k = 1.
+CAFFE_LRN = types.MappingProxyType(
+    {
+        key: registry.BVLC_ALEXNET.architecture[f"lrn_{key}"]
+        for key in ("size", "bias", "alpha", "beta")
+    }
+)
+LRN_PRESETS = {"paper": PAPER_LRN, "caffe": CAFFE_LRN}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +103,7 @@ def AlexNet(
     groups: int | None = None,
     normalization: str | None = None,
     dropout: float = 0.5,
+    lrn: str | Mapping[str, float] | None = None,
     include_preprocessing: bool = False,
     name: str = "alexnet",
 ) -> keras.Model:
@@ -137,6 +149,13 @@ def AlexNet(
             modern replacement) or `"none"`; `None` takes the variant's default
             (`"lrn"` for original, `"none"` for torchvision).
         dropout: the dropout rate of fc6 and fc7, in [0, 1).
+        lrn: the constants of the LRN layers: `"paper"` (n=5, k=2, alpha=1e-4,
+            beta=0.75), `"caffe"` (Caffe's `bvlc_alexnet`: k=1, alpha=1e-4/5 on
+            the raw sum), or a dict with keys `size`, `bias`, `alpha`, `beta` (see
+            `LocalResponseNormalization`). `None` takes Caffe's with
+            `weights="imagenet"` or a `.caffemodel`, else the paper's. LRN has no
+            weights, so a weights file cannot carry them: pass `lrn="caffe"` to
+            reload a model fine-tuned from the Caffe weights.
         include_preprocessing: whether the model starts with an
             `ImagePreprocessing` layer, so it takes RGB pixels in [0, 255] instead
             of `preprocess_input(x, variant)`.
@@ -165,8 +184,7 @@ def AlexNet(
     normalization = _check_normalization(normalization, layout)
     if pooling not in (None, "avg", "max"):
         raise ValueError(
-            "`pooling` should be None, 'avg' or 'max'. "
-            f"Received: pooling={pooling!r}"
+            f"`pooling` should be None, 'avg' or 'max'. Received: pooling={pooling!r}"
         )
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ValueError(
@@ -174,7 +192,6 @@ def AlexNet(
         )
     _check_dropout(dropout)
 
-    lrn = PAPER_LRN
     checkpoint = None
     if weights == "imagenet":
         checkpoint = registry.imagenet_checkpoint(variant)
@@ -193,13 +210,16 @@ def AlexNet(
                 f"normalization={_normalization_name(expected['normalization'])!r}. "
                 f"Received: groups={groups!r}, normalization={normalization!r}"
             )
-        if normalization == "lrn":
-            lrn = {
-                "size": expected["lrn_size"],
-                "bias": expected["lrn_bias"],
-                "alpha": expected["lrn_alpha"],
-                "beta": expected["lrn_beta"],
-            }
+    lrn = _resolve_lrn(lrn, weights)
+    if (
+        checkpoint is not None
+        and normalization == "lrn"
+        and dict(lrn) != dict(CAFFE_LRN)
+    ):
+        raise ValueError(
+            f"The ImageNet weights of variant={variant!r} were trained with Caffe's "
+            f"LRN constants {dict(CAFFE_LRN)}. Received: lrn={dict(lrn)}"
+        )
     if weights is not None and classifier_activation not in (None, "softmax"):
         raise ValueError(
             "Only `None` and 'softmax' are supported as `classifier_activation` "
@@ -363,7 +383,9 @@ def _check_groups(groups: Any, layout: _Layout) -> int:
     if groups is None:
         return layout.groups
     if groups not in (1, 2) or isinstance(groups, bool):
-        raise ValueError(f"`groups` should be None, 1 or 2. Received: groups={groups!r}")
+        raise ValueError(
+            f"`groups` should be None, 1 or 2. Received: groups={groups!r}"
+        )
     return int(groups)
 
 
@@ -376,6 +398,27 @@ def _check_normalization(normalization: Any, layout: _Layout) -> str:
             f"{NORMALIZATIONS}. Received: normalization={normalization!r}"
         )
     return normalization
+
+
+def _resolve_lrn(lrn: Any, weights: str | None) -> Mapping[str, float]:
+    if lrn is None:
+        from_caffe = weights == "imagenet" or (
+            weights is not None and weights.lower().endswith(".caffemodel")
+        )
+        return CAFFE_LRN if from_caffe else PAPER_LRN
+    if isinstance(lrn, str):
+        if lrn not in LRN_PRESETS:
+            raise ValueError(
+                f"`lrn` should be one of {sorted(LRN_PRESETS)} or a dict. "
+                f"Received: lrn={lrn!r}"
+            )
+        return LRN_PRESETS[lrn]
+    if not isinstance(lrn, Mapping) or set(lrn) != {"size", "bias", "alpha", "beta"}:
+        raise ValueError(
+            "`lrn` should be 'paper', 'caffe' or a dict with the keys size, bias, "
+            f"alpha and beta. Received: lrn={lrn!r}"
+        )
+    return dict(lrn)
 
 
 def _check_dropout(dropout: Any) -> None:

@@ -21,6 +21,7 @@ from keras_alexnet.weights.name_maps import (
 )
 from tests.backend_utils import to_numpy
 from tests.caffe_writer import write_caffemodel
+from tests.reference_models import torchvision_alexnet, torchvision_forward
 
 KERAS_LAYERS = [
     "conv1",
@@ -124,44 +125,6 @@ def test_flattened_kernel_matches_torch_flatten_then_linear(feature_shape_chw):
     assert not np.allclose(wrong, expected, rtol=1e-2, atol=1e-2)
 
 
-def _torchvision_alexnet():
-    """torchvision's `AlexNet` (models/alexnet.py), rebuilt with torch.nn only."""
-    nn = torch.nn
-    model = nn.Module()
-    model.features = nn.Sequential(
-        nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(64, 192, kernel_size=5, padding=2),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(192, 384, kernel_size=3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(384, 256, kernel_size=3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(256, 256, kernel_size=3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(kernel_size=3, stride=2),
-    )
-    model.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-    model.classifier = nn.Sequential(
-        nn.Dropout(p=0.5),
-        nn.Linear(256 * 6 * 6, 4096),
-        nn.ReLU(inplace=True),
-        nn.Dropout(p=0.5),
-        nn.Linear(4096, 4096),
-        nn.ReLU(inplace=True),
-        nn.Linear(4096, 1000),
-    )
-    return model
-
-
-def _torchvision_forward(model, x_nchw):
-    with torch.no_grad():
-        features = model.avgpool(model.features(x_nchw))
-        return model.classifier.eval()(torch.flatten(features, 1))
-
-
 def _keras_torchvision_alexnet():
     """The same network as a Keras graph, with keras-alexnet's layer names."""
     layers = keras.layers
@@ -185,10 +148,10 @@ def _keras_torchvision_alexnet():
 @pytest.mark.slow
 def test_torchvision_to_keras_reproduces_torchvision_alexnet():
     torch.manual_seed(0)
-    model = _torchvision_alexnet()
+    model = torchvision_alexnet()
     state_dict = {k: v.numpy() for k, v in model.state_dict().items()}
     x = np.random.default_rng(3).random((2, 3, 224, 224), dtype=np.float32)
-    expected = _torchvision_forward(model, torch.from_numpy(x)).numpy()
+    expected = torchvision_forward(model, x)
 
     weights = torchvision_to_keras(state_dict)
     assert list(weights) == KERAS_LAYERS == list(TORCHVISION_NAME_MAP.values())

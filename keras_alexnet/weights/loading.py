@@ -40,6 +40,10 @@ class ChecksumError(ValueError):
     """A downloaded or mirrored checkpoint does not have the registry's hash."""
 
 
+class DownloadError(OSError):
+    """A checkpoint could not be downloaded (network error or truncated file)."""
+
+
 def cache_dir() -> str:
     """Returns the folder where checkpoints and their conversions are cached."""
     keras_home = os.environ.get("KERAS_HOME") or os.path.join(
@@ -95,12 +99,20 @@ def fetch_checkpoint(checkpoint: Checkpoint) -> str:
             origin = checkpoint.url
             if mirror:
                 origin = mirror.rstrip("/") + "/" + checkpoint.file_name
-            downloaded = keras.utils.get_file(
-                fname=checkpoint.file_name,
-                origin=origin,
-                cache_dir=tmp,
-                cache_subdir=".",
-            )
+            try:
+                downloaded = keras.utils.get_file(
+                    fname=checkpoint.file_name,
+                    origin=origin,
+                    cache_dir=tmp,
+                    cache_subdir=".",
+                )
+            except Exception as error:
+                # get_file raises a bare Exception for HTTP and URL errors.
+                raise DownloadError(
+                    f"Downloading {checkpoint.name!r} from {origin} failed: {error}. "
+                    f"Nothing was kept. Set {MIRROR_ENV} to a folder or URL holding "
+                    f"{checkpoint.file_name!r} to load it from elsewhere."
+                ) from error
         if not file_hash_matches(downloaded, checkpoint):
             raise ChecksumError(
                 f"The file downloaded for {checkpoint.name!r} does not have the "
@@ -204,7 +216,17 @@ def load_weights(
     if weights == "imagenet":
         path = imagenet_weights(checkpoint, build_full_model)
         full_model = build_full_model()
-        full_model.load_weights(path)
+        try:
+            full_model.load_weights(path)
+        except (OSError, ValueError, KeyError) as error:
+            # Only this library writes there, atomically: a damaged file was
+            # damaged afterwards. Removing it lets the next load convert anew.
+            os.remove(path)
+            raise ValueError(
+                f"The cached conversion {path!r} of {checkpoint.name!r} is damaged "
+                f"({error}); it was deleted. Load again to convert the checkpoint "
+                "anew."
+            ) from error
         assign_weights(model, layer_weights(full_model), source=path)
     elif os.fspath(weights).lower().endswith(".weights.h5"):
         model.load_weights(weights)

@@ -1,0 +1,303 @@
+"""weights="imagenet" end to end: download from a loopback server, verify, convert,
+cache; failures leave nothing behind; concurrent loads; damaged and hostile files."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import http.server
+import os
+import pathlib
+import pickle
+import subprocess
+import sys
+import threading
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from keras_alexnet import AlexNet
+from keras_alexnet.weights import loading, registry
+from keras_alexnet.weights.torch_checkpoint import UnsafeCheckpointError
+from tests.backend_utils import to_numpy
+from tests.reference_models import (
+    torchvision_alexnet,
+    torchvision_features,
+    torchvision_forward,
+)
+
+CHECKPOINT = registry.TORCHVISION_IMAGENET1K_V1
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    truncate = False
+
+    def log_message(self, *args):  # keep the test output clean
+        pass
+
+    def do_GET(self):
+        if not self.truncate:
+            return super().do_GET()
+        # Announce the whole file, send half of it, hang up: a broken download.
+        path = pathlib.Path(self.translate_path(self.path))
+        data = path.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+
+
+class LoopbackServer:
+    """Serves a folder on 127.0.0.1 from a thread, for the duration of a test."""
+
+    def __init__(self, directory: pathlib.Path, truncate: bool = False) -> None:
+        handler = type("Handler", (_Handler,), {"truncate": truncate})
+        handler = functools.partial(handler, directory=str(directory))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def source_checkpoint(tmp_path_factory):
+    """A full-size torchvision checkpoint, named as the real one, and its model."""
+    torch.manual_seed(0)
+    model = torchvision_alexnet()
+    directory = tmp_path_factory.mktemp("origin")
+    path = directory / CHECKPOINT.file_name
+    torch.save(model.state_dict(), path)
+    return model, path
+
+
+def sha256_prefix(path: pathlib.Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+
+
+@pytest.fixture
+def keras_home(tmp_path, monkeypatch):
+    home = tmp_path / "keras_home"
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    monkeypatch.delenv(loading.MIRROR_ENV, raising=False)
+    return home
+
+
+def use_checkpoint(monkeypatch, **changes) -> registry.Checkpoint:
+    """Points the registry's torchvision entry elsewhere (URL, hash) for a test."""
+    checkpoint = dataclasses.replace(CHECKPOINT, **changes)
+    checkpoints = dict(registry.CHECKPOINTS, **{checkpoint.name: checkpoint})
+    monkeypatch.setattr(registry, "CHECKPOINTS", types.MappingProxyType(checkpoints))
+    return checkpoint
+
+
+def files_in(directory: pathlib.Path) -> list[str]:
+    if not directory.exists():
+        return []
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*"))
+
+
+def test_download_verify_convert_cache_then_offline(
+    source_checkpoint, keras_home, monkeypatch
+):
+    torch_model, path = source_checkpoint
+    server = LoopbackServer(path.parent)
+    try:
+        checkpoint = use_checkpoint(
+            monkeypatch,
+            url=f"{server.url}/{path.name}",
+            file_hash=sha256_prefix(path),
+        )
+        model = AlexNet(variant="torchvision", weights="imagenet")
+    finally:
+        server.stop()
+    cache = keras_home / "models" / "keras_alexnet"
+    converted = pathlib.Path(loading.converted_weights_path(checkpoint))
+    assert files_in(cache) == sorted([CHECKPOINT.file_name, converted.name])
+
+    x = np.random.default_rng(0).standard_normal((2, 224, 224, 3)).astype("float32")
+    logits = torchvision_forward(torch_model, x.transpose(0, 3, 1, 2))
+    expected = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    np.testing.assert_allclose(to_numpy(model(x)), expected, rtol=1e-4, atol=1e-6)
+
+    # The server is gone and the source file too: only the conversion is used.
+    (cache / CHECKPOINT.file_name).unlink()
+    features = AlexNet(variant="torchvision", weights="imagenet", include_top=False)
+    expected = torchvision_features(torch_model, x.transpose(0, 3, 1, 2))
+    np.testing.assert_allclose(
+        to_numpy(features(x)), expected.transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-5
+    )
+
+
+def test_mirror_url_and_folder(source_checkpoint, keras_home, monkeypatch):
+    _, path = source_checkpoint
+    checkpoint = use_checkpoint(
+        monkeypatch, url="http://127.0.0.1:9/unreachable", file_hash=sha256_prefix(path)
+    )
+    server = LoopbackServer(path.parent)
+    try:
+        monkeypatch.setenv(loading.MIRROR_ENV, server.url + "/")
+        fetched = loading.fetch_checkpoint(checkpoint)
+    finally:
+        server.stop()
+    assert pathlib.Path(fetched).read_bytes() == path.read_bytes()
+
+    os.remove(fetched)
+    monkeypatch.setenv(loading.MIRROR_ENV, str(path.parent))
+    assert pathlib.Path(loading.fetch_checkpoint(checkpoint)).read_bytes() == (
+        path.read_bytes()
+    )
+
+
+def test_wrong_hash_fails_and_keeps_nothing(source_checkpoint, keras_home, monkeypatch):
+    _, path = source_checkpoint
+    server = LoopbackServer(path.parent)
+    try:
+        use_checkpoint(
+            monkeypatch, url=f"{server.url}/{path.name}", file_hash="00000000"
+        )
+        with pytest.raises(loading.ChecksumError, match="expected sha256-prefix hash"):
+            AlexNet(variant="torchvision", weights="imagenet")
+    finally:
+        server.stop()
+    assert files_in(keras_home / "models" / "keras_alexnet") == []
+
+
+def test_truncated_download_fails_and_keeps_nothing(
+    source_checkpoint, keras_home, monkeypatch
+):
+    _, path = source_checkpoint
+    server = LoopbackServer(path.parent, truncate=True)
+    try:
+        use_checkpoint(
+            monkeypatch, url=f"{server.url}/{path.name}", file_hash=sha256_prefix(path)
+        )
+        with pytest.raises(loading.DownloadError, match="failed"):
+            AlexNet(variant="torchvision", weights="imagenet")
+    finally:
+        server.stop()
+    assert files_in(keras_home / "models" / "keras_alexnet") == []
+
+
+def test_sha1_checkpoints_are_verified(tmp_path, keras_home, monkeypatch):
+    # bvlc_alexnet is published with a SHA-1: a mirror copy must match it.
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    source = mirror / registry.BVLC_ALEXNET.file_name
+    source.write_bytes(b"not really a caffemodel")
+    monkeypatch.setenv(loading.MIRROR_ENV, str(mirror))
+    with pytest.raises(loading.ChecksumError, match="expected sha1 hash"):
+        loading.fetch_checkpoint(registry.BVLC_ALEXNET)
+    good = dataclasses.replace(
+        registry.BVLC_ALEXNET, file_hash=hashlib.sha1(source.read_bytes()).hexdigest()
+    )
+    assert pathlib.Path(loading.fetch_checkpoint(good)).read_bytes() == (
+        source.read_bytes()
+    )
+
+
+CONCURRENT_LOAD = """
+import dataclasses, sys, types
+import numpy as np
+from keras_alexnet import AlexNet
+from keras_alexnet.weights import registry
+entry = dataclasses.replace(registry.TORCHVISION_IMAGENET1K_V1, file_hash=sys.argv[1])
+registry.CHECKPOINTS = types.MappingProxyType(
+    dict(registry.CHECKPOINTS, **{entry.name: entry}))
+model = AlexNet(variant="torchvision", weights="imagenet", classifier_activation=None)
+x = np.linspace(-2, 2, 224 * 224 * 3, dtype="float32").reshape(1, 224, 224, 3)
+np.save(sys.argv[2], np.asarray(model.predict_on_batch(x)))
+"""
+
+
+def test_two_processes_loading_at_once_do_not_corrupt_the_cache(
+    source_checkpoint, keras_home, tmp_path
+):
+    torch_model, path = source_checkpoint
+    env = {
+        **os.environ,
+        "KERAS_HOME": str(keras_home),
+        loading.MIRROR_ENV: str(path.parent),
+    }
+    outputs = [tmp_path / f"out{i}.npy" for i in range(2)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_LOAD, sha256_prefix(path), str(out)],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for out in outputs
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
+    x = np.linspace(-2, 2, 224 * 224 * 3, dtype="float32").reshape(1, 224, 224, 3)
+    expected = torchvision_forward(torch_model, x.transpose(0, 3, 1, 2))
+    for out in outputs:
+        np.testing.assert_allclose(np.load(out), expected, rtol=1e-4, atol=1e-5)
+    cache = keras_home / "models" / "keras_alexnet"
+    assert len(files_in(cache)) == 2  # the source and its conversion, no leftovers
+
+
+def test_damaged_cached_conversion_is_reported_and_removed(
+    source_checkpoint, keras_home, monkeypatch
+):
+    _, path = source_checkpoint
+    checkpoint = use_checkpoint(monkeypatch, file_hash=sha256_prefix(path))
+    monkeypatch.setenv(loading.MIRROR_ENV, str(path.parent))
+    AlexNet(variant="torchvision", weights="imagenet", include_top=False)
+    converted = pathlib.Path(loading.converted_weights_path(checkpoint))
+    converted.write_bytes(converted.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="is damaged"):
+        AlexNet(variant="torchvision", weights="imagenet", include_top=False)
+    assert not converted.exists()
+    # The next load converts again from the cached source.
+    AlexNet(variant="torchvision", weights="imagenet", include_top=False)
+    assert converted.exists()
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_hostile_checkpoint_is_refused_without_running_code(tmp_path):
+    marker = tmp_path / "pwned"
+    hostile = tmp_path / "alexnet.pth"
+    torch.save({"features.0.weight": _Exploit(marker)}, hostile, pickle_protocol=2)
+    with pytest.raises(UnsafeCheckpointError, match="system"):
+        AlexNet(variant="torchvision", weights=str(hostile))
+    assert not marker.exists()
+    plain = tmp_path / "plain.pt"
+    plain.write_bytes(pickle.dumps({"x": _Exploit(marker)}))
+    with pytest.raises(ValueError):
+        AlexNet(variant="torchvision", weights=str(plain))
+    assert not marker.exists()
+
+
+def test_checkpoint_of_another_architecture_names_layer_and_shapes(source_checkpoint):
+    _, path = source_checkpoint
+    with pytest.raises(
+        ValueError, match=r"Layer 'conv1'.*\(11, 11, 3, 96\).*\(11, 11, 3, 64\)"
+    ):
+        AlexNet(weights=str(path))
+
+
+def test_unknown_file_type_is_refused(tmp_path):
+    path = tmp_path / "weights.npz"
+    path.write_bytes(b"PK")
+    with pytest.raises(ValueError, match=r"Received: weights='.*weights\.npz'"):
+        AlexNet(weights=str(path))
