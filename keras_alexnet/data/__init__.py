@@ -1,0 +1,28 @@
+"""Fit-ready ImageNet input pipelines (`tf.data`), from TFDS or folders.
+
+Example (with the ILSVRC-2012 tars in `~/ILSVRC2012`):
+
+    from keras_alexnet.data import imagenet_dataset
+
+    model.fit(imagenet_dataset("train", manual_dir="~/ILSVRC2012"), epochs=90)
+"""
+
+from keras_alexnet.data.augment import PCA_EIGENVALUES as PCA_EIGENVALUES
+from keras_alexnet.data.augment import PCA_EIGENVECTORS as PCA_EIGENVECTORS
+from keras_alexnet.data.augment import pca_lighting as pca_lighting
+from keras_alexnet.data.augment import ten_crop as ten_crop
+from keras_alexnet.data.imagenet import evaluate_ten_crop as evaluate_ten_crop
+from keras_alexnet.data.imagenet import imagenet_dataset as imagenet_dataset
+from keras_alexnet.data.sources import ImageFolder as ImageFolder
+from keras_alexnet.data.sources import list_image_folder as list_image_folder
+
+__all__ = [
+    "PCA_EIGENVALUES",
+    "PCA_EIGENVECTORS",
+    "ImageFolder",
+    "evaluate_ten_crop",
+    "imagenet_dataset",
+    "list_image_folder",
+    "pca_lighting",
+    "ten_crop",
+]

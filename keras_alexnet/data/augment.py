@@ -1,0 +1,536 @@
+"""Training augmentation and evaluation crops, as TensorFlow ops for `tf.data`.
+
+Each function here works on one encoded image (JPEG, PNG, GIF, BMP, WebP bytes)
+or one decoded image, so `keras_alexnet.data.imagenet` can map them over a
+dataset in parallel. Random choices use stateless ops keyed on a seed of shape
+`(2,)` given per image, so a seeded pipeline is bit-reproducible however many
+threads run it.
+
+The crops follow Krizhevsky et al., 2012 (section 4.1 and section 2 of "The
+Dataset"): images are rescaled so that the shorter side is 256, the central
+256x256 square is kept, and the network sees random `image_size` crops of it
+with horizontal flips, plus PCA lighting; at test time, the centre crop or the
+ten crops (four corners, centre, and their mirrors).
+
+Decoding is fused with the crop (`tf.image.decode_and_crop_jpeg`): instead of
+resizing the whole image to 256 and then cropping, the crop's window is mapped back
+to the source image, only that window is decoded, and it is resized to
+`image_size`. For a source image whose shorter side is `s`, an `image_size` crop at
+offset `(i, j)` of the 256 image covers the source window of side
+`round(image_size * s / 256)` at `(i * s / 256, j * s / 256)`; both routes sample
+the same source region, up to rounding the window to whole source pixels (at most
+half a source pixel per edge) and resampling at the window's border.
+
+Each preset ends with one fused per-channel multiply-add that applies PCA lighting
+and the checkpoint's preprocessing together (and one reverse that does the flip
+and the RGB to BGR swap together): on CPU, separate passes over the image cost
+more than the crop's resize.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from keras_alexnet.preprocessing import preprocessing_for
+
+# PCA of ImageNet's RGB pixel values scaled to [0, 1], as used by fb.resnet.torch
+# (`datasets/imagenet.lua`); the paper's own values were never published.
+PCA_EIGENVALUES = (0.2175, 0.0188, 0.0045)
+# Rows are R, G, B; each column is the eigenvector of one eigenvalue.
+PCA_EIGENVECTORS = (
+    (-0.5675, 0.7192, 0.4009),
+    (-0.5808, -0.0045, -0.8140),
+    (-0.5836, -0.6948, 0.4203),
+)
+# The paper draws each alpha from N(0, 0.1).
+PCA_LIGHTING_STDDEV = 0.1
+RESIZE_SIZE = 256
+
+CropWindowFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+def decode_crop(contents: tf.Tensor, crop_window_fn: CropWindowFn) -> tf.Tensor:
+    """Decodes only a window of an encoded image, as 3-channel RGB.
+
+    JPEGs (including CMYK and grayscale ones) are decoded with
+    `tf.image.decode_and_crop_jpeg`, which skips the blocks outside the window;
+    other formats (a PNG named .JPEG, for instance) are decoded whole, then cut.
+    JPEGs use the accurate integer DCT, the decoder of PIL, OpenCV and Caffe.
+
+    Args:
+        contents: a scalar string tensor, the encoded image.
+        crop_window_fn: maps the image's `(height, width)` (int32 scalars) to the
+            window `[top, left, height, width]` (int32) to decode.
+
+    Returns:
+        A uint8 tensor `(window height, window width, 3)`.
+    """
+    is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
+
+    def jpeg() -> tf.Tensor:
+        shape = tf.image.extract_jpeg_shape(contents)
+        window = crop_window_fn(shape[0], shape[1])
+        return tf.image.decode_and_crop_jpeg(
+            contents, window, channels=3, dct_method="INTEGER_ACCURATE"
+        )
+
+    def other() -> tf.Tensor:
+        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+        shape = tf.shape(image)
+        window = crop_window_fn(shape[0], shape[1])
+        return tf.slice(image, [window[0], window[1], 0], [window[2], window[3], 3])
+
+    image = tf.cond(is_jpeg, jpeg, other)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def paper_crop_window(
+    height: tf.Tensor,
+    width: tf.Tensor,
+    seed: tf.Tensor,
+    *,
+    image_size: int,
+    resize_size: int = RESIZE_SIZE,
+) -> tf.Tensor:
+    """Samples the paper's random training crop, in source-image pixels.
+
+    The crop is an `image_size` square, at a uniformly random position, of the
+    central `resize_size` square of the image rescaled so that its shorter side is
+    `resize_size`; mapped back to the source image, a square of side
+    `round(image_size * min(height, width) / resize_size)` at a uniformly random
+    whole-pixel offset inside the central `min(height, width)` square.
+
+    Args:
+        height: the source image's height, an int32 scalar.
+        width: the source image's width, an int32 scalar.
+        seed: the stateless seed, shape `(2,)`.
+        image_size: the side of the crop the model sees.
+        resize_size: the shorter side the paper rescales to.
+
+    Returns:
+        `[top, left, side, side]`, int32.
+    """
+    short, side = _short_and_side(height, width, image_size, resize_size)
+    offset = tf.random.stateless_uniform(
+        [2], seed, minval=0, maxval=short - side + 1, dtype=tf.int32
+    )
+    top = (height - short) // 2 + offset[0]
+    left = (width - short) // 2 + offset[1]
+    return tf.stack([top, left, side, side])
+
+
+def center_crop_window(
+    height: tf.Tensor,
+    width: tf.Tensor,
+    *,
+    image_size: int,
+    resize_size: int = RESIZE_SIZE,
+) -> tf.Tensor:
+    """The evaluation crop (resize to `resize_size`, centre `image_size` crop).
+
+    Args:
+        height: the source image's height, an int32 scalar.
+        width: the source image's width, an int32 scalar.
+        image_size: the side of the crop the model sees.
+        resize_size: the shorter side the image is rescaled to.
+
+    Returns:
+        `[top, left, side, side]` in source pixels, int32, with
+        `side = round(image_size * min(height, width) / resize_size)` and the
+        offsets rounded down, as `keras.layers.CenterCrop` does.
+    """
+    _, side = _short_and_side(height, width, image_size, resize_size)
+    return tf.stack([(height - side) // 2, (width - side) // 2, side, side])
+
+
+def random_resized_crop_window(
+    height: tf.Tensor,
+    width: tf.Tensor,
+    seed: tf.Tensor,
+    *,
+    area_range: tuple[float, float] = (0.08, 1.0),
+    aspect_ratio_range: tuple[float, float] = (3 / 4, 4 / 3),
+) -> tf.Tensor:
+    """Samples an Inception-style random resized crop (Szegedy et al., 2015).
+
+    The window covers a uniformly drawn fraction of the image area in
+    `area_range`, with a width/height ratio drawn in `aspect_ratio_range`; after
+    10 draws that do not fit, the whole image.
+
+    Args:
+        height: the source image's height, an int32 scalar.
+        width: the source image's width, an int32 scalar.
+        seed: the stateless seed, shape `(2,)`.
+        area_range: bounds of the fraction of the image area kept.
+        aspect_ratio_range: bounds of the window's width / height.
+
+    Returns:
+        `[top, left, height, width]` in source pixels, int32.
+    """
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.stack([height, width, 3]),
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seed,
+        min_object_covered=0.0,
+        aspect_ratio_range=aspect_ratio_range,
+        area_range=area_range,
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    return tf.stack([begin[0], begin[1], size[0], size[1]])
+
+
+def _short_and_side(height, width, image_size, resize_size):
+    short = tf.minimum(height, width)
+    scale = tf.constant(image_size / resize_size, tf.float64)
+    side = tf.cast(tf.round(scale * tf.cast(short, tf.float64)), tf.int32)
+    return short, tf.clip_by_value(side, 1, short)
+
+
+def random_flip(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Mirrors `image` (`(H, W, C)`) left to right with probability 1/2."""
+    flip = tf.random.stateless_uniform([], seed) < 0.5
+    return tf.cond(flip, lambda: tf.reverse(image, axis=[-2]), lambda: image)
+
+
+def pca_lighting_shift(seed: Any, stddev: float = PCA_LIGHTING_STDDEV) -> tf.Tensor:
+    """Draws the paper's PCA lighting shift, in RGB pixel units ([0, 255]).
+
+    `255 * eigvec @ (alpha * eigval)` with `alpha ~ N(0, stddev)` (Krizhevsky et
+    al., 2012, section 4.1) and the ImageNet PCA of `PCA_EIGENVALUES` and
+    `PCA_EIGENVECTORS`.
+
+    Args:
+        seed: a stateless seed, an integer tensor of shape `(2,)`.
+        stddev: the standard deviation of each `alpha`.
+
+    Returns:
+        A float32 tensor of shape `(3,)`, the R, G and B shifts.
+    """
+    _check_stddev(stddev)
+    alpha = tf.random.stateless_normal([3], seed, stddev=stddev)
+    eigenvalues = tf.constant(PCA_EIGENVALUES, tf.float32)
+    eigenvectors = tf.constant(PCA_EIGENVECTORS, tf.float32)
+    return 255.0 * tf.linalg.matvec(eigenvectors, alpha * eigenvalues)
+
+
+def pca_lighting(
+    image: Any, seed: Any, stddev: float = PCA_LIGHTING_STDDEV
+) -> tf.Tensor:
+    """Adds the paper's PCA lighting noise to an RGB image in [0, 255].
+
+    Every pixel gets the same shift, `pca_lighting_shift(seed, stddev)`, drawn
+    once per call. The result is not clipped, as in fb.resnet.torch.
+
+    Args:
+        image: an RGB image `(H, W, 3)` or batch `(N, H, W, 3)` in [0, 255]; one
+            shift is drawn for the whole tensor.
+        seed: a stateless seed, an integer tensor of shape `(2,)`.
+        stddev: the standard deviation of each `alpha`.
+
+    Returns:
+        A float32 tensor of the shape of `image`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> image = np.full((2, 2, 3), 128.0, "float32")
+    >>> pca_lighting(image, seed=[0, 1]).shape
+    TensorShape([2, 2, 3])
+    """
+    _check_stddev(stddev)
+    image = tf.cast(image, tf.float32)
+    if image.shape.rank is not None and image.shape[-1] != 3:
+        raise ValueError(
+            "`image` should have 3 channels (RGB) last. Received: "
+            f"image.shape={tuple(image.shape)}"
+        )
+    return image + pca_lighting_shift(seed, stddev)
+
+
+def _check_stddev(stddev: Any) -> None:
+    if isinstance(stddev, bool) or not isinstance(stddev, (int, float)) or stddev < 0:
+        raise ValueError(
+            f"`stddev` should be a number >= 0. Received: stddev={stddev!r}"
+        )
+
+
+def finish(
+    image: tf.Tensor,
+    *,
+    variant: str | None = None,
+    flip: tf.Tensor | bool = False,
+    rgb_shift: tf.Tensor | None = None,
+) -> tf.Tensor:
+    """Flips, shifts (PCA lighting) and preprocesses RGB images in [0, 255].
+
+    Equal to `preprocess_input(flip(image) + rgb_shift, variant)`, in two passes
+    over the pixels: one reverse (the flip and the RGB to BGR swap at once) and
+    one multiply-add whose per-channel coefficients fold in the shift and the
+    checkpoint's scale, mean and standard deviation. The multiply-add runs on
+    rows of `width * 3` values, because broadcasting over a last axis of 3 is
+    several times slower in TensorFlow on CPU.
+
+    Args:
+        image: float32 `(..., H, W, 3)` with static `W`, RGB in [0, 255].
+        variant: the checkpoint whose preprocessing to apply; `None` for none.
+        flip: whether to mirror left to right, a bool or a scalar bool tensor.
+        rgb_shift: `(3,)` added to every RGB pixel first, or `None`.
+
+    Returns:
+        A float32 tensor of the shape of `image`, channels in the checkpoint's
+        order.
+    """
+    shape = image.shape
+    if variant is None:
+        bgr, scale, mean, std = False, 1.0, (0.0,) * 3, (1.0,) * 3
+    else:
+        constants = preprocessing_for(variant)
+        bgr = constants.channel_order == "bgr"
+        scale, mean, std = constants.scale, constants.mean, constants.std
+    channels = [-1] if bgr else []
+
+    def reverse(axes: list[int]) -> tf.Tensor:
+        return tf.reverse(image, axis=axes) if axes else image
+
+    if isinstance(flip, bool):
+        image = reverse([-2] + channels if flip else channels)
+    else:
+        image = tf.cond(
+            flip, lambda: reverse([-2] + channels), lambda: reverse(channels)
+        )
+    shift = tf.zeros([3]) if rgb_shift is None else rgb_shift
+    if bgr:
+        shift = tf.reverse(shift, axis=[0])
+    # y = (x + shift) * scale - mean) / std = x * gain + bias, per channel.
+    gain = tf.constant(np.float32(scale) / np.asarray(std, np.float32))
+    bias = (shift * scale - tf.constant(mean, tf.float32)) / tf.constant(
+        std, tf.float32
+    )
+    width = shape[-2]
+    rows = tf.reshape(image, [-1, width * 3])
+    rows = rows * tf.tile(gain, [width]) + tf.tile(bias, [width])
+    return tf.reshape(rows, tf.shape(image))
+
+
+def ten_crop(images: Any, crop_size: int) -> Any:
+    """Cuts the paper's ten test patches: four corners, centre, and mirrors.
+
+    The order is torchvision's `TenCrop`: top-left, top-right, bottom-left,
+    bottom-right, centre, then the same five mirrored left to right. The centre
+    crop's offsets are rounded down.
+
+    Args:
+        images: one image `(H, W, C)` or a batch `(N, H, W, C)`, channels last, a
+            NumPy array or a `tf.Tensor`.
+        crop_size: the side of each square crop.
+
+    Returns:
+        `(10, crop_size, crop_size, C)` or `(N, 10, crop_size, crop_size, C)`, of
+        the kind of `images` (NumPy in, NumPy out).
+
+    Example:
+
+    >>> import numpy as np
+    >>> ten_crop(np.zeros((4, 256, 256, 3)), 227).shape
+    (4, 10, 227, 227, 3)
+    """
+    if isinstance(crop_size, bool) or not isinstance(crop_size, (int, np.integer)):
+        raise TypeError(
+            f"`crop_size` should be an int. Received: crop_size={crop_size!r}"
+        )
+    if crop_size < 1:
+        raise ValueError(f"`crop_size` should be >= 1. Received: crop_size={crop_size}")
+    as_numpy = isinstance(images, np.ndarray)
+    x = tf.convert_to_tensor(images)
+    if x.shape.rank not in (3, 4):
+        raise ValueError(
+            "`images` should be (H, W, C) or (N, H, W, C). Received: "
+            f"images.shape={tuple(x.shape)}"
+        )
+    static_hw = x.shape[-3:-1]
+    if any(d is not None and d < crop_size for d in static_hw):
+        raise ValueError(
+            f"`crop_size` should be at most the image size {tuple(static_hw)}. "
+            f"Received: crop_size={crop_size}"
+        )
+    height, width = tf.shape(x)[-3], tf.shape(x)[-2]
+    s = int(crop_size)
+    top, left = (height - s) // 2, (width - s) // 2
+    corners = [
+        x[..., :s, :s, :],
+        x[..., :s, width - s :, :],
+        x[..., height - s :, :s, :],
+        x[..., height - s :, width - s :, :],
+        x[..., top : top + s, left : left + s, :],
+    ]
+    crops = tf.stack(corners, axis=-4)
+    crops = tf.concat([crops, tf.reverse(crops, axis=[-2])], axis=-4)
+    return crops.numpy() if as_numpy else crops
+
+
+def _resize(image: tf.Tensor, size: Sequence[int], antialias: bool) -> tf.Tensor:
+    image = tf.image.resize(image, size, method="bilinear", antialias=antialias)
+    image.set_shape([*image.shape[:-3], *size, 3])
+    return image
+
+
+def paper_augment(
+    contents: tf.Tensor,
+    seed: tf.Tensor,
+    *,
+    image_size: int,
+    resize_size: int = RESIZE_SIZE,
+    lighting_stddev: float = PCA_LIGHTING_STDDEV,
+    variant: str | None = None,
+    antialias: bool = True,
+) -> tf.Tensor:
+    """The paper's training augmentation of one encoded image.
+
+    Random crop (`paper_crop_window`, decoded fused with the crop), bilinear
+    resize to `image_size`, horizontal flip with probability 1/2, PCA lighting,
+    then the preprocessing of `variant`'s checkpoint (see `finish`).
+
+    Args:
+        contents: the encoded image, a scalar string tensor.
+        seed: a stateless seed of shape `(2,)`.
+        image_size: the side of the output.
+        resize_size: the shorter side the paper rescales to.
+        lighting_stddev: the standard deviation of PCA lighting's alphas; 0 turns
+            it off.
+        variant: the checkpoint whose preprocessing to apply; `None` leaves RGB
+            in [0, 255].
+        antialias: whether the resize filters like PIL (`True`) or samples like
+            OpenCV's `INTER_LINEAR` (`False`).
+
+    Returns:
+        A float32 image `(image_size, image_size, 3)`.
+    """
+    crop_seed, flip_seed, lighting_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 3)
+    )
+    crop = decode_crop(
+        contents,
+        lambda h, w: paper_crop_window(
+            h, w, crop_seed, image_size=image_size, resize_size=resize_size
+        ),
+    )
+    image = _resize(crop, [image_size, image_size], antialias)
+    return finish(
+        image,
+        variant=variant,
+        flip=tf.random.stateless_uniform([], flip_seed) < 0.5,
+        rgb_shift=(
+            pca_lighting_shift(lighting_seed, lighting_stddev)
+            if lighting_stddev
+            else None
+        ),
+    )
+
+
+def modern_augment(
+    contents: tf.Tensor,
+    seed: tf.Tensor,
+    *,
+    image_size: int,
+    area_range: tuple[float, float] = (0.08, 1.0),
+    aspect_ratio_range: tuple[float, float] = (3 / 4, 4 / 3),
+    variant: str | None = None,
+    antialias: bool = True,
+) -> tf.Tensor:
+    """Random resized crop and horizontal flip, the usual modern recipe.
+
+    Args:
+        contents: the encoded image, a scalar string tensor.
+        seed: a stateless seed of shape `(2,)`.
+        image_size: the side of the output.
+        area_range: bounds of the fraction of the image area kept.
+        aspect_ratio_range: bounds of the crop's width / height.
+        variant: the checkpoint whose preprocessing to apply; `None` leaves RGB
+            in [0, 255].
+        antialias: whether the resize filters like PIL or samples like OpenCV.
+
+    Returns:
+        A float32 image `(image_size, image_size, 3)`.
+    """
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    crop = decode_crop(
+        contents,
+        lambda h, w: random_resized_crop_window(
+            h,
+            w,
+            crop_seed,
+            area_range=area_range,
+            aspect_ratio_range=aspect_ratio_range,
+        ),
+    )
+    image = _resize(crop, [image_size, image_size], antialias)
+    flip = tf.random.stateless_uniform([], flip_seed) < 0.5
+    return finish(image, variant=variant, flip=flip)
+
+
+def eval_center_crop(
+    contents: tf.Tensor,
+    *,
+    image_size: int,
+    resize_size: int = RESIZE_SIZE,
+    variant: str | None = None,
+    antialias: bool = True,
+) -> tf.Tensor:
+    """Resize the shorter side to `resize_size`, then the centre `image_size` crop.
+
+    Args:
+        contents: the encoded image, a scalar string tensor.
+        image_size: the side of the output.
+        resize_size: the shorter side the image is rescaled to.
+        variant: the checkpoint whose preprocessing to apply; `None` leaves RGB
+            in [0, 255].
+        antialias: whether the resize filters like PIL or samples like OpenCV.
+
+    Returns:
+        A float32 image `(image_size, image_size, 3)`.
+    """
+    crop = decode_crop(
+        contents,
+        lambda h, w: center_crop_window(
+            h, w, image_size=image_size, resize_size=resize_size
+        ),
+    )
+    image = _resize(crop, [image_size, image_size], antialias)
+    return finish(image, variant=variant)
+
+
+def eval_ten_crop(
+    contents: tf.Tensor,
+    *,
+    image_size: int,
+    resize_size: int = RESIZE_SIZE,
+    variant: str | None = None,
+    antialias: bool = True,
+) -> tf.Tensor:
+    """The paper's ten test patches of the central `resize_size` square.
+
+    Args:
+        contents: the encoded image, a scalar string tensor.
+        image_size: the side of each patch.
+        resize_size: the side of the central square the patches are cut from.
+        variant: the checkpoint whose preprocessing to apply; `None` leaves RGB
+            in [0, 255].
+        antialias: whether the resize filters like PIL or samples like OpenCV.
+
+    Returns:
+        A float32 tensor `(10, image_size, image_size, 3)`, in `ten_crop` order.
+    """
+
+    def central_square(height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+        short = tf.minimum(height, width)
+        return tf.stack([(height - short) // 2, (width - short) // 2, short, short])
+
+    square = decode_crop(contents, central_square)
+    square = _resize(square, [resize_size, resize_size], antialias)
+    return finish(ten_crop(square, image_size), variant=variant)

@@ -1,0 +1,465 @@
+"""Fit-ready ImageNet pipelines: `imagenet_dataset` and `evaluate_ten_crop`.
+
+`imagenet_dataset` chains a source (`keras_alexnet.data.sources`), the crops and
+augmentation of `keras_alexnet.data.augment` and the preprocessing of the chosen
+checkpoint into a batched, prefetched `tf.data.Dataset` for `model.fit`.
+
+Order of the stages, and why:
+
+1. the source yields encoded bytes (TFDS) or file paths (folders), never decoded
+   images, so that `cache=True` keeps the compact bytes and decoding is fused with
+   the crop;
+2. cache, then shuffle (a folder without cache shuffles its whole file list, which
+   costs only the names), then repeat, so that every epoch is reshuffled;
+3. each element is zipped with a draw of `tf.data.Dataset.random`, the per-image
+   key of the stateless random ops: with a seed the draws depend only on the seed,
+   the element's position and the epoch, so parallel maps stay bit-reproducible;
+4. one parallel map decodes, crops, augments, preprocesses and encodes the label;
+   with `on_error="skip"`, an image that still fails to decode is dropped there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_alexnet.data import augment as augment_lib
+from keras_alexnet.data.sources import list_image_folder, tfds_source
+from keras_alexnet.weights.registry import imagenet_checkpoint
+
+AUGMENT_PRESETS = ("paper", "modern", "center_crop", "ten_crop")
+VARIANTS = ("original", "torchvision", None)
+LABEL_MODES = ("sparse", "one_hot")
+# The input size of a model built with `variant=None` (no checkpoint).
+DEFAULT_IMAGE_SIZE = 224
+
+
+def imagenet_dataset(
+    split: str,
+    *,
+    source: str | os.PathLike = "imagenet2012",
+    data_dir: str | os.PathLike | None = None,
+    manual_dir: str | os.PathLike | None = None,
+    labels_file: str | os.PathLike | None = None,
+    variant: str | None = "original",
+    image_size: int | None = None,
+    resize_size: int = augment_lib.RESIZE_SIZE,
+    augment: str | None = "auto",
+    batch_size: int = 128,
+    shuffle: bool | None = None,
+    shuffle_buffer: int = 10_000,
+    seed: int | None = None,
+    cache: bool | str = False,
+    repeat: bool = False,
+    drop_remainder: bool | None = None,
+    label_mode: str = "sparse",
+    label_smoothing: float = 0.0,
+    num_classes: int | None = None,
+    on_error: str = "skip",
+    check_files: str | None = "header",
+    download: bool = True,
+) -> tf.data.Dataset:
+    """Builds a batched, prefetched ImageNet dataset ready for `model.fit`.
+
+    Yields `(images, labels)`: float32 images `(batch, image_size, image_size, 3)`
+    (channels first if `keras.config.image_data_format()` says so) preprocessed
+    for the checkpoint of `variant`, and int32 class indices (`label_mode="sparse"`)
+    or float32 one-hot rows. With `augment="ten_crop"`, images are
+    `(batch, 10, image_size, image_size, 3)`, for `evaluate_ten_crop`.
+
+    Augmentation presets:
+
+    - `"paper"`: shorter side to `resize_size` (256), a random `image_size` crop
+      of the central square, horizontal flip, PCA lighting (Krizhevsky et al.,
+      2012); decoding is fused with the crop (see `keras_alexnet.data.augment`).
+    - `"modern"`: random resized crop (8 % to 100 % of the area, aspect ratio 3/4
+      to 4/3) and horizontal flip.
+    - `"center_crop"` or `None`: shorter side to `resize_size`, centre crop; no
+      randomness (the evaluation transform).
+    - `"ten_crop"`: the paper's ten test patches of the central square.
+    - `"auto"`: `"paper"` for a split whose name starts with "train", else
+      `"center_crop"`.
+
+    Resizing is bilinear, antialiased (like PIL, which made torchvision's
+    training images) except for `variant="original"` (like OpenCV, which made
+    Caffe's).
+
+    Args:
+        split: the split, e.g. `"train"`, `"validation"`, or with TFDS slicing
+            `"train[:10%]"`. For a folder source it only chooses the defaults of
+            `augment`, `shuffle` and `drop_remainder`.
+        source: `"imagenet2012"`, any TFDS image-classification dataset name
+            (`"imagenette/320px-v2"`, `"tf_flowers"`), or the path of an
+            ImageNet-style folder holding this split (`root/<wnid>/*.JPEG`, or a
+            flat folder with `labels_file`; see `list_image_folder`).
+        data_dir: TFDS's data directory (TFDS sources).
+        manual_dir: the folder of manually downloaded archives (TFDS sources;
+            `imagenet2012` needs `ILSVRC2012_img_train.tar` and
+            `ILSVRC2012_img_val.tar` there to be prepared the first time).
+        labels_file: the labels of a flat folder (folder sources).
+        variant: `"original"` (Caffe preprocessing, 227 px) or `"torchvision"`
+            (224 px), the checkpoint the images are preprocessed for; `None` keeps
+            RGB pixels in [0, 255] (224 px).
+        image_size: the side of the images; defaults to the variant's input size.
+        resize_size: the shorter side images are rescaled to before cropping.
+        augment: the preset, see above.
+        batch_size: images per batch.
+        shuffle: whether to shuffle; defaults to `True` for training splits.
+        shuffle_buffer: elements buffered for shuffling (TFDS sources, and folder
+            sources with `cache`).
+        seed: makes shuffling and augmentation bit-reproducible; `None` lets
+            shuffled data arrive in a non-deterministic order, the fastest.
+        cache: `True` caches the encoded images in memory, a string caches them in
+            files with that path prefix; augmentation still runs every epoch.
+        repeat: repeat forever (then pass `steps_per_epoch` to `fit`).
+        drop_remainder: drop the last partial batch; defaults to `True` for
+            training splits.
+        label_mode: `"sparse"` or `"one_hot"`.
+        label_smoothing: `eps` in `y * (1 - eps) + eps / num_classes`; needs
+            `label_mode="one_hot"`.
+        num_classes: the width of one-hot labels; defaults to the source's number
+            of classes.
+        on_error: `"skip"` (skip unreadable images, with a warning naming them)
+            or `"raise"` (a `ValueError` naming them, before the first epoch).
+            With `"skip"`, an image that passed the listing check but fails to
+            decode is dropped with a logged warning (then the dataset's length is
+            unknown, and Keras says "Your input ran out of data" once, at the end
+            of the first epoch), unless `check_files="decode"` decoded them all.
+        check_files: how folder files are checked before training, `"header"`,
+            `"decode"` or `None` (see `list_image_folder`).
+        download: whether a TFDS source may be downloaded and prepared.
+
+    Returns:
+        A `tf.data.Dataset` of `(images, labels)` batches. It also carries
+        `class_names` (as `keras.utils.image_dataset_from_directory` does) and
+        `skipped_files`, the `(path, reason)` pairs a folder source left out.
+
+    Example (with the ILSVRC-2012 tars in `~/ILSVRC2012`):
+
+        train = imagenet_dataset("train", manual_dir="~/ILSVRC2012")
+        model.fit(train, epochs=90)
+    """
+    training = _is_training_split(split)
+    is_folder = _is_folder_source(source)
+    if variant not in VARIANTS:
+        raise ValueError(
+            f"`variant` should be one of {VARIANTS}. Received: variant={variant!r}"
+        )
+    if image_size is None:
+        image_size = (
+            DEFAULT_IMAGE_SIZE
+            if variant is None
+            else imagenet_checkpoint(variant).input_size
+        )
+    _check_int("image_size", image_size)
+    _check_int("resize_size", resize_size)
+    if augment == "auto":
+        augment = "paper" if training else "center_crop"
+    if augment is None:
+        augment = "center_crop"
+    if augment not in AUGMENT_PRESETS:
+        raise ValueError(
+            f"`augment` should be one of {AUGMENT_PRESETS}, 'auto' or None. "
+            f"Received: augment={augment!r}"
+        )
+    if augment != "modern" and image_size > resize_size:
+        raise ValueError(
+            f"`image_size` should be at most `resize_size` ({resize_size}) for "
+            f"augment={augment!r}. Received: image_size={image_size}"
+        )
+    _check_int("batch_size", batch_size)
+    _check_int("shuffle_buffer", shuffle_buffer)
+    if seed is not None:
+        _check_int("seed", seed, minimum=0)
+    for name, value in (("shuffle", shuffle), ("drop_remainder", drop_remainder)):
+        if value is not None and not isinstance(value, bool):
+            raise TypeError(
+                f"`{name}` should be True, False or None. Received: {name}={value!r}"
+            )
+    if not isinstance(repeat, bool):
+        raise TypeError(
+            f"`repeat` should be True or False. Received: repeat={repeat!r}"
+        )
+    if not isinstance(download, bool):
+        raise TypeError(
+            f"`download` should be True or False. Received: download={download!r}"
+        )
+    if not isinstance(cache, (bool, str)):
+        raise TypeError(
+            "`cache` should be True, False or a file path prefix. Received: "
+            f"cache={cache!r}"
+        )
+    if label_mode not in LABEL_MODES:
+        raise ValueError(
+            f"`label_mode` should be one of {LABEL_MODES}. Received: "
+            f"label_mode={label_mode!r}"
+        )
+    if (
+        isinstance(label_smoothing, bool)
+        or not isinstance(label_smoothing, (int, float))
+        or not 0 <= label_smoothing < 1
+    ):
+        raise ValueError(
+            "`label_smoothing` should be a number in [0, 1). Received: "
+            f"label_smoothing={label_smoothing!r}"
+        )
+    if label_smoothing and label_mode != "one_hot":
+        raise ValueError(
+            "`label_smoothing` needs label_mode='one_hot'. Received: "
+            f"label_smoothing={label_smoothing}, label_mode={label_mode!r}"
+        )
+    if num_classes is not None:
+        _check_int("num_classes", num_classes)
+    if check_files not in ("header", "decode", None):
+        raise ValueError(
+            "`check_files` should be 'header', 'decode' or None. Received: "
+            f"check_files={check_files!r}"
+        )
+    if on_error not in ("skip", "raise"):
+        raise ValueError(
+            f"`on_error` should be 'skip' or 'raise'. Received: on_error={on_error!r}"
+        )
+    if is_folder and (manual_dir is not None or data_dir is not None):
+        raise ValueError(
+            "`manual_dir` and `data_dir` are for TFDS sources, but `source` is a "
+            f"folder. Received: source={os.fspath(source)!r}, "
+            f"manual_dir={manual_dir!r}, data_dir={data_dir!r}"
+        )
+    if not is_folder and labels_file is not None:
+        raise ValueError(
+            "`labels_file` is for folder sources, but `source` names a TFDS "
+            f"dataset. Received: source={source!r}, labels_file={labels_file!r}"
+        )
+    shuffle = training if shuffle is None else shuffle
+    drop_remainder = training if drop_remainder is None else drop_remainder
+
+    # 1. The source: encoded bytes, or paths still to read.
+    if is_folder:
+        folder = list_image_folder(
+            source,
+            labels_file=labels_file,
+            on_error=on_error,
+            check_files=check_files,
+        )
+        class_names, skipped = folder.class_names, folder.skipped
+        file_count = len(folder.files)
+        records = tf.data.Dataset.from_tensor_slices(
+            (list(folder.files), np.asarray(folder.labels, np.int64))
+        )
+        needs_read = True
+    else:
+        tfds_split = tfds_source(
+            source,
+            split,
+            data_dir=data_dir,
+            manual_dir=manual_dir,
+            download=download,
+            shuffle_files=shuffle,
+            seed=seed,
+        )
+        class_names, skipped = tfds_split.class_names, ()
+        file_count = 0
+        records = tfds_split.dataset
+        needs_read = False
+    if num_classes is None:
+        num_classes = len(class_names)
+    elif num_classes < len(class_names):
+        raise ValueError(
+            f"`num_classes` should be at least the {len(class_names)} classes of the "
+            f"source. Received: num_classes={num_classes}"
+        )
+
+    # 2. Cache, shuffle, repeat.
+    if cache is not False:
+        if needs_read:
+            records = records.map(
+                lambda path, label: (tf.io.read_file(path), label),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+            needs_read = False
+        records = records.cache("" if cache is True else cache)
+    if shuffle:
+        # Without a cache a folder yields file names: shuffling all of them is cheap.
+        buffer = file_count if needs_read else shuffle_buffer
+        records = records.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        records = records.repeat()
+
+    # 3. and 4. Key each element, then decode, augment and preprocess it.
+    transform = _transform(augment, image_size, resize_size, variant)
+    randomized = augment in ("paper", "modern")
+    channels_first = keras.config.image_data_format() == "channels_first"
+    global_seed = tf.constant(seed or 0, tf.int64)
+
+    def element(x: tf.Tensor, label: tf.Tensor, key: tf.Tensor | None = None):
+        contents = tf.io.read_file(x) if needs_read else x
+        if randomized:
+            image = transform(contents, tf.stack([global_seed, key]))
+        else:
+            image = transform(contents)
+        if channels_first:
+            perm = [2, 0, 1] if augment != "ten_crop" else [0, 3, 1, 2]
+            image = tf.transpose(image, perm)
+        label = tf.cast(label, tf.int32)
+        if label_mode == "one_hot":
+            label = tf.one_hot(label, num_classes) * (1.0 - label_smoothing)
+            label += label_smoothing / num_classes
+        return image, label
+
+    if randomized:
+        records = tf.data.Dataset.zip(
+            records,
+            tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True),
+        )
+
+        def map_fn(record: tuple[tf.Tensor, tf.Tensor], key: tf.Tensor):
+            return element(*record, key)
+
+    else:
+        map_fn = element
+    deterministic = seed is not None or not shuffle
+    dataset = records.map(
+        map_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+    )
+    if on_error == "skip" and not (is_folder and check_files == "decode"):
+        # The last resort for files that passed the listing check (or TFDS records)
+        # but still fail to decode: drop them rather than stop the epoch. It makes
+        # the number of batches unknown to Keras until the first epoch ends; files
+        # all decoded by the listing need no such net.
+        dataset = dataset.ignore_errors(log_warning=True)
+    dataset = dataset.batch(
+        batch_size,
+        drop_remainder=drop_remainder,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=deterministic,
+    )
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    dataset = dataset.with_options(options)
+    dataset.class_names = list(class_names)
+    dataset.skipped_files = list(skipped)
+    return dataset
+
+
+def _transform(augment: str, image_size: int, resize_size: int, variant: str | None):
+    # Caffe's bvlc_alexnet saw images resized by OpenCV's bilinear filter, which
+    # does not antialias; torchvision's saw PIL's, which does.
+    options = {"variant": variant, "antialias": variant != "original"}
+    if augment == "paper":
+        return lambda contents, seed: augment_lib.paper_augment(
+            contents, seed, image_size=image_size, resize_size=resize_size, **options
+        )
+    if augment == "modern":
+        return lambda contents, seed: augment_lib.modern_augment(
+            contents, seed, image_size=image_size, **options
+        )
+    if augment == "ten_crop":
+        return lambda contents: augment_lib.eval_ten_crop(
+            contents, image_size=image_size, resize_size=resize_size, **options
+        )
+    return lambda contents: augment_lib.eval_center_crop(
+        contents, image_size=image_size, resize_size=resize_size, **options
+    )
+
+
+def _is_training_split(split: Any) -> bool:
+    if not isinstance(split, str) or not split.strip():
+        raise ValueError(
+            "`split` should be a split name such as 'train' or 'validation'. "
+            f"Received: split={split!r}"
+        )
+    return split.strip().startswith("train")
+
+
+def _is_folder_source(source: Any) -> bool:
+    if isinstance(source, os.PathLike):
+        return True
+    if not isinstance(source, str) or not source:
+        raise TypeError(
+            "`source` should be a TFDS dataset name or a folder path. Received: "
+            f"source={source!r}"
+        )
+    # TFDS names may contain "/" ("imagenette/320px-v2"), paths may not exist yet:
+    # an existing folder or anything written like a path is a folder.
+    return os.path.isdir(os.path.expanduser(source)) or source.startswith(
+        ("/", ".", "~", "\\")
+    )
+
+
+def _check_int(name: str, value: Any, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` should be an int. Received: {name}={value!r}")
+    if value < minimum:
+        raise ValueError(f"`{name}` should be >= {minimum}. Received: {name}={value}")
+
+
+def evaluate_ten_crop(
+    model: keras.Model, dataset: Iterable, *, from_logits: bool = False
+) -> dict[str, float]:
+    """Top-1 and top-5 accuracy from the average of ten crops' softmax outputs.
+
+    The paper's test protocol (Krizhevsky et al., 2012, section 4.1): average the
+    predictions of the ten patches of each image, then rank the classes.
+
+    Args:
+        model: a Keras model mapping a batch of crops to class scores.
+        dataset: batches `(crops, labels)` with crops
+            `(batch, 10, height, width, channels)` and sparse or one-hot labels,
+            such as `imagenet_dataset(..., augment="ten_crop")`.
+        from_logits: whether the model outputs logits (a softmax is applied
+            before averaging) rather than probabilities.
+
+    Returns:
+        `{"top1": accuracy, "top5": accuracy, "count": number of images}`.
+
+    Example (with ImageNet prepared by TFDS):
+
+        val = imagenet_dataset("validation", augment="ten_crop")
+        scores = evaluate_ten_crop(AlexNet(weights="imagenet"), val)
+        print(scores["top1"], scores["top5"], scores["count"])
+    """
+    if not hasattr(model, "predict_on_batch"):
+        raise TypeError(
+            f"`model` should be a Keras model. Received: model={type(model).__name__}"
+        )
+    if not isinstance(from_logits, bool):
+        raise TypeError(
+            "`from_logits` should be True or False. Received: "
+            f"from_logits={from_logits!r}"
+        )
+    top1 = top5 = count = 0
+    for batch in dataset:
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise ValueError(
+                "`dataset` should yield (crops, labels) pairs. Received an element "
+                f"of type {type(batch).__name__}"
+            )
+        crops, labels = np.asarray(batch[0]), np.asarray(batch[1])
+        if crops.ndim != 5:
+            raise ValueError(
+                "`dataset` should yield crops of shape (batch, crops, height, width, "
+                "channels), as imagenet_dataset(augment='ten_crop') does. Received: "
+                f"crops.shape={crops.shape}"
+            )
+        n, k = crops.shape[:2]
+        scores = model.predict_on_batch(crops.reshape((n * k, *crops.shape[2:])))
+        scores = np.asarray(keras.ops.convert_to_numpy(scores), np.float64)
+        if from_logits:
+            scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            scores /= scores.sum(axis=-1, keepdims=True)
+        probabilities = scores.reshape(n, k, -1).mean(axis=1)
+        if labels.ndim == 2:
+            labels = labels.argmax(axis=-1)
+        ranked = np.argsort(-probabilities, axis=-1, kind="stable")
+        top1 += int(np.sum(ranked[:, 0] == labels))
+        top5 += int(np.sum(np.any(ranked[:, :5] == labels[:, None], axis=-1)))
+        count += n
+    if count == 0:
+        raise ValueError("`dataset` yielded no images.")
+    return {"top1": top1 / count, "top5": top5 / count, "count": count}
