@@ -344,3 +344,23 @@ def test_fit_decreases_the_loss(rng, variant, normalization, size):
     losses = history.history["loss"]
     assert np.all(np.isfinite(losses))
     assert np.all(np.diff(losses) < 0), losses
+
+
+@pytest.mark.backend
+def test_mixed_precision_stays_finite_and_close(rng):
+    # Caffe-preprocessed input drives conv1 into the hundreds: LRN's squares would
+    # overflow in half precision unless computed in float32.
+    x = rng.uniform(-120, 150, (2, 227, 227, 3)).astype("float32")
+    reference = AlexNet(weights=None, lrn="caffe", classifier_activation=None)
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = AlexNet(weights=None, lrn="caffe", classifier_activation=None)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    mixed.set_weights(reference.get_weights())
+    assert mixed.get_layer("norm1").compute_dtype == "bfloat16"
+    outputs = to_numpy(keras.ops.cast(mixed(x), "float32"))
+    expected = to_numpy(reference(x))
+    assert np.all(np.isfinite(outputs))
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(outputs, expected, atol=0.05 * scale)
