@@ -6,12 +6,18 @@ The public API, re-exported explicitly:
 - `LocalResponseNormalization`, `GroupedConv2D`, `AdaptiveAveragePooling2D`,
   `ImagePreprocessing`: its layers.
 - `preprocess_input`, `decode_predictions`, `imagenet_class_index`.
-- `CHECKPOINTS`, `convert_checkpoint`: the pretrained weights.
+- `CHECKPOINTS`, `convert_checkpoint`, `parity_report`: the pretrained weights.
+- `PaperSGD`, `paper_callbacks`: the paper's training recipe.
+- `sample_images`: public-domain photos shipped with the package.
+
+The input pipelines are in `keras_alexnet.data`, imported on demand because they
+load TensorFlow Datasets.
 """
 
 __version__ = "0.1.0"
 
 from keras_alexnet.alexnet import AlexNet
+from keras_alexnet.conversion import convert_checkpoint, parity_report
 from keras_alexnet.layers import (
     AdaptiveAveragePooling2D,
     GroupedConv2D,
@@ -23,6 +29,8 @@ from keras_alexnet.preprocessing import (
     imagenet_class_index,
     preprocess_input,
 )
+from keras_alexnet.resources import sample_images
+from keras_alexnet.training import PaperSGD, paper_callbacks
 from keras_alexnet.weights.registry import CHECKPOINTS
 
 __all__ = [
@@ -32,8 +40,13 @@ __all__ = [
     "GroupedConv2D",
     "ImagePreprocessing",
     "LocalResponseNormalization",
+    "PaperSGD",
     "__version__",
+    "convert_checkpoint",
     "decode_predictions",
     "imagenet_class_index",
+    "paper_callbacks",
+    "parity_report",
     "preprocess_input",
+    "sample_images",
 ]

@@ -1,0 +1,73 @@
+"""Extracts AlexNet features (pool5 and fc7) for images, by stable layer names.
+
+    python examples/extract_features.py                     # the sample photos
+    python examples/extract_features.py a.jpg b.jpg --output features.npz
+    python examples/extract_features.py --weights none      # offline: random weights
+
+fc7 (4096 values after its ReLU) is the classic "DeCAF" descriptor (Donahue et
+al., 2014); pool5 (6x6x256) keeps the spatial layout. Any layer can be read the
+same way: `conv1` ... `conv5`, `norm1`, `norm2`, `pool1`, `pool2`, `pool5`,
+`fc6`, `fc7`, `predictions`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_alexnet
+
+LAYERS = ("pool5", "fc7")
+
+
+def load_image(path: str, image_size: int = 227) -> np.ndarray:
+    """Decodes an image, resizes its shorter side to 256 and crops the centre."""
+    image = tf.io.decode_image(
+        tf.io.read_file(path), channels=3, expand_animations=False
+    )
+    height, width = image.shape[0], image.shape[1]
+    scale = 256 / min(height, width)
+    size = (max(256, round(height * scale)), max(256, round(width * scale)))
+    # No antialiasing, like the OpenCV resize of Caffe's training images.
+    image = tf.image.resize(image, size, method="bilinear", antialias=False)
+    top, left = (size[0] - image_size) // 2, (size[1] - image_size) // 2
+    return image[top : top + image_size, left : left + image_size].numpy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("images", nargs="*", help="image files (default: samples)")
+    parser.add_argument("--weights", choices=["imagenet", "none"], default="imagenet")
+    parser.add_argument("--output", help="save the features to this .npz file")
+    args = parser.parse_args()
+
+    paths = args.images or [str(path) for path in keras_alexnet.sample_images()]
+    weights = None if args.weights == "none" else "imagenet"
+    model = keras_alexnet.AlexNet(weights=weights, variant="original")
+    # One sub-model returning several layers' outputs, by their names.
+    extractor = keras.Model(
+        model.input, {name: model.get_layer(name).output for name in LAYERS}
+    )
+
+    images = np.stack([load_image(path) for path in paths])
+    x = keras_alexnet.preprocess_input(images, "original")
+    features = extractor.predict(x, verbose=0)
+    for name in LAYERS:
+        print(f"{name}: {features[name].shape}")
+
+    # Cosine similarity of the fc7 descriptors: similar images score higher.
+    fc7 = features["fc7"] / np.linalg.norm(features["fc7"], axis=1, keepdims=True)
+    similarity = fc7 @ fc7.T
+    print("fc7 cosine similarity:")
+    for path, row in zip(paths, similarity, strict=True):
+        print(f"  {path.rsplit('/', 1)[-1]:<24}" + " ".join(f"{s:5.2f}" for s in row))
+    if args.output:
+        np.savez(args.output, paths=np.array(paths), **features)
+        print(f"Saved {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,302 @@
+"""The `keras-alexnet` command line: classify images, convert checkpoints, list weights.
+
+Usage:
+
+    keras-alexnet classify [IMAGES ...] [--variant original|torchvision]
+                           [--weights imagenet|none|PATH] [--top K]
+    keras-alexnet convert SOURCE DEST [--variant ...] [--no-parity]
+    keras-alexnet info
+
+The Keras backend is chosen as usual by the `KERAS_BACKEND` environment variable
+(`KERAS_BACKEND=jax keras-alexnet classify`): it must be set before Keras is
+imported, which happens before the arguments are read. Mistakes in the arguments
+print a message and exit with status 2, failures while running with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from keras_alexnet import conversion
+from keras_alexnet.alexnet import VARIANTS, AlexNet
+from keras_alexnet.preprocessing import decode_predictions, preprocess_input
+from keras_alexnet.resources import sample_images
+from keras_alexnet.weights import loading, registry
+
+PROG = "keras-alexnet"
+# Errors of the caller or the environment, reported as a message and status 1.
+# Anything else is a bug, and keeps its traceback.
+_REPORTED_ERRORS = (ValueError, TypeError, OSError, ImportError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the `keras-alexnet` command line.
+
+    Args:
+        argv: the arguments, without the program name; `None` reads `sys.argv`.
+
+    Returns:
+        The exit status: 0 on success, 1 when the command failed (the message is
+        printed to stderr), 2 for invalid arguments.
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse exits after --help and on bad arguments
+        return int(exit_.code or 0)
+    try:
+        return args.command(args)
+    except _REPORTED_ERRORS as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="AlexNet for Keras 3: classify images, convert Caffe and "
+        "torchvision checkpoints, list the pretrained weights.",
+        epilog="The Keras backend is set with the KERAS_BACKEND environment "
+        f"variable (backend in use: {keras.backend.backend()}).",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    commands.required = True
+
+    classify = commands.add_parser(
+        "classify",
+        help="print the top ImageNet classes of images",
+        description="Classifies JPEG or PNG images with AlexNet: resize the "
+        "shorter side to 256, centre crop (227 for the original variant, 224 "
+        "for torchvision's), preprocess for the checkpoint, print the top "
+        "classes. Without IMAGES, the sample photos shipped with keras-alexnet.",
+    )
+    classify.add_argument("images", nargs="*", metavar="IMAGES", help="image files")
+    classify.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default="original",
+        help="the paper's network with Caffe's bvlc_alexnet weights (original, "
+        "the default) or torchvision's (torchvision)",
+    )
+    classify.add_argument(
+        "--weights",
+        default="imagenet",
+        metavar="imagenet|none|PATH",
+        help="'imagenet' (downloaded once into the Keras cache), 'none' (random "
+        "weights, to try the command offline) or a .weights.h5, .keras, "
+        ".caffemodel or .pth file",
+    )
+    classify.add_argument(
+        "--top",
+        type=_top_count,
+        default=5,
+        metavar="K",
+        help="how many classes to print per image (default: 5)",
+    )
+    classify.set_defaults(command=_classify)
+
+    convert = commands.add_parser(
+        "convert",
+        help="convert a .caffemodel or torchvision .pth to Keras",
+        description="Converts a Caffe bvlc_alexnet .caffemodel (the original "
+        "variant) or a torchvision AlexNet .pth (the torchvision variant) to a "
+        "Keras .weights.h5 or .keras file, then compares the Keras model with "
+        "the checkpoint run by its own framework (PyTorch or OpenCV). Nothing is "
+        "written when the comparison fails.",
+    )
+    convert.add_argument("source", metavar="SOURCE", help="the checkpoint")
+    convert.add_argument(
+        "dest", metavar="DEST", help="the output, ending in .weights.h5 or .keras"
+    )
+    convert.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default=None,
+        help="the variant the checkpoint holds (default: from the extension)",
+    )
+    convert.add_argument(
+        "--no-parity",
+        dest="parity",
+        action="store_false",
+        help="skip the comparison with PyTorch or OpenCV",
+    )
+    convert.set_defaults(command=_convert)
+
+    info = commands.add_parser(
+        "info",
+        help="list the pretrained checkpoints and the cache",
+        description="Lists the pretrained checkpoints keras-alexnet knows, "
+        "with their source, license, size, reported accuracy and whether they "
+        "are in the Keras cache.",
+    )
+    info.set_defaults(command=_info)
+    return parser
+
+
+def _top_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(
+            f"should be an integer from 1 to 1000. Received: {text!r}"
+        )
+    return value
+
+
+# -- classify ------------------------------------------------------------------
+
+
+def _classify(args: argparse.Namespace) -> int:
+    paths = [os.fspath(path) for path in args.images] or [
+        os.fspath(path) for path in sample_images()
+    ]
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        raise FileNotFoundError(f"No such image file: {', '.join(missing)}")
+    weights = _weights_argument(args.weights)
+    image_size = registry.imagenet_checkpoint(args.variant).input_size
+    # Decoded first, so that a bad file fails before the model is built.
+    images = np.stack([_center_crop(path, image_size, args.variant) for path in paths])
+
+    if weights is None:
+        print(
+            "Weights: none. The model is RANDOMLY INITIALISED: the classes "
+            "below are meaningless."
+        )
+    else:
+        print(f"Weights: {weights} ({args.variant} variant)")
+    model = _build_classifier(weights, args.variant)
+    x = preprocess_input(images, args.variant, data_format="channels_last")
+    if keras.config.image_data_format() == "channels_first":
+        x = x.transpose(0, 3, 1, 2)
+    probabilities = keras.ops.convert_to_numpy(model.predict_on_batch(x))
+    for path, top in zip(
+        paths, decode_predictions(probabilities, top=args.top), strict=True
+    ):
+        print(path)
+        for rank, (wnid, name, score) in enumerate(top, start=1):
+            print(f"  {rank}. {wnid} {name:<30} {score:.4f}")
+    return 0
+
+
+def _weights_argument(text: str) -> str | None:
+    if text == "none":
+        return None
+    if text == "imagenet":
+        return text
+    if not os.path.isfile(text):
+        raise FileNotFoundError(
+            "--weights should be 'imagenet', 'none' or the path of a weights "
+            f"file. Received: --weights {text!r}, which is not a file"
+        )
+    return text
+
+
+def _build_classifier(weights: str | None, variant: str) -> keras.Model:
+    # The pretrained original variant needs Caffe's LRN constants, and a weights
+    # file cannot carry them; random weights use them too, for one code path.
+    lrn = "caffe" if variant == "original" else None
+    # A failed download raises loading.DownloadError, which names the mirror setting.
+    return AlexNet(weights=weights, variant=variant, lrn=lrn)
+
+
+def _center_crop(path: str, image_size: int, variant: str) -> np.ndarray:
+    """The evaluation crop of keras_alexnet.data: RGB float32 in [0, 255]."""
+    # Imported here: `import keras_alexnet` does not load TensorFlow.
+    import tensorflow as tf
+
+    from keras_alexnet.data.augment import eval_center_crop
+
+    try:
+        crop = eval_center_crop(
+            tf.io.read_file(path),
+            image_size=image_size,
+            # Caffe's training images were resized by OpenCV (no antialiasing),
+            # torchvision's by PIL (antialiased), as keras_alexnet.data does.
+            antialias=variant != "original",
+        )
+    except tf.errors.InvalidArgumentError as error:
+        raise ValueError(f"Cannot decode {path!r}: {error.message}") from error
+    return np.asarray(crop, np.float32)
+
+
+# -- convert -------------------------------------------------------------------
+
+
+def _convert(args: argparse.Namespace) -> int:
+    # Checked first: the conversion takes a while, and nothing is saved until
+    # the parity check has passed.
+    if not args.dest.lower().endswith(conversion.DEST_SUFFIXES):
+        raise ValueError(
+            "DEST should end in .weights.h5 (weights only) or .keras (the whole "
+            f"model). Received: {args.dest!r}"
+        )
+    model = conversion.convert_checkpoint(args.source, variant=args.variant)
+    is_caffe = args.source.lower().endswith(".caffemodel")
+    variant = args.variant or ("original" if is_caffe else "torchvision")
+    print(f"Read {args.source} ({variant} variant, {model.count_params():,} params)")
+    if args.parity:
+        report = conversion.parity_report(args.source, model)
+        print(report)
+        if not report.modelling_ok():
+            print(
+                f"{PROG}: error: the converted model does not reproduce the "
+                f"checkpoint; {args.dest} was not written.",
+                file=sys.stderr,
+            )
+            return 1
+    conversion.save_model_atomically(model, args.dest)
+    print(f"Saved {args.dest}")
+    if args.dest.lower().endswith(".weights.h5"):
+        lrn = ', lrn="caffe"' if variant == "original" else ""
+        print(f'Load it with AlexNet(weights="{args.dest}", variant="{variant}"{lrn}).')
+    return 0
+
+
+# -- info ----------------------------------------------------------------------
+
+
+def _info(args: argparse.Namespace) -> int:
+    del args
+    mirror = os.environ.get(loading.MIRROR_ENV, "").strip()
+    print(f"Keras {keras.__version__}, backend {keras.backend.backend()}")
+    print(f"Cache: {loading.cache_dir()}")
+    print(f"{loading.MIRROR_ENV}: {mirror or '(not set: downloads from the URLs)'}")
+    for checkpoint in registry.CHECKPOINTS.values():
+        print()
+        print(checkpoint.name)
+        rows = (
+            ("variant", checkpoint.variant),
+            ("source", f"{checkpoint.source}: {checkpoint.url}"),
+            ("hash", f"{checkpoint.hash_algorithm} {checkpoint.file_hash}"),
+            ("license", checkpoint.license),
+            ("params", f"{checkpoint.num_params:,}"),
+            ("top-1 / top-5", f"{checkpoint.top1} % / {checkpoint.top5} %"),
+            ("input size", f"{checkpoint.input_size}x{checkpoint.input_size}"),
+            ("cached", _cache_state(checkpoint)),
+        )
+        for key, value in rows:
+            print(f"  {key:<14} {value}")
+    return 0
+
+
+def _cache_state(checkpoint: registry.Checkpoint) -> str:
+    converted = loading.converted_weights_path(checkpoint)
+    if os.path.isfile(converted):
+        return f"yes, converted: {converted}"
+    source = os.path.join(loading.cache_dir(), checkpoint.file_name)
+    if os.path.isfile(source):
+        return f"downloaded, not yet converted: {source}"
+    return "no (downloaded on first use)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Tests of the `keras-alexnet` command line, offline, through `cli.main`."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import keras
+import pytest
+from PIL import Image
+
+from keras_alexnet import cli, conversion, imagenet_class_index
+from keras_alexnet.resources import sample_images
+from keras_alexnet.weights import loading, registry
+from tests.test_conversion import write_torchvision_checkpoint
+
+SAMPLE_NAMES = ["chelsea.jpg", "coffee.jpg", "rocket.jpg"]
+# "  1. n02123045 tabby    0.1234"
+PREDICTION_LINE = re.compile(r"^  (\d+)\. (n\d{8}) (\S+) +(\d\.\d{4})$")
+
+
+def run(capsys, *argv):
+    status = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def predictions(out):
+    """`{image path: [(wnid, name, probability), ...]}` from classify's output."""
+    result, current = {}, None
+    for line in out.splitlines():
+        match = PREDICTION_LINE.match(line)
+        if match:
+            result[current].append(
+                (match.group(2), match.group(3), float(match.group(4)))
+            )
+        elif not line.startswith("Weights:"):
+            current = line
+            result[current] = []
+    return result
+
+
+def test_sample_images_are_the_three_licensed_photos():
+    paths = sample_images()
+    assert [path.name for path in paths] == SAMPLE_NAMES
+    readme = (paths[0].parent / "README.md").read_text(encoding="utf-8")
+    for path in paths:
+        assert path.is_file() and path.stat().st_size < 100_000
+        assert f"`{path.name}`" in readme
+        with Image.open(path) as image:
+            assert image.format == "JPEG" and image.mode == "RGB"
+            assert 256 <= min(image.size) <= 320
+
+
+def test_classify_sample_photos_with_random_weights(capsys):
+    status, out, err = run(capsys, "classify", "--weights", "none", "--top", "3")
+    assert status == 0, err
+    assert "RANDOMLY INITIALISED" in out
+    result = predictions(out)
+    assert [os.path.basename(path) for path in result] == SAMPLE_NAMES
+    names = dict(imagenet_class_index())
+    for top in result.values():
+        assert len(top) == 3
+        for wnid, name, probability in top:
+            assert names[wnid] == name and 0 < probability < 1
+        probabilities = [p for _, _, p in top]
+        assert probabilities == sorted(probabilities, reverse=True)
+
+
+def test_convert_then_classify_with_the_converted_weights(capsys, tmp_path):
+    source = write_torchvision_checkpoint(tmp_path / "random.pth")
+    dest = os.fspath(tmp_path / "converted.weights.h5")
+    status, out, err = run(capsys, "convert", source, dest)
+    assert status == 0, err
+    assert "Modelling (the same input tensor into both models)" in out
+    assert "Modelling parity: OK" in out
+    assert f"Saved {dest}" in out and os.path.isfile(dest)
+    assert 'variant="torchvision"' in out
+
+    # A PNG of the user's, classified with the converted weights.
+    png = tmp_path / "photo.png"
+    with Image.open(sample_images()[1]) as image:
+        image.save(png)
+    status, out, err = run(
+        capsys,
+        "classify",
+        os.fspath(png),
+        "--variant",
+        "torchvision",
+        "--weights",
+        dest,
+        "--top",
+        "1",
+    )
+    assert status == 0, err
+    assert "RANDOMLY" not in out
+    (top,) = predictions(out).values()
+    assert len(top) == 1
+
+
+class _FakeReport:
+    def __init__(self, ok):
+        self.ok = ok
+
+    def modelling_ok(self):
+        return self.ok
+
+    def __str__(self):
+        return f"fake report, ok={self.ok}"
+
+
+@pytest.fixture
+def tiny_conversion(monkeypatch):
+    """Replaces the slow conversion by a tiny model: tests the command's logic."""
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)], name="tiny")
+    monkeypatch.setattr(conversion, "convert_checkpoint", lambda *a, **k: model)
+    return model
+
+
+def test_convert_writes_nothing_when_parity_fails(
+    capsys, tmp_path, monkeypatch, tiny_conversion
+):
+    monkeypatch.setattr(conversion, "parity_report", lambda *a: _FakeReport(False))
+    dest = tmp_path / "out.keras"
+    status, out, err = run(capsys, "convert", "x.pth", os.fspath(dest))
+    assert status == 1
+    assert "fake report, ok=False" in out
+    assert "was not written" in err
+    assert not dest.exists()
+
+
+def test_convert_no_parity_skips_the_check(
+    capsys, tmp_path, monkeypatch, tiny_conversion
+):
+    def fail(*args):
+        raise AssertionError("parity_report should not run")
+
+    monkeypatch.setattr(conversion, "parity_report", fail)
+    dest = tmp_path / "out.keras"
+    status, out, err = run(capsys, "convert", "x.pth", os.fspath(dest), "--no-parity")
+    assert status == 0, err
+    assert dest.is_file()
+
+
+def test_info_lists_the_registry_and_the_cache(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", os.fspath(tmp_path))
+    monkeypatch.delenv(loading.MIRROR_ENV, raising=False)
+    status, out, _ = run(capsys, "info")
+    assert status == 0
+    for checkpoint in registry.CHECKPOINTS.values():
+        assert checkpoint.name in out
+        assert checkpoint.license in out
+        assert f"{checkpoint.num_params:,}" in out
+        assert f"{checkpoint.top1} % / {checkpoint.top5} %" in out
+    assert out.count("no (downloaded on first use)") == 2
+
+    converted = loading.converted_weights_path(registry.BVLC_ALEXNET)
+    os.makedirs(os.path.dirname(converted))
+    open(converted, "wb").close()
+    _, out, _ = run(capsys, "info")
+    assert f"yes, converted: {converted}" in out
+    assert out.count("no (downloaded on first use)") == 1
+
+
+def test_imagenet_weights_without_network_give_a_clear_error(
+    capsys, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("KERAS_HOME", os.fspath(tmp_path))
+    # A closed local port: the download fails at once, as it would offline.
+    monkeypatch.setenv(loading.MIRROR_ENV, "http://127.0.0.1:9")
+    status, out, err = run(capsys, "classify", "--weights", "imagenet")
+    assert status == 1
+    assert "Downloading 'bvlc_alexnet' from http://127.0.0.1:9/" in err
+    assert loading.MIRROR_ENV in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "the following arguments are required: COMMAND"),
+        (["train"], "invalid choice: 'train'"),
+        (["classify", "--top", "0"], "should be an integer from 1 to 1000"),
+        (["classify", "--top", "five"], "Received: 'five'"),
+        (["classify", "--variant", "vgg"], "invalid choice: 'vgg'"),
+        (["convert", "only_source.pth"], "required: DEST"),
+    ],
+)
+def test_bad_arguments_exit_with_status_2(capsys, argv, message):
+    status, _, err = run(capsys, *argv)
+    assert status == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["classify", "missing.jpg", "--weights", "none"], "No such image file"),
+        (["classify", "--weights", "missing.weights.h5"], "which is not a file"),
+        (["classify", "{not_an_image}", "--weights", "none"], "Cannot decode"),
+        (["convert", "{checkpoint}", "out.h5"], "DEST should end in .weights.h5"),
+        (["convert", "missing.pth", "out.keras"], "not a file"),
+        (
+            ["convert", "{checkpoint}", "out.keras", "--variant", "original"],
+            "holds the 'torchvision' variant",
+        ),
+    ],
+)
+def test_failures_exit_with_status_1_and_a_message(capsys, tmp_path, argv, message):
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("not a JPEG")
+    checkpoint = tmp_path / "empty.pth"
+    checkpoint.write_bytes(b"")
+    argv = [
+        arg.format(not_an_image=not_an_image, checkpoint=checkpoint) for arg in argv
+    ]
+    status, _, err = run(capsys, *argv)
+    assert status == 1
+    assert err.startswith("keras-alexnet: error:")
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_help_exits_with_status_0(capsys):
+    status, out, _ = run(capsys, "--help")
+    assert status == 0
+    assert all(command in out for command in ("classify", "convert", "info"))
+    for command in ("classify", "convert", "info"):
+        assert run(capsys, command, "--help")[0] == 0
