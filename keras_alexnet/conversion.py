@@ -143,17 +143,8 @@ def save_model_atomically(model: keras.Model, path: str | os.PathLike) -> None:
     path = _check_dest(path)
     if path.lower().endswith(".weights.h5"):
         loading.save_weights_atomically(model, path)
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=directory)
-    os.close(fd)
-    try:
-        model.save(tmp, overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    else:
+        loading.write_atomically(path, lambda tmp: model.save(tmp, overwrite=True))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -153,12 +153,25 @@ def imagenet_weights(
 
 def save_weights_atomically(model: keras.Model, path: str) -> None:
     """Writes `model.save_weights(path)` through a temporary file and a rename."""
+    write_atomically(path, lambda tmp: model.save_weights(tmp, overwrite=True))
+
+
+def write_atomically(path: str, write: Callable[[str], None]) -> None:
+    """Calls `write(tmp)` on a temporary file beside `path`, then renames it.
+
+    Readers see either the old file or the complete new one, never a partial
+    file; the temporary file is removed if `write` fails. Its name ends like
+    `path` (`.weights.h5`, `.keras`), as Keras checks the extension.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=directory)
+    suffix = (
+        ".weights.h5" if path.endswith(".weights.h5") else os.path.splitext(path)[1]
+    )
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     os.close(fd)
     try:
-        model.save_weights(tmp, overwrite=True)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
