@@ -37,7 +37,7 @@ def test_grouped_conv_matches_torch(rng, groups, padding, strides):
 
 @pytest.mark.backend
 def test_grouped_conv_split_path_matches_native_grouped_conv(rng):
-    # The split-and-concatenate path (JAX on CPU) must equal TF's grouped conv.
+    # The split-and-concatenate path (JAX and TF on CPU) must equal TF's grouped conv.
     x = rng.standard_normal((2, 13, 13, 16)).astype("float32")
     layer = GroupedConv2D(8, 3, groups=2, padding="same", use_bias=False)
     layer.build(x.shape)

@@ -181,3 +181,36 @@ def test_rejects_bad_arguments(kwargs, error, match):
 def test_rejects_axis_out_of_range():
     with pytest.raises(ValueError, match=r"Received: axis=4"):
         LocalResponseNormalization(axis=4)(np.ones((1, 2, 2, 3), "float32"))
+
+
+def _implementations():
+    from keras_alexnet.layers import local_response_normalization as module
+
+    names = [n for n in module._IMPLEMENTATIONS if n != "native"]
+    if keras.backend.backend() == "tensorflow":
+        names.append("native")
+    return names
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("implementation", _implementations())
+@pytest.mark.parametrize("convention", [PAPER, CAFFE])
+def test_every_implementation_matches_tensorflow(rng, implementation, convention):
+    # The layer picks one way to sum the window for inference and one for
+    # training per backend (benchmarks/lrn.py); each must be the same function.
+    x = alexnet_like_activations(rng, shape=(2, 5, 6, 16))
+    upstream = rng.standard_normal(x.shape).astype("float32")
+    layer = LocalResponseNormalization(*convention)
+    layer.build(x.shape)
+    layer._implementation = layer._training_implementation = implementation
+    np.testing.assert_allclose(
+        to_numpy(layer(x)), tf_reference(x, *convention).numpy(), rtol=1e-5, atol=1e-6
+    )
+    gradient = input_gradient(lambda v: layer(v, training=True), x, upstream)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        loss = tf.reduce_sum(tf_reference(xt, *convention) * upstream)
+    np.testing.assert_allclose(
+        gradient, tape.gradient(loss, xt).numpy(), rtol=1e-4, atol=1e-6
+    )

@@ -14,11 +14,14 @@ class GroupedConv2D(keras.layers.Conv2D):
     the channels on its own GPU. Keras' `Conv2D(groups=2)` computes exactly that,
     and this layer keeps its arguments and its kernel layout
     `(kernel_h, kernel_w, in_channels // groups, filters)`, so weights move between
-    the two and between backends unchanged. What differs is how it runs: XLA on
-    CPU executes a grouped convolution (`feature_group_count`) about twice as
-    slowly as an ungrouped one of twice the work, so on JAX's CPU backend the
-    inputs and the kernel are split into groups, convolved one by one and
-    concatenated. Everywhere else the backend's native grouped convolution is used.
+    the two and between backends unchanged. What differs is how it runs. On CPU,
+    XLA (JAX) runs a grouped convolution (`feature_group_count`) two to five
+    times as slowly as an ungrouped one of twice the work, and TensorFlow, fast
+    forward, takes 1.4 to 6 times as long for its gradients; so under JAX and
+    TensorFlow on CPU the inputs and the kernel are split into groups, convolved
+    one by one and concatenated, which makes two groups cost about half of one
+    (`benchmarks/grouped_conv.py`, `docs/performance.md`). PyTorch's CPU kernels
+    and GPUs run the native grouped convolution.
 
     Args:
         filters: the number of output channels, a multiple of `groups`.
@@ -62,9 +65,15 @@ class GroupedConv2D(keras.layers.Conv2D):
 
 
 def _grouped_conv_is_slow() -> bool:
-    # Measured in benchmarks/grouped_conv.py; see docs/performance.md.
-    if keras.backend.backend() != "jax":
-        return False
-    import jax
+    # Measured in benchmarks/grouped_conv.py; see docs/performance.md. GPUs (cuDNN,
+    # XLA on GPU) run grouped convolutions natively and are left to them.
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
 
-    return jax.default_backend() == "cpu"
+        return jax.default_backend() == "cpu"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return not tf.config.list_logical_devices("GPU")
+    return False

@@ -12,6 +12,10 @@ from keras import ops
 # the thousands on Caffe-preprocessed input, and 1000 ** 2 > float16's 65504.
 _LOW_PRECISION = ("float16", "bfloat16")
 
+# The ways the layer computes its window sum, all equal to float32 rounding;
+# `_default_implementations` picks one per backend and device.
+_IMPLEMENTATIONS = ("matmul", "slices", "pool", "native")
+
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
 class LocalResponseNormalization(keras.layers.Layer):
@@ -38,12 +42,18 @@ class LocalResponseNormalization(keras.layers.Layer):
     The paper's layer is therefore `LocalResponseNormalization(5, 2.0, 1e-4, 0.75)`
     and Caffe's `bvlc_alexnet` is `LocalResponseNormalization(5, 1.0, 2e-5, 0.75)`.
 
-    On CPU the window sum is a matrix product of the squares with a banded 0/1
-    channel matrix, faster than TensorFlow's own LRN kernel and available on every
-    backend; on GPUs, where float32 matmuls may run in TF32, it is a sum of shifted
-    slices, exact in float32. Under mixed precision the squares, their sum and
-    the power are computed in float32, so activations of AlexNet's magnitude never
-    overflow to inf or NaN; the output is cast back to the compute dtype.
+    How the window sum is computed is chosen for speed per backend, measured in
+    `benchmarks/lrn.py` (see `docs/performance.md`); every way gives the same
+    values to float32 rounding. On GPUs, where float32 matmuls may run in TF32,
+    it is a sum of shifted slices, exact in float32. On CPU: under TensorFlow,
+    inference calls TensorFlow's own kernel, `tf.nn.local_response_normalization`,
+    and training (`training=True`) multiplies the squares by a banded 0/1 channel
+    matrix, whose gradient TensorFlow computes faster; under JAX, inference sums
+    shifted slices and training takes a 1-D average pool over the channels; under
+    PyTorch, both multiply by the banded matrix. Under mixed precision the
+    squares, their sum and the power are computed in float32, so activations of
+    AlexNet's magnitude never overflow to inf or NaN; the output is cast back to
+    the compute dtype.
 
     Args:
         size: the number of channels in the window, an odd integer >= 1.
@@ -111,13 +121,26 @@ class LocalResponseNormalization(keras.layers.Layer):
         radius = self.size // 2
         offsets = np.arange(channels)[:, None] - np.arange(channels)[None, :]
         self._band = (np.abs(offsets) <= radius).astype("float32")
-        # GPUs run float32 matmuls in TF32 (10-bit mantissa) by default under
-        # TensorFlow and JAX, which would cost three digits of the window sum; there
-        # the exact sum of shifted slices is used, on CPU the faster band matmul.
-        self._sum_by_matmul = not _accelerator_available()
+        # alpha folded into the band saves a pass over the activations.
+        self._alpha_band = (self.alpha * self._band).astype("float32")
+        # One of _IMPLEMENTATIONS for inference and one for `training=True`.
+        self._implementation, self._training_implementation = _default_implementations(
+            rank
+        )
         self.built = True
 
-    def call(self, inputs):
+    @property
+    def _sum_by_matmul(self) -> bool:
+        return self._implementation == self._training_implementation == "matmul"
+
+    @_sum_by_matmul.setter
+    def _sum_by_matmul(self, value: bool) -> None:
+        # Forces the band matmul (True) or the accelerators' shifted slices (False).
+        self._implementation = self._training_implementation = (
+            "matmul" if value else "slices"
+        )
+
+    def call(self, inputs, training=None):
         compute_dtype = keras.backend.standardize_dtype(inputs.dtype)
         x = inputs
         if compute_dtype in _LOW_PRECISION:
@@ -125,13 +148,26 @@ class LocalResponseNormalization(keras.layers.Layer):
         moved = self._channel_axis != self._rank - 1
         if moved:
             x = ops.moveaxis(x, self._channel_axis, -1)
-        squares = ops.square(x)
-        if self._sum_by_matmul:
-            window_sum = ops.matmul(squares, ops.convert_to_tensor(self._band))
+        implementation = (
+            self._training_implementation if training else self._implementation
+        )
+        if implementation == "native":
+            outputs = self._tensorflow_lrn(x)
         else:
-            window_sum = self._sum_of_shifted_slices(squares)
-        scale = _inverse_power(self.bias + self.alpha * window_sum, self.beta)
-        outputs = x * scale
+            squares = ops.square(x)
+            if implementation == "matmul":
+                scaled_sum = ops.matmul(
+                    squares, ops.convert_to_tensor(self._alpha_band)
+                )
+                denominator = self.bias + scaled_sum
+            elif implementation == "pool":
+                window_mean = self._mean_by_pooling(squares)
+                denominator = self.bias + self.alpha * self.size * window_mean
+            else:
+                window_sum = self._sum_of_shifted_slices(squares)
+                denominator = self.bias + self.alpha * window_sum
+            scale = _inverse_power(denominator, self.beta)
+            outputs = x * scale
         if moved:
             outputs = ops.moveaxis(outputs, -1, self._channel_axis)
         if compute_dtype in _LOW_PRECISION:
@@ -147,6 +183,28 @@ class LocalResponseNormalization(keras.layers.Layer):
         for offset in range(1, self.size):
             window_sum = window_sum + padded[..., offset : offset + channels]
         return window_sum
+
+    def _mean_by_pooling(self, squares):
+        radius = self.size // 2
+        channels = self._band.shape[0]
+        # A 1-D average pool over the channels, seen as a length-C sequence.
+        flat = ops.reshape(squares, (-1, channels, 1))
+        padded = ops.pad(flat, [(0, 0), (radius, radius), (0, 0)])
+        mean = ops.average_pool(
+            padded, self.size, strides=1, padding="valid", data_format="channels_last"
+        )
+        return ops.reshape(mean, ops.shape(squares))
+
+    def _tensorflow_lrn(self, x):
+        import tensorflow as tf
+
+        return tf.nn.local_response_normalization(
+            x,
+            depth_radius=self.size // 2,
+            bias=self.bias,
+            alpha=self.alpha,
+            beta=self.beta,
+        )
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -176,6 +234,25 @@ def _inverse_power(x, beta: float):
     if beta == 1.0:
         return 1.0 / x
     return ops.power(x, -beta)
+
+
+def _default_implementations(rank: int) -> tuple[str, str]:
+    """Returns the (inference, training) implementations for this machine."""
+    # GPUs run float32 matmuls in TF32 (10-bit mantissa) by default under
+    # TensorFlow and JAX, which would cost three digits of the window sum; there
+    # the exact sum of shifted slices is used. On CPU, the fastest forward and
+    # forward+backward measured in benchmarks/lrn.py (docs/performance.md).
+    if _accelerator_available():
+        return "slices", "slices"
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        # TensorFlow's LRN kernel takes 4-D channels-last input only; its
+        # gradient kernel was mostly slower than the autodiff of the band matmul.
+        return ("native" if rank == 4 else "matmul"), "matmul"
+    if backend == "jax":
+        # XLA fuses the slices into one pass, but their gradient is slow.
+        return "slices", "pool"
+    return "matmul", "matmul"
 
 
 def _accelerator_available() -> bool:

@@ -1,0 +1,58 @@
+"""The benchmarks in benchmarks/ still run and still print their ratios.
+
+Each script runs with `--quick` under TensorFlow in its own process. Nothing here
+looks at the timings: speed is shown by the benchmarks' side-by-side ratios on a
+quiet machine, never asserted by a test on a shared one.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# script: the ratio lines it must print, as regular expressions.
+EXPECTED_RATIOS = {
+    "lrn.py": [
+        rf"ratio lrn tensorflow {mode} {shape}: \w+/\w+ = "
+        for mode in ("forward", r"fwd\+bwd")
+        for shape in ("4x55x55x96", "4x27x27x256")
+    ],
+    "grouped_conv.py": [
+        rf"ratio grouped_conv tensorflow {mode} {layer}: "
+        r"GroupedConv2D/Conv2D\(groups=1\) = "
+        for mode in ("forward", r"fwd\+bwd")
+        for layer in ("conv2", "conv4", "conv5")
+    ],
+    "inference.py": [
+        r"ratio inference tensorflow original img/s: ours/OpenCV = ",
+        r"ratio inference tensorflow original img/s: ours/PyTorch = ",
+        r"ratio inference tensorflow torchvision img/s: ours/PyTorch = ",
+        r"ratio inference tensorflow original img/s: groups=2/groups=1 = ",
+    ],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(EXPECTED_RATIOS))
+def test_benchmark_runs_quick_and_prints_ratios(script):
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for pattern in EXPECTED_RATIOS[script]:
+        line = re.search(rf"^{pattern}\d+\.\d\d$", result.stdout, re.MULTILINE)
+        assert line, f"no line matching {pattern!r} in:\n{result.stdout}"
