@@ -9,6 +9,30 @@ import torch
 
 from tests.caffe_writer import alexnet_deploy_prototxt
 
+# Weight shapes of the two published checkpoints, as their frameworks store them
+# (OIHW, or (out, in)); each bias is (out,). Caffe stacks conv2/4/5's two groups
+# along the output axis.
+BVLC_ALEXNET_WEIGHT_SHAPES = {
+    "conv1": (96, 3, 11, 11),
+    "conv2": (256, 48, 5, 5),
+    "conv3": (384, 256, 3, 3),
+    "conv4": (384, 192, 3, 3),
+    "conv5": (256, 192, 3, 3),
+    "fc6": (4096, 9216),
+    "fc7": (4096, 4096),
+    "fc8": (1000, 4096),
+}
+TORCHVISION_WEIGHT_SHAPES = {
+    "features.0": (64, 3, 11, 11),
+    "features.3": (192, 64, 5, 5),
+    "features.6": (384, 192, 3, 3),
+    "features.8": (256, 384, 3, 3),
+    "features.10": (256, 256, 3, 3),
+    "classifier.1": (4096, 9216),
+    "classifier.4": (4096, 4096),
+    "classifier.6": (1000, 4096),
+}
+
 
 def torchvision_alexnet() -> torch.nn.Module:
     """torchvision's `AlexNet` (models/alexnet.py), rebuilt with torch.nn only.

@@ -9,6 +9,7 @@ import pytest
 from keras_alexnet.weights.caffe_checkpoint import read_caffemodel
 from tests import caffe_writer
 from tests.caffe_writer import alexnet_deploy_prototxt, write_caffemodel
+from tests.reference_models import BVLC_ALEXNET_WEIGHT_SHAPES
 
 # A small net with a grouped convolution and an inner product reading a
 # (C, H, W) map, enough to exercise every kind of blob AlexNet has.
@@ -106,16 +107,7 @@ def test_double_data_is_read_as_float32(tmp_path, layout):
 
 @pytest.mark.slow
 def test_full_size_bvlc_alexnet_v1_matches_opencv(tmp_path):
-    shapes = {
-        "conv1": (96, 3, 11, 11),
-        "conv2": (256, 48, 5, 5),
-        "conv3": (384, 256, 3, 3),
-        "conv4": (384, 192, 3, 3),
-        "conv5": (256, 192, 3, 3),
-        "fc6": (4096, 9216),
-        "fc7": (4096, 4096),
-        "fc8": (1000, 4096),
-    }
+    shapes = BVLC_ALEXNET_WEIGHT_SHAPES
     rng = np.random.default_rng(0)
     layers = [
         (

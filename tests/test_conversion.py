@@ -31,27 +31,10 @@ from keras_alexnet.resources import sample_images
 from keras_alexnet.weights.caffe_prototxt import alexnet_deploy_prototxt
 from tests import caffe_writer
 from tests.backend_utils import to_numpy
+from tests.reference_models import BVLC_ALEXNET_WEIGHT_SHAPES, TORCHVISION_WEIGHT_SHAPES
 
-TORCHVISION_SHAPES = {
-    "features.0": (64, 3, 11, 11),
-    "features.3": (192, 64, 5, 5),
-    "features.6": (384, 192, 3, 3),
-    "features.8": (256, 384, 3, 3),
-    "features.10": (256, 256, 3, 3),
-    "classifier.1": (4096, 9216),
-    "classifier.4": (4096, 4096),
-    "classifier.6": (1000, 4096),
-}
-CAFFE_SHAPES = {
-    "conv1": (96, 3, 11, 11),
-    "conv2": (256, 48, 5, 5),
-    "conv3": (384, 256, 3, 3),
-    "conv4": (384, 192, 3, 3),
-    "conv5": (256, 192, 3, 3),
-    "fc6": (4096, 9216),
-    "fc7": (4096, 4096),
-    "fc8": (1000, 4096),
-}
+TORCHVISION_SHAPES = TORCHVISION_WEIGHT_SHAPES
+CAFFE_SHAPES = BVLC_ALEXNET_WEIGHT_SHAPES
 # float32 through eight layers: about 1e-6 of the logits' scale in practice.
 RTOL = 1e-4
 

@@ -21,7 +21,11 @@ from keras_alexnet.weights.name_maps import (
 )
 from tests.backend_utils import to_numpy
 from tests.caffe_writer import write_caffemodel
-from tests.reference_models import torchvision_alexnet, torchvision_forward
+from tests.reference_models import (
+    BVLC_ALEXNET_WEIGHT_SHAPES,
+    torchvision_alexnet,
+    torchvision_forward,
+)
 
 KERAS_LAYERS = [
     "conv1",
@@ -162,16 +166,7 @@ def test_torchvision_to_keras_reproduces_torchvision_alexnet():
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
 
 
-_CAFFE_SHAPES = {
-    "conv1": (96, 3, 11, 11),
-    "conv2": (256, 48, 5, 5),
-    "conv3": (384, 256, 3, 3),
-    "conv4": (384, 192, 3, 3),
-    "conv5": (256, 192, 3, 3),
-    "fc6": (4096, 9216),
-    "fc7": (4096, 4096),
-    "fc8": (1000, 4096),
-}
+_CAFFE_SHAPES = BVLC_ALEXNET_WEIGHT_SHAPES
 
 
 def _caffe_blobs(rng=None, random_layers=("conv2", "fc6")):
