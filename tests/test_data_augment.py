@@ -200,11 +200,12 @@ def test_eval_center_crop_is_the_resized_centre_window():
     data = encode(natural_image(256, 300, 4), "PNG")
     crop = eval_center_crop(tf.constant(data), image_size=224).numpy()
     np.testing.assert_array_equal(crop, pil_decode(data)[16:240, 38:262])
-    # 375x500 through the fused JPEG path: side round(224 * 375 / 256) = 328.
+    # 375x500: resized to 256x341 (torchvision truncates 256 * 500 / 375), then
+    # the centre 224 window, offsets (256 - 224) // 2 and (341 - 224) // 2.
     data = encode(natural_image(375, 500, 5), quality=90, subsampling=0)
     crop = eval_center_crop(tf.constant(data), image_size=224).numpy()
-    window = pil_decode(data)[23:351, 86:414]
-    np.testing.assert_allclose(crop, _resize(window, [224, 224]), atol=1e-3)
+    resized = _resize(pil_decode(data), [256, 341])
+    np.testing.assert_allclose(crop, resized[16:240, 58:282], atol=1e-3)
 
 
 def test_ten_crop_matches_hand_cut_crops():

@@ -353,9 +353,9 @@ def _torchvision(rgb):
 
 @pytest.mark.parametrize("variant", ["original", "torchvision"])
 def test_resampling_follows_the_checkpoint(clean_folder, variant):
-    # 32x40 images, resize_size 24, image_size 16: the centre window has side
-    # round(16 * 32 / 24) = 21 at (5, 9), resized to 16 with OpenCV-like bilinear
-    # (original, Caffe) or PIL-like antialiased bilinear (torchvision).
+    # 32x40 images, resize_size 24, image_size 16: resized to 24x30 with
+    # OpenCV-like bilinear (original, Caffe) or PIL-like antialiased bilinear
+    # (torchvision), then the centre 16x16 window at ((24-16)//2, (30-16)//2).
     root, references = clean_folder
     dataset = _dataset(
         root, "validation", variant=variant, image_size=16, resize_size=24
@@ -363,10 +363,10 @@ def test_resampling_follows_the_checkpoint(clean_folder, variant):
     images, _ = _batches(dataset)[0]
     preprocess = _caffe if variant == "original" else _torchvision
     for image, path in zip(images, sorted(references), strict=True):
-        window = references[path][1][5:26, 9:30]
+        full = references[path][1]
         expected = {
             antialias: preprocess(
-                tf.image.resize(window, [16, 16], antialias=antialias).numpy()
+                tf.image.resize(full, [24, 30], antialias=antialias).numpy()[4:20, 7:23]
             )
             for antialias in (False, True)
         }

@@ -484,6 +484,11 @@ def eval_center_crop(
 ) -> tf.Tensor:
     """Resize the shorter side to `resize_size`, then the centre `image_size` crop.
 
+    Exactly torchvision's `Resize(resize_size)` + `CenterCrop(image_size)` (the
+    longer side becomes `int(resize_size * long / short)`; the crop offsets are
+    rounded down): the whole image is decoded and resized, unlike the training
+    crops, because evaluation must see the pixels the reference pipelines see.
+
     Args:
         contents: the encoded image, a scalar string tensor.
         image_size: the side of the output.
@@ -495,13 +500,20 @@ def eval_center_crop(
     Returns:
         A float32 image `(image_size, image_size, 3)`.
     """
-    crop = decode_crop(
-        contents,
-        lambda h, w: center_crop_window(
-            h, w, image_size=image_size, resize_size=resize_size
-        ),
+    image = decode_crop(contents, lambda h, w: tf.stack([0, 0, h, w]))
+    shape = tf.shape(image)
+    height, width = shape[0], shape[1]
+    short = tf.minimum(height, width)
+    # torchvision truncates the longer side: int(size * long / short).
+    new_height = tf.where(height == short, resize_size, resize_size * height // short)
+    new_width = tf.where(width == short, resize_size, resize_size * width // short)
+    image = tf.image.resize(
+        image, tf.stack([new_height, new_width]), method="bilinear", antialias=antialias
     )
-    image = _resize(crop, [image_size, image_size], antialias)
+    top = (new_height - image_size) // 2
+    left = (new_width - image_size) // 2
+    image = tf.slice(image, tf.stack([top, left, 0]), [image_size, image_size, 3])
+    image.set_shape([image_size, image_size, 3])
     return finish(image, variant=variant)
 
 
