@@ -23,6 +23,7 @@ from tests.backend_utils import to_numpy
 from tests.caffe_writer import write_caffemodel
 from tests.reference_models import (
     BVLC_ALEXNET_WEIGHT_SHAPES,
+    TORCHVISION_WEIGHT_SHAPES,
     torchvision_alexnet,
     torchvision_forward,
 )
@@ -247,16 +248,7 @@ def test_caffe_to_keras_normalises_legacy_shapes():
 
 
 def _torchvision_state_dict():
-    shapes = {
-        "features.0": (64, 3, 11, 11),
-        "features.3": (192, 64, 5, 5),
-        "features.6": (384, 192, 3, 3),
-        "features.8": (256, 384, 3, 3),
-        "features.10": (256, 256, 3, 3),
-        "classifier.1": (4096, 9216),
-        "classifier.4": (4096, 4096),
-        "classifier.6": (1000, 4096),
-    }
+    shapes = TORCHVISION_WEIGHT_SHAPES
     state_dict = {}
     for module, shape in shapes.items():
         state_dict[f"{module}.weight"] = np.zeros(shape, np.float32)
