@@ -290,10 +290,16 @@ def test_hostile_checkpoint_is_refused_without_running_code(tmp_path):
 
 def test_checkpoint_of_another_architecture_names_layer_and_shapes(source_checkpoint):
     _, path = source_checkpoint
+    # A .pth holds torchvision's layout: another variant is refused up front,
     with pytest.raises(
-        ValueError, match=r"Layer 'conv1'.*\(11, 11, 3, 96\).*\(11, 11, 3, 64\)"
+        ValueError, match=r"need variant='torchvision'.*Received: variant='original'"
     ):
-        AlexNet(weights=str(path))
+        AlexNet(weights=str(path), variant="original")
+    # and another grouping when the arrays are compared, naming layer and shapes.
+    with pytest.raises(
+        ValueError, match=r"Layer 'conv2'.*\(5, 5, 32, 192\).*\(5, 5, 64, 192\)"
+    ):
+        AlexNet(weights=str(path), groups=2)
 
 
 def test_unknown_file_type_is_refused(tmp_path):
