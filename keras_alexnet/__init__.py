@@ -17,13 +17,14 @@ load TensorFlow Datasets.
 __version__ = "0.1.0"
 
 from keras_alexnet.alexnet import AlexNet
-from keras_alexnet.conversion import convert_checkpoint, parity_report
+from keras_alexnet.conversion import convert_checkpoint
 from keras_alexnet.layers import (
     AdaptiveAveragePooling2D,
     GroupedConv2D,
     ImagePreprocessing,
     LocalResponseNormalization,
 )
+from keras_alexnet.parity import parity_report
 from keras_alexnet.preprocessing import (
     decode_predictions,
     imagenet_class_index,
