@@ -500,7 +500,7 @@ def _open_regular(path: str) -> Any:
 def _header_problem(path: str, max_pixels: int) -> str | None:
     try:
         with _open_regular(path) as f:
-            header = _read_header(f, os.fstat(f.fileno()).st_size)
+            header = _read_header(f, os.fstat(f.fileno()).st_size, max_pixels)
     except OSError as error:
         return f"cannot be read ({error.strerror or error})"
     except _Damaged as error:
@@ -515,7 +515,7 @@ def _header_problem(path: str, max_pixels: int) -> str | None:
 def _decode_problem(path: str, max_pixels: int) -> str | None:
     try:
         with _open_regular(path) as f:
-            header = _read_header(f, os.fstat(f.fileno()).st_size)
+            header = _read_header(f, os.fstat(f.fileno()).st_size, max_pixels)
             problem = _size_problem(header, max_pixels)
             if problem is not None:
                 return problem  # before decoding it: a bomb decodes to gigabytes
@@ -573,7 +573,7 @@ def _size_problem(header: _Header, max_pixels: int) -> str | None:
     return None
 
 
-def _read_header(f: Any, size: int) -> _Header:
+def _read_header(f: Any, size: int, max_pixels: int) -> _Header:
     """Reads an image's size and checks its structure, reading little of it."""
     if size == 0:
         raise _Damaged("empty file")
@@ -586,7 +586,7 @@ def _read_header(f: Any, size: int) -> _Header:
     if kind == "jpeg":
         return _jpeg_header(f, size)
     if kind == "png":
-        return _png_header(f, size)
+        return _png_header(f, size, max_pixels)
     if kind == "gif":
         width, height = struct.unpack("<HH", head[6:10])
         f.seek(max(0, size - 1))
@@ -610,7 +610,7 @@ _JPEG_MAX_SEGMENTS = 1000
 
 def _jpeg_header(f: Any, size: int) -> _Header:
     """Walks the marker segments of a JPEG to its first scan (ITU T.81, B.1)."""
-    pos, width, height = 2, None, None
+    pos, frame, tables = 2, None, set()
     for _ in range(_JPEG_MAX_SEGMENTS):
         f.seek(pos)
         marker = f.read(4)
@@ -622,14 +622,24 @@ def _jpeg_header(f: Any, size: int) -> _Header:
         (length,) = struct.unpack(">H", marker[2:])
         if length < 2 or pos + 2 + length > size:
             raise _Damaged(f"damaged JPEG: a segment at byte {pos} runs past the end")
-        if marker[1] in _JPEG_SOF:
-            frame = f.read(5)
-            if len(frame) < 5:
+        if marker[1] == 0xDB:  # quantization tables: (precision, id), values
+            segment, at = f.read(length - 2), 0
+            while at < len(segment):
+                tables.add(segment[at] & 0x0F)
+                at += 1 + (128 if segment[at] >> 4 else 64)
+        elif marker[1] in _JPEG_SOF:
+            frame = f.read(length - 2)
+            if len(frame) < 6 or len(frame) < 6 + 3 * frame[5]:
                 raise _Damaged("damaged JPEG: its frame header is cut short")
-            height, width = struct.unpack(">HH", frame[1:5])
         elif marker[1] == 0xDA:  # start of scan: the entropy-coded data follows
-            if width is None:
+            if frame is None:
                 raise _Damaged("damaged JPEG: a scan before any frame header")
+            precision, height, width, count = struct.unpack(">BHHB", frame[:6])
+            used = {frame[6 + 3 * i + 2] for i in range(count)}
+            if precision != 8 or count not in (1, 3, 4) or not used <= tables:
+                # 12-bit samples, two components or an undefined quantization
+                # table: decoding decides.
+                return _Header("jpeg", width, height, complete=False)
             f.seek(max(0, size - _TAIL_BYTES))
             complete = b"\xff\xd9" in f.read()
             return _Header("jpeg", width, height, complete)
@@ -637,9 +647,15 @@ def _jpeg_header(f: Any, size: int) -> _Header:
     raise _Damaged(f"damaged JPEG: no scan in its first {_JPEG_MAX_SEGMENTS} segments")
 
 
-def _png_header(f: Any, size: int) -> _Header:
-    """Walks a PNG's chunks, checking each one's CRC (PNG spec, section 5)."""
+def _png_header(f: Any, size: int, max_pixels: int) -> _Header:
+    """Walks a PNG's chunks, checking each CRC and inflating the image data.
+
+    Inflating (without unfiltering) costs a fraction of decoding and finds the
+    damage a CRC cannot: a stream written wrong. Its output is bounded by the
+    size the header declares. (PNG specification, sections 5 and 10.)
+    """
     pos, width, height, seen_data = 8, 0, 0, False
+    inflater, inflated, raw_size = zlib.decompressobj(), 0, 0
     while pos + 12 <= size:
         f.seek(pos)
         length, kind = struct.unpack(">I4s", f.read(8))
@@ -655,14 +671,49 @@ def _png_header(f: Any, size: int) -> _Header:
         if pos == 8:
             if kind != b"IHDR" or length != 13:
                 raise _Damaged("damaged PNG: it does not start with its IHDR chunk")
-            width, height = struct.unpack(">II", data[:8])
-        seen_data |= kind == b"IDAT"
+            width, height, depth, color, _, _, interlace = struct.unpack(
+                ">IIBBBBB", data
+            )
+            channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(color, 4)
+            problem = _size_problem(_Header("png", width, height, True), max_pixels)
+            if problem is not None:
+                raise _Damaged(problem)  # before inflating gigabytes
+            raw_size = height * (1 + (width * channels * depth + 7) // 8)
+            if interlace:
+                raw_size = None  # Adam7 passes: only the end of the stream counts
+        if kind == b"IDAT":
+            seen_data = True
+            inflated += _inflate(inflater, data, raw_size, inflated)
         if kind == b"IEND":
-            return _Header("png", width, height, complete=seen_data)
+            if not seen_data or not inflater.eof:
+                raise _Damaged("damaged PNG: its image data ends early")
+            if raw_size is not None and inflated != raw_size:
+                raise _Damaged(
+                    f"damaged PNG: its image data holds {inflated} bytes, its "
+                    f"header needs {raw_size}"
+                )
+            return _Header("png", width, height, complete=True)
         pos += 12 + length
     if pos == 8:
         raise _Damaged("damaged PNG: it ends before its IHDR chunk")
     return _Header("png", width, height, complete=False)
+
+
+def _inflate(inflater: Any, data: bytes, raw_size: int | None, done: int) -> int:
+    """Inflates `data` in bounded steps; returns the bytes it produced."""
+    produced = 0
+    try:
+        while data and not inflater.eof:
+            out = inflater.decompress(data, 1 << 20)
+            produced += len(out)
+            if raw_size is not None and done + produced > raw_size:
+                raise _Damaged("damaged PNG: its image data inflates past its size")
+            data = inflater.unconsumed_tail
+    except zlib.error as error:
+        raise _Damaged(
+            f"damaged PNG: its image data does not inflate ({error})"
+        ) from None
+    return produced
 
 
 def _webp_header(f: Any, size: int, head: bytes) -> _Header:
