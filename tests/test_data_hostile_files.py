@@ -240,12 +240,16 @@ def _damaged_files():
     webp = encode(natural_image(16, 16, 0), "WEBP", lossless=True)
     idat = png.index(b"IDAT")
     sof = jpeg.index(b"\xff\xc0")
+    dht = jpeg.index(b"\xff\xc4")
     bad_stream = zlib.compress(b"\x00" * 17 * 16)[:-6] + b"\x00\x00\x00\x00\x00\x00"
     return {
         # Cut short, each with what the tail check of the old header check
         # looked for appended (an end-of-image marker, an IEND chunk).
         "jpeg_cut.JPEG": jpeg[: len(jpeg) // 2] + b"\xff\xd9",
         "jpeg_without_frame.JPEG": jpeg[:sof] + jpeg[sof + 19 :],
+        # The first code-length count of a Huffman table says 255 codes of one
+        # bit: more than 256 symbols in all (libjpeg: "Bogus Huffman table").
+        "jpeg_bogus_huffman.JPEG": jpeg[: dht + 5] + b"\xff" + jpeg[dht + 6 :],
         "png_bad_crc.JPEG": png[: idat + 10]
         + bytes([png[idat + 10] ^ 1])
         + png[idat + 11 :],

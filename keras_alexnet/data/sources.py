@@ -104,15 +104,19 @@ def list_image_folder(
     links to folders deeper down, broken and looping links are skipped. Hidden
     files and folders are ignored.
 
-    Every file is checked while listing (`check_files`): `"header"` reads the
-    structure of a JPEG, PNG, GIF, BMP or WebP (the markers of a JPEG up to its
-    scan, every chunk and CRC of a PNG, the sizes a GIF, BMP or WebP declares)
-    and keeps it when it is complete (a file that looks cut short is decoded to
-    decide); `"decode"` decodes every file, and catches what headers cannot: a
-    JPEG whose compressed data is damaged, which TensorFlow decodes without an
-    error into garbage; `None` checks nothing. `"header"` and `"decode"` refuse
-    an image declaring more than `max_pixels` pixels before decoding it.
-    `on_error="raise"` promises that no file fails later, so with
+    Every file is checked while listing (`check_files`). `"header"` reads a
+    JPEG's headers (its markers, then libjpeg's parse of its tables, up to the
+    compressed data) and the end-of-image marker, and every chunk of a PNG
+    (CRCs, and the image data inflated, not decoded); a JPEG that looks cut
+    short or unusual (progressive, 12-bit), and GIF, BMP and WebP files (rare,
+    and their damage hides in the compressed data) are decoded to decide. It
+    cannot see damage inside a JPEG's compressed data: TensorFlow decodes most
+    such files without an error into garbage, and fails on a few, which
+    `imagenet_dataset` then drops with a logged warning. `"decode"` decodes every
+    file, JPEGs strictly (libjpeg's "Corrupt JPEG data" warnings are errors),
+    and catches those too. `None` checks nothing. `"header"` and `"decode"`
+    refuse an image declaring more than `max_pixels` pixels before decoding
+    it. `on_error="raise"` promises that no file fails later, so with
     `check_files="header"` it decodes every file too.
 
     A file that fails is skipped, and one warning names the skipped files, or,
@@ -542,13 +546,7 @@ def _strict_jpeg_problem(contents: bytes) -> str | None:
     # error, into garbage: libjpeg only warns ("Corrupt JPEG data: premature
     # end of data segment"). simplejpeg's strict mode turns those warnings into
     # errors; decoding at 1/8 scale still reads every coefficient.
-    try:
-        import simplejpeg
-    except ImportError as error:
-        raise ImportError(
-            "check_files='decode' needs simplejpeg to catch damaged JPEG data: "
-            "`pip install simplejpeg` (a dependency of keras-alexnet)."
-        ) from error
+    simplejpeg = _simplejpeg()
     try:
         colorspace = simplejpeg.decode_jpeg_header(contents)[2]
         simplejpeg.decode_jpeg(
@@ -560,6 +558,17 @@ def _strict_jpeg_problem(contents: bytes) -> str | None:
     except ValueError as error:
         return f"cannot be decoded ({error})"
     return None
+
+
+def _simplejpeg() -> Any:
+    try:
+        import simplejpeg
+    except ImportError as error:
+        raise ImportError(
+            "Checking JPEG files needs simplejpeg, a dependency of keras-alexnet: "
+            "`pip install simplejpeg`."
+        ) from error
+    return simplejpeg
 
 
 def _size_problem(header: _Header, max_pixels: int) -> str | None:
@@ -587,25 +596,34 @@ def _read_header(f: Any, size: int, max_pixels: int) -> _Header:
         return _jpeg_header(f, size)
     if kind == "png":
         return _png_header(f, size, max_pixels)
+    # GIF, BMP and WebP are rare in image datasets and their damage hides in
+    # the compressed data: after the pixel cap, decoding decides.
     if kind == "gif":
         width, height = struct.unpack("<HH", head[6:10])
-        f.seek(max(0, size - 1))
-        complete = f.read(1) == b";"  # the GIF trailer
-        return _Header(kind, width, height, complete)
-    if kind == "bmp" and len(head) >= 30:
-        offset, _, width, height, _, bits = struct.unpack("<I I i i H H", head[10:30])
-        row_bytes = (bits * abs(width) + 31) // 32 * 4
-        complete = bits in (8, 24, 32) and offset + row_bytes * abs(height) <= size
-        return _Header(kind, abs(width), abs(height), complete)
+        return _Header(kind, width, height, complete=False)
+    if kind == "bmp" and len(head) >= 26:
+        width, height = struct.unpack("<ii", head[18:26])
+        return _Header(kind, abs(width), abs(height), complete=False)
     if kind == "webp":
-        return _webp_header(f, size, head)
+        return _webp_header(f, head)
     return _Header(kind, 1, 1, complete=False)  # JPEG XL: decoding decides
 
 
 # JPEG start-of-frame markers (ITU T.81, table B.1): SOF0-SOF15 but DHT (C4),
 # JPG (C8) and DAC (CC).
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Progressive and hierarchical frames, whose later scans follow the first.
+_JPEG_MULTI_SCAN_SOF = frozenset({0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xCA, 0xCB, 0xCD})
 _JPEG_MAX_SEGMENTS = 1000
+
+
+def _parse_jpeg_headers(headers: bytes) -> None:
+    """Has libjpeg-turbo (through simplejpeg) parse a JPEG's headers."""
+    simplejpeg = _simplejpeg()
+    try:
+        simplejpeg.decode_jpeg_header(headers)
+    except ValueError as error:
+        raise _Damaged(f"damaged JPEG: {error}") from None
 
 
 def _jpeg_header(f: Any, size: int) -> _Header:
@@ -628,6 +646,7 @@ def _jpeg_header(f: Any, size: int) -> _Header:
                 tables.add(segment[at] & 0x0F)
                 at += 1 + (128 if segment[at] >> 4 else 64)
         elif marker[1] in _JPEG_SOF:
+            progressive = marker[1] in _JPEG_MULTI_SCAN_SOF
             frame = f.read(length - 2)
             if len(frame) < 6 or len(frame) < 6 + 3 * frame[5]:
                 raise _Damaged("damaged JPEG: its frame header is cut short")
@@ -636,10 +655,17 @@ def _jpeg_header(f: Any, size: int) -> _Header:
                 raise _Damaged("damaged JPEG: a scan before any frame header")
             precision, height, width, count = struct.unpack(">BHHB", frame[:6])
             used = {frame[6 + 3 * i + 2] for i in range(count)}
-            if precision != 8 or count not in (1, 3, 4) or not used <= tables:
-                # 12-bit samples, two components or an undefined quantization
-                # table: decoding decides.
+            # libjpeg's own reading of the headers (Huffman tables, scan
+            # parameters), without decoding the image: what it refuses here,
+            # TensorFlow would refuse later.
+            f.seek(0)
+            _parse_jpeg_headers(f.read(pos + 2 + length))
+            if progressive or precision != 8 or count not in (1, 3, 4):
+                # More scans with their own tables, 12-bit samples, or two
+                # components: decoding decides.
                 return _Header("jpeg", width, height, complete=False)
+            if not used <= tables:
+                raise _Damaged("damaged JPEG: a quantization table is not defined")
             f.seek(max(0, size - _TAIL_BYTES))
             complete = b"\xff\xd9" in f.read()
             return _Header("jpeg", width, height, complete)
@@ -716,10 +742,8 @@ def _inflate(inflater: Any, data: bytes, raw_size: int | None, done: int) -> int
     return produced
 
 
-def _webp_header(f: Any, size: int, head: bytes) -> _Header:
+def _webp_header(f: Any, head: bytes) -> _Header:
     """Reads a WebP's size from its first chunk (RFC 9649)."""
-    (riff_size,) = struct.unpack("<I", head[4:8])
-    complete = riff_size + 8 <= size
     chunk = head[12:16]
     f.seek(20)
     data = f.read(10)
@@ -733,8 +757,8 @@ def _webp_header(f: Any, size: int, head: bytes) -> _Header:
         width = int.from_bytes(data[6:8], "little") & 0x3FFF
         height = int.from_bytes(data[8:10], "little") & 0x3FFF
     else:
-        return _Header("webp", 1, 1, complete=False)
-    return _Header("webp", width, height, complete)
+        width = height = 1  # unknown: decoding decides
+    return _Header("webp", width, height, complete=False)
 
 
 def _describe_skipped(root: str, skipped: list, total: int) -> str:
