@@ -474,6 +474,27 @@ class _Header:
     complete: bool
 
 
+def check_image_file(
+    path: str | os.PathLike,
+    *,
+    decode: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> str | None:
+    """Checks one image file as `list_image_folder` does; returns the problem.
+
+    Args:
+        path: the file.
+        decode: decode it (`check_files="decode"`) rather than check its headers.
+        max_pixels: the most pixels (width times height) it may declare.
+
+    Returns:
+        `None` if the file is a readable image, else why not, e.g. `"not a
+        regular file (a FIFO, socket or device)"`.
+    """
+    check = _decode_problem if decode else _header_problem
+    return check(os.fspath(path), max_pixels)
+
+
 def _check_images(files: list[str], mode: str, max_pixels: int) -> list[str | None]:
     # Opening files is I/O bound and the decoders release the GIL, so threads
     # overlap both.
