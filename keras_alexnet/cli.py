@@ -231,7 +231,12 @@ def _center_crop(path: str, constants: registry.Preprocessing) -> np.ndarray:
     import tensorflow as tf
 
     from keras_alexnet.data.augment import eval_center_crop
+    from keras_alexnet.data.sources import check_image_file
 
+    # Before decoding: a decompression bomb decodes to gigabytes.
+    problem = check_image_file(path)
+    if problem is not None:
+        raise ValueError(f"Cannot read {path!r}: {problem}.")
     try:
         crop = eval_center_crop(
             tf.io.read_file(path),
