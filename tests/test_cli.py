@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import struct
+import zlib
 
 import keras
 import pytest
@@ -225,7 +227,8 @@ def test_bad_arguments_exit_with_status_2(capsys, argv, message):
     [
         (["classify", "missing.jpg", "--weights", "none"], "No such image file"),
         (["classify", "--weights", "missing.weights.h5"], "which is not a file"),
-        (["classify", "{not_an_image}", "--weights", "none"], "Cannot decode"),
+        (["classify", "{not_an_image}", "--weights", "none"], "not an image"),
+        (["classify", "{bomb}", "--weights", "none"], "more than max_pixels"),
         (["classify", "{folder}", "--weights", "none"], "is a folder. Pass its"),
         (["convert", "missing.pth", "out.keras"], "not a file"),
         (
@@ -239,10 +242,17 @@ def test_failures_exit_with_status_1_and_a_message(capsys, tmp_path, argv, messa
     not_an_image.write_text("not a JPEG")
     checkpoint = tmp_path / "empty.pth"
     checkpoint.write_bytes(b"")
-    argv = [
-        arg.format(not_an_image=not_an_image, checkpoint=checkpoint, folder=tmp_path)
-        for arg in argv
-    ]
+    # A PNG declaring 40000x40000 pixels (decoded: 4.8 GB), 33 bytes long.
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", 13)
+        + ihdr
+        + struct.pack(">I", zlib.crc32(ihdr))
+    )
+    names = {"not_an_image": not_an_image, "checkpoint": checkpoint, "bomb": bomb}
+    argv = [arg.format(folder=tmp_path, **names) for arg in argv]
     status, _, err = run(capsys, *argv)
     assert status == 1
     assert err.startswith("keras-alexnet: error:")

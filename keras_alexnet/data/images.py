@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from keras_alexnet._data_format import standardize_data_format
 from keras_alexnet.data.augment import eval_center_crop
+from keras_alexnet.data.sources import check_image_file
 from keras_alexnet.preprocessing import apply_preprocessing
 from keras_alexnet.weights import registry
 from keras_alexnet.weights.registry import Checkpoint, Preprocessing
@@ -48,8 +49,9 @@ def load_image(
         several for a batch.
 
     Raises:
-        ValueError: the file is missing, a folder, or not a decodable image; the
-            message names it.
+        ValueError: the file is missing, a folder, not an image, declares more
+            pixels than `keras_alexnet.data.DEFAULT_MAX_PIXELS`, or does not
+            decode; the message names it.
 
     Example:
 
@@ -62,6 +64,10 @@ def load_image(
     if not os.path.isfile(path):
         what = "a folder" if os.path.isdir(path) else "not a file"
         raise ValueError(f"Cannot load the image {path!r}: it is {what}.")
+    # Headers first: a decompression bomb would decode to gigabytes.
+    problem = check_image_file(path)
+    if problem is not None:
+        raise ValueError(f"Cannot read {path!r}: {problem}.")
     try:
         crop = eval_center_crop(
             tf.io.read_file(path),
