@@ -11,7 +11,7 @@ import keras
 import pytest
 from PIL import Image
 
-from keras_alexnet import cli, conversion, imagenet_class_index
+from keras_alexnet import AlexNet, cli, conversion, imagenet_class_index
 from keras_alexnet.resources import sample_images
 from keras_alexnet.weights import loading, registry
 from tests.test_conversion import write_torchvision_checkpoint
@@ -77,7 +77,8 @@ def test_convert_then_classify_with_the_converted_weights(capsys, tmp_path):
     assert "Modelling (the same input tensor into both models)" in out
     assert "Modelling parity: OK" in out
     assert f"Saved {dest}" in out and os.path.isfile(dest)
-    assert 'variant="torchvision"' in out
+    # The file records its architecture: no variant or LRN to repeat on loading.
+    assert f'Load it with AlexNet(weights="{dest}").' in out
 
     # A PNG of the user's, classified with the converted weights.
     png = tmp_path / "photo.png"
@@ -87,8 +88,6 @@ def test_convert_then_classify_with_the_converted_weights(capsys, tmp_path):
         capsys,
         "classify",
         os.fspath(png),
-        "--variant",
-        "torchvision",
         "--weights",
         dest,
         "--top",
@@ -96,8 +95,36 @@ def test_convert_then_classify_with_the_converted_weights(capsys, tmp_path):
     )
     assert status == 0, err
     assert "RANDOMLY" not in out
+    assert f"Weights: {dest} (torchvision variant)" in out
     (top,) = predictions(out).values()
     assert len(top) == 1
+
+
+def test_classify_takes_the_lrn_constants_the_weights_file_says(capsys, tmp_path):
+    # model.save_weights records nothing: the paper's LRN, AlexNet's default, is
+    # used (never Caffe's, which classify once forced on every file); --lrn says
+    # otherwise; a .keras file's own constants win, and a contradiction is refused.
+    image = os.fspath(sample_images()[0])
+    plain = os.fspath(tmp_path / "paper.weights.h5")
+    AlexNet(weights=None).save_weights(plain)
+    status, out, err = run(capsys, "classify", image, "--weights", plain, "--top", "1")
+    assert status == 0, err
+    assert "LRN {'size': 5, 'bias': 2.0, 'alpha': 0.0001, 'beta': 0.75}" in out
+    status, out, err = run(
+        capsys, "classify", image, "--weights", plain, "--lrn", "caffe", "--top", "1"
+    )
+    assert status == 0, err
+    assert "'bias': 1.0, 'alpha': 2e-05" in out
+    # Refused from the file's config, before any model is built: a small one does.
+    archive = os.fspath(tmp_path / "caffe.keras")
+    AlexNet(weights=None, lrn="caffe", include_top=False, input_shape=(67, 67, 3)).save(
+        archive
+    )
+    status, out, err = run(
+        capsys, "classify", image, "--weights", archive, "--lrn", "paper"
+    )
+    assert status == 1
+    assert "need lrn={'size': 5, 'bias': 1.0" in err and "Received: lrn=" in err
 
 
 class _FakeReport:
