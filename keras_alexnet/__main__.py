@@ -2,6 +2,6 @@
 
 import sys
 
-from keras_alexnet._launcher import main
+from keras_alexnet.cli import main
 
 sys.exit(main())

@@ -35,10 +35,9 @@ from keras_alexnet.data.sources import (
     split_image_folder,
     tfds_source,
 )
-from keras_alexnet.weights.registry import imagenet_checkpoint
+from keras_alexnet.weights.registry import check_variant, imagenet_checkpoint
 
 AUGMENT_PRESETS = ("paper", "modern", "center_crop", "ten_crop")
-VARIANTS = ("original", "torchvision", None)
 LABEL_MODES = ("sparse", "one_hot")
 # The input size of a model built with `variant=None` (no checkpoint).
 DEFAULT_IMAGE_SIZE = 224
@@ -187,10 +186,7 @@ def imagenet_dataset(
     """
     training = _is_training_split(split)
     is_folder = _is_folder_source(source)
-    if variant not in VARIANTS:
-        raise ValueError(
-            f"`variant` should be one of {VARIANTS}. Received: variant={variant!r}"
-        )
+    check_variant(variant, allow_none=True)
     if image_size is None:
         image_size = _default_image_size(variant)
     _check_int("image_size", image_size)
@@ -472,16 +468,21 @@ def imagenet_dataset(
 def default_resize_size(image_size: int, variant: str | None = "original") -> int:
     """The shorter side to resize to before cropping `image_size` pixels.
 
-    The checkpoint's own proportion, 256 for its input size: 227/256 for the
-    original variant (the paper's), 224/256 for torchvision's and for `None`.
+    The checkpoint's own proportion of crop to resize (its registry entry):
+    227/256 for the original variant (the paper's), 224/256 for torchvision's
+    and for `None`.
 
     Example:
 
     >>> default_resize_size(227), default_resize_size(67)
     (256, 76)
     """
-    scaled = image_size * augment_lib.RESIZE_SIZE / _default_image_size(variant)
-    return max(image_size, round(scaled))
+    if variant is None:
+        ratio = augment_lib.RESIZE_SIZE / DEFAULT_IMAGE_SIZE
+    else:
+        constants = _preprocessing(variant)
+        ratio = constants.resize_size / constants.crop_size
+    return max(image_size, round(image_size * ratio))
 
 
 def _default_image_size(variant: str | None) -> int:
@@ -499,9 +500,10 @@ def _transform(
     lighting_stddev: float = augment_lib.PCA_LIGHTING_STDDEV,
     scale: tuple[float, float] | None = None,
 ):
-    # Caffe's bvlc_alexnet saw images resized by OpenCV's bilinear filter, which
-    # does not antialias; torchvision's saw PIL's, which does.
-    options = {"variant": variant, "antialias": variant != "original"}
+    # Resized as the checkpoint's images were (its registry entry: Caffe's by
+    # OpenCV, which does not antialias; torchvision's by PIL, which does).
+    antialias = True if variant is None else _preprocessing(variant).antialias
+    options = {"variant": variant, "antialias": antialias}
     if augment == "paper":
         return lambda contents, seed: augment_lib.paper_augment(
             contents,
@@ -521,9 +523,18 @@ def _transform(
         return lambda contents: augment_lib.eval_ten_crop(
             contents, image_size=image_size, resize_size=resize_size, **options
         )
+    rounding = "floor" if variant is None else _preprocessing(variant).crop_rounding
     return lambda contents: augment_lib.eval_center_crop(
-        contents, image_size=image_size, resize_size=resize_size, **options
+        contents,
+        image_size=image_size,
+        resize_size=resize_size,
+        crop_rounding=rounding,
+        **options,
     )
+
+
+def _preprocessing(variant: str):
+    return imagenet_checkpoint(variant).preprocessing
 
 
 def _is_training_split(split: Any) -> bool:

@@ -3,9 +3,10 @@
 Keras reads its backend once, when it is imported, and TensorFlow writes its
 start-up notes (CUDA probes, CPU features) to the process's stderr from C++
 while it is imported and first used, before Python's logging can filter them.
-So this module, which imports neither, sets `KERAS_BACKEND` from `--backend`
-and imports TensorFlow with stderr pointed at /dev/null (unless `--debug`),
-then runs `keras_alexnet.cli.main`.
+So this module, which sits outside the `keras_alexnet` package (importing the
+package imports Keras), sets `KERAS_BACKEND` from `--backend` and imports
+TensorFlow with stderr pointed at /dev/null (unless `--debug`), then runs
+`keras_alexnet.cli.main`.
 """
 
 from __future__ import annotations
@@ -62,3 +63,7 @@ def _stderr_to_devnull():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
