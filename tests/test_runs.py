@@ -285,3 +285,26 @@ def test_mixup_and_cutmix_mix_labels_as_pixels():
         np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
         # Up to a row or column of the box at each edge rounded to whole pixels.
         np.testing.assert_allclose(x.mean(axis=(1, 2, 3)), y[:, 1], atol=0.04)
+
+
+@pytest.mark.backend
+def test_distribute_matches_one_device(tmp_path, capsys):
+    # One epoch with two replicas on two virtual CPU devices against one device
+    # with the same global batch: equal to float32 rounding (the gradients of
+    # the two halves are averaged instead of computed at once).
+    backend = keras.backend.backend()
+    if backend == "torch":
+        status = cli.main(["train", str(tmp_path), "--distribute"])
+        assert status == 1
+        assert "needs the TensorFlow or JAX backend" in capsys.readouterr().err
+        return
+    script = os.path.join(ROOT, "tests", "distribute_check.py")
+    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    finished = subprocess.run(
+        [sys.executable, script, backend, str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    result = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert result["devices"] == 2
+    assert result["max_abs_difference"] <= 1e-6 * result["largest_weight"] + 1e-7
