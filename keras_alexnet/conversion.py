@@ -177,4 +177,10 @@ def _check_dest(dest: Any) -> str:
         )
     if os.path.isdir(path):
         raise ValueError(f"`dest` is a folder. Received: dest={path!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        # Checked before converting, and never created: more often a typo.
+        raise ValueError(
+            f"The folder of `dest` does not exist: {folder!r}. Received: dest={path!r}"
+        )
     return path
