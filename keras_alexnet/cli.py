@@ -220,7 +220,8 @@ def _weights_argument(text: str) -> str | None:
         return text
     if not os.path.isfile(text):
         raise FileNotFoundError(
-            "--weights should be 'imagenet', 'none' or the path of a weights "
+            "--weights should be 'imagenet', 'none', a checkpoint name "
+            f"({', '.join(registry.CHECKPOINTS)}) or the path of a weights "
             f"file. Received: --weights {text!r}, which is not a file"
         )
     return text
