@@ -21,12 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from keras_alexnet import AlexNet, preprocess_input
-from keras_alexnet.conversion import (
-    ParityReport,
-    convert_checkpoint,
-    parity_report,
-    save_model_atomically,
-)
+from keras_alexnet.conversion import convert_checkpoint, save_model_atomically
+from keras_alexnet.parity import ParityReport, parity_report
 from keras_alexnet.resources import sample_images
 from keras_alexnet.weights.caffe_prototxt import alexnet_deploy_prototxt
 from tests import caffe_writer
