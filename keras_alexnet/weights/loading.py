@@ -398,11 +398,6 @@ def _write_text_atomically(path: str, text: str) -> None:
     write_atomically(path, write)
 
 
-def save_weights_atomically(model: keras.Model, path: str) -> None:
-    """Writes `model.save_weights(path)` through a temporary file and a rename."""
-    write_atomically(path, lambda tmp: model.save_weights(tmp, overwrite=True))
-
-
 def write_atomically(
     path: str,
     write: Callable[[str], None],
