@@ -71,6 +71,13 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument(
+        "--focus",
+        choices=("all", "original"),
+        default="all",
+        help="'original': only the paper's layout, each framework's default "
+        "against the other ways of its LRN and grouped convolutions",
+    )
     args = parser.parse_args(argv)
     args.batch = args.batch or (2 if args.smoke else 256)
     args.steps = args.steps or (1 if args.smoke else 10)
@@ -101,6 +108,8 @@ def main(argv=None) -> None:
             str(args.steps),
             "--repeats",
             str(args.repeats),
+            "--focus",
+            args.focus,
         ] + (["--smoke"] if args.smoke else [])
         env = dict(os.environ)
         env["KERAS_BACKEND"] = "torch" if child in ("torch", "keras-torch") else "jax"
@@ -289,6 +298,47 @@ def format_report(results, infos, args, seconds) -> str:
         "",
         _table(header, rows),
     ]
+
+    header = ["card: " + card, "precision", "train step", "inference"]
+    rows = []
+    for r in results:
+        if r["mode"] == "train" and r["layout"].startswith(
+            ("original (", "original, ")
+        ):
+            keys = [
+                (r["framework"], r["layout"], r["precision"], r["compiler"], m)
+                for m in ("train", "infer")
+            ]
+            name = {"jax": "Keras/JAX", "keras-torch": "Keras/torch"}[r["framework"]]
+            rows.append(
+                [f"{name} {r['layout']}", r["precision"]] + [cell(k) for k in keys]
+            )
+    if rows:
+        lines += [
+            "",
+            "## Original layout: the default ways against the others",
+            "",
+            _table(header, rows),
+        ]
+        for framework in ("jax", "keras-torch"):
+            compiler = "jit" if framework == "jax" else "eager"
+            for mode in ("train", "infer"):
+                keys = [
+                    (framework, "original (default)", p, compiler, mode)
+                    for p in ("bf16", "fp32")
+                ]
+                if all(k in by_key for k in keys):
+                    lines.append(
+                        f"ratio gpu original {mode}: {framework} default bf16 / fp32 = "
+                        f"{by_key[keys[0]]['img_s'] / by_key[keys[1]]['img_s']:.2f}"
+                    )
+                    plain = by_key.get(("torch", "original", "bf16", "eager", mode))
+                    if plain and framework == "keras-torch":
+                        value = by_key[keys[0]]["img_s"] / plain["img_s"]
+                        lines.append(
+                            f"ratio gpu original {mode}: keras-torch default bf16 / "
+                            f"torch eager bf16 = {value:.2f}"
+                        )
 
     header = ["card: " + card, "way", "forward ms", "forward+backward ms"]
     rows = []
@@ -545,6 +595,8 @@ def plain_torch(child) -> None:
         for p, c in (("fp32", "eager"), ("bf16", "eager"))
     ]
     plans += [(layout, "bf16", "compile") for layout in LAYOUTS]
+    if child.args.focus == "original":
+        plans = [("original", p, "eager") for p in ("bf16", "fp32")]
     for layout, precision, compiler in plans:
         torch.manual_seed(0)
         size = image_size(layout, smoke)
@@ -648,9 +700,11 @@ def keras_child(child) -> None:
 
     child.emit(kind="info", card=card, versions=versions)
     policies = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+    # fit runs as users run it: compiled by XLA under JAX, eager under PyTorch.
+    fit_compiler = "jit" if backend == "jax" else "eager"
     rng = np.random.default_rng(0)
 
-    def build(layout, precision, preprocessing=False, **overrides):
+    def build(layout, precision, compiler, preprocessing=False, **overrides):
         keras.config.set_dtype_policy(policies[precision])
         keras.utils.set_random_seed(0)
         size = image_size(layout, smoke)
@@ -682,7 +736,7 @@ def keras_child(child) -> None:
         if not child.time_left():
             child.emit(mode="skipped", what=what, **record)
             return
-        model, size = build(layout, precision, **overrides)
+        model, size = build(layout, precision, compiler, **overrides)
         x = to_device(rng.uniform(-2, 2, (batch, size, size, 3)).astype("float32"))
         y = to_device(rng.integers(0, 1000, (batch,)).astype("int32"))
         child.measure(
@@ -711,7 +765,7 @@ def keras_child(child) -> None:
             child.emit(mode="skipped", what=what, **record)
             return
         count = (8 if not smoke else 2) * batch
-        model, size = build(layout, precision, preprocessing=True)
+        model, size = build(layout, precision, fit_compiler, preprocessing=True)
         pixels = rng.integers(0, 256, (count, size, size, 3), dtype="uint8")
         labels = rng.integers(0, 1000, (count,)).astype("int32")
         x, y = to_device(pixels[:batch]), to_device(labels[:batch])
@@ -749,7 +803,7 @@ def keras_child(child) -> None:
         )
         if with_float32 and child.time_left():
             # float32 pixels, normalised on the host, as before.
-            model, _ = build(layout, precision)
+            model, _ = build(layout, precision, fit_compiler)
             floats = pixels.astype("float32") / 64 - 2
             child.measure(
                 what + " float32",
@@ -761,6 +815,9 @@ def keras_child(child) -> None:
             )
         child.args.steps = saved
 
+    if child.args.focus == "original":
+        focus_original(child, step_and_inference, backend, smoke)
+        return
     # In order of importance: what is cut for time comes last. The smoke run
     # takes one case of each code path (XLA compiles slowly on a CPU).
     both = [(layout, p) for layout in LAYOUTS for p in ("bf16", "fp32")]
@@ -784,6 +841,34 @@ def keras_child(child) -> None:
         fits("original", "bf16", with_float32=False)
         fits("torchvision", "fp32", with_float32=False)
         fits("original", "fp32", with_float32=False)
+
+
+def focus_original(child, step_and_inference, backend, smoke) -> None:
+    """The paper's layout: the default ways against the others, both precisions."""
+    from keras_alexnet.layers import grouped_conv2d, local_response_normalization
+
+    compiler = "jit" if backend == "jax" else "eager"
+    defaults = (
+        grouped_conv2d.default_implementation,
+        local_response_normalization.default_implementations,
+    )
+    if backend == "jax":
+        others = {"grouped conv split": ("split", None)}
+        others["grouped conv native"] = ("native", None)
+    else:
+        others = {"LRN slices (before)": (None, ("slices", "slices"))}
+    for precision in ("bf16", "fp32"):
+        step_and_inference("original", precision, compiler, "original (default)")
+        for label, (conv_way, lrn_ways) in others.items():
+            grouped_conv2d.default_implementation = (
+                (lambda way=conv_way: way) if conv_way else defaults[0]
+            )
+            local_response_normalization.default_implementations = (
+                (lambda rank=4, ways=lrn_ways: ways) if lrn_ways else defaults[1]
+            )
+            step_and_inference("original", precision, compiler, f"original, {label}")
+            grouped_conv2d.default_implementation = defaults[0]
+            local_response_normalization.default_implementations = defaults[1]
 
 
 def lrn_ways(child, keras, framework, to_device, sync, rng) -> None:
