@@ -44,9 +44,12 @@ class LocalResponseNormalization(keras.layers.Layer):
     and Caffe's `bvlc_alexnet` is `LocalResponseNormalization(5, 1.0, 2e-5, 0.75)`.
 
     How the window sum is computed is chosen for speed per backend, measured in
-    `benchmarks/lrn.py` (see `docs/performance.md`); every way gives the same
-    values to float32 rounding. On GPUs, where float32 matmuls may run in TF32,
-    it is a sum of shifted slices, exact in float32. On CPU: under TensorFlow,
+    `benchmarks/lrn.py` and `benchmarks/gpu.py` (see `docs/performance.md`);
+    every way gives the same values to float32 rounding. On GPUs, under
+    TensorFlow and JAX, whose float32 matmuls may run in TF32, it is a sum of
+    shifted slices, exact in float32; under PyTorch, which keeps float32
+    matmuls exact by default, one matmul by a banded 0/1 channel matrix. On
+    CPU: under TensorFlow,
     inference calls TensorFlow's own kernel, `tf.nn.local_response_normalization`,
     and training (`training=True`) multiplies the squares by a banded 0/1 channel
     matrix, whose gradient TensorFlow computes faster; under JAX, inference sums
@@ -54,7 +57,10 @@ class LocalResponseNormalization(keras.layers.Layer):
     PyTorch, both multiply by the banded matrix. Under mixed precision the
     squares, their sum and the power are computed in float32, so activations of
     AlexNet's magnitude never overflow to inf or NaN; the output is cast back to
-    the compute dtype. `implementation` names one way for both inference and
+    the compute dtype. The exception is the matmul in bfloat16, which has
+    float32's range: the squares and the matmul stay in bfloat16 (every BLAS
+    accumulates it in float32), which halves their memory traffic and keeps
+    the output within 1 % of the exact value. `implementation` names one way for both inference and
     training, to compare them or to pin one; it is saved in the layer's config.
 
     Args:
