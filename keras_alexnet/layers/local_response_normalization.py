@@ -60,8 +60,9 @@ class LocalResponseNormalization(keras.layers.Layer):
     the compute dtype. The exception is the matmul in bfloat16, which has
     float32's range: the squares and the matmul stay in bfloat16 (every BLAS
     accumulates it in float32), which halves their memory traffic and keeps
-    the output within 1 % of the exact value. `implementation` names one way for both inference and
-    training, to compare them or to pin one; it is saved in the layer's config.
+    the output within 1 % of the exact value. `implementation` names one way
+    for both inference and training, to compare them or to pin one; it is saved
+    in the layer's config.
 
     Args:
         size: the number of channels in the window, an odd integer >= 1.
