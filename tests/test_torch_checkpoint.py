@@ -666,3 +666,27 @@ def test_pickle_operations_are_counted(tmp_path, monkeypatch):
     )
     with pytest.raises(ValueError, match="long.pt.*more than 1000 operations"):
         read_torch_state_dict(path)
+
+
+def test_zip_directory_offsets_beyond_any_file_name_the_file(tmp_path):
+    # zipfile itself raises "cannot fit 'int' into an offset-sized integer".
+    source = _save({"w": torch.ones(3)}, tmp_path / "full.pt", "zip")
+    data = bytearray(source.read_bytes())
+    end = data.rindex(b"PK\x06\x06")  # zip64 end of central directory record
+    data[end + 48 : end + 56] = b"\xff" * 8  # offset of the central directory
+    path = tmp_path / "far.pt"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="far.pt"):
+        read_torch_state_dict(path)
+
+
+def test_legacy_version_record_is_not_formatted_whole(tmp_path):
+    # The legacy format's second pickle, its protocol version, as billion laughs.
+    path = tmp_path / "version.pt"
+    path.write_bytes(
+        pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + _PROTO2 + _laughs() + _STOP
+    )
+    (outcome,) = run_reader(
+        "weights/torch_checkpoint", "read_torch_state_dict", [path], timeout=30
+    )
+    assert "legacy protocol version tuple(" in _check_refusal(path, outcome)
