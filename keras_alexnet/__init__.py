@@ -8,6 +8,7 @@ The public API, re-exported explicitly:
 - `preprocess_input`, `decode_predictions`, `imagenet_class_index`.
 - `CHECKPOINTS`, `convert_checkpoint`, `parity_report`: the pretrained weights.
 - `PaperSGD`, `paper_callbacks`: the paper's training recipe.
+- `export_model`: SavedModel, ONNX or TFLite for serving.
 - `sample_images`: public-domain photos shipped with the package.
 
 The input pipelines are in `keras_alexnet.data`, imported on demand because they
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 
 from keras_alexnet.alexnet import AlexNet
 from keras_alexnet.conversion import convert_checkpoint, parity_report
+from keras_alexnet.export import export_model
 from keras_alexnet.layers import (
     AdaptiveAveragePooling2D,
     GroupedConv2D,
@@ -44,6 +46,7 @@ __all__ = [
     "__version__",
     "convert_checkpoint",
     "decode_predictions",
+    "export_model",
     "imagenet_class_index",
     "paper_callbacks",
     "parity_report",
