@@ -51,11 +51,10 @@ def main() -> None:
 
     # The console script, as a user would call it.
     script = Path(sys.prefix) / "bin" / "keras-alexnet"
-    for argv in (["--help"], ["export", "--help"]):
-        help_text = subprocess.run(
-            [script, *argv], check=True, capture_output=True, text=True
-        ).stdout
-        assert "usage: keras-alexnet" in help_text, help_text
+    help_text = subprocess.run(
+        [script, "--help"], check=True, capture_output=True, text=True
+    ).stdout
+    assert "usage: keras-alexnet" in help_text and "export" in help_text, help_text
     classified = subprocess.run(
         [script, "classify", "--weights", "none", "--top", "2"],
         check=True,
