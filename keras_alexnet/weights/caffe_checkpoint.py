@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,7 @@ class _Decoder:
                 raise self.error(f"a varint longer than 10 bytes ends at byte {pos}")
         raise self.error(f"a varint runs past the end of its message at byte {pos}")
 
-    def field(self, pos: int, end: int) -> tuple[int, int, object, int]:
+    def field(self, pos: int, end: int) -> tuple[int, int, Any, int]:
         """Decodes the field at `pos` of a message that ends at `end`.
 
         Returns:
@@ -150,7 +151,7 @@ class _Decoder:
             elif number in floats:
                 dtype = np.dtype("<f4" if number == _BLOB_DATA else "<f8")
                 if wire_type == _LENGTH_DELIMITED:
-                    floats[number].append(self.floats(*value, dtype, layer))
+                    floats[number].append(self.floats(value[0], value[1], dtype, layer))
                 elif dtype.itemsize == {_FIXED32: 4, _FIXED64: 8}.get(wire_type):
                     tag = (number << 3) | wire_type  # one byte for fields < 16
                     values, pos = self.unpacked_run(field_start, end, tag, dtype)
@@ -250,7 +251,7 @@ def read_caffemodel(path: str | os.PathLike[str]) -> dict[str, list[np.ndarray]]
         number, wire_type, value, pos = decoder.field(pos, end)
         if number not in _LAYER_FIELDS or wire_type != _LENGTH_DELIMITED:
             continue
-        name, blob_spans = decoder.layer(*value, *_LAYER_FIELDS[number])
+        name, blob_spans = decoder.layer(value[0], value[1], *_LAYER_FIELDS[number])
         if not blob_spans:
             continue
         if name is None:
