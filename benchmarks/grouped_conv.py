@@ -5,11 +5,11 @@ gradients of the input, the kernel and the bias, with a random upstream
 gradient) of:
 
 - `Conv2D(groups=2)`: Keras' own grouped convolution. `GroupedConv2D`'s native
-  path (`layer._split_groups = False`) runs this very code
+  path (`implementation="native"`) runs this very code
   (`Conv2D.convolution_op`), so it is timed once, under both names; its output
   is checked to agree;
 - `GroupedConv2D split`: this library's layer convolving each group on its own
-  and concatenating (`layer._split_groups = True`);
+  and concatenating (`implementation="split"`);
 - `Conv2D(groups=1)`: the ungrouped convolution of the same widths, twice the
   arithmetic. The project requires AlexNet's `groups=2` (the `GroupedConv2D`
   default) to be no slower than this on every backend.
@@ -62,9 +62,10 @@ def make_layer(variant: str, filters: int, kernel_size: int, input_shape):
         layer = keras.layers.Conv2D(filters, kernel_size, padding="same", groups=groups)
         layer.build(input_shape)
         return layer
-    layer = GroupedConv2D(filters, kernel_size, padding="same", groups=2)
+    layer = GroupedConv2D(
+        filters, kernel_size, padding="same", groups=2, implementation="split"
+    )
     layer.build(input_shape)
-    layer._split_groups = variant == SPLIT
     return layer
 
 
@@ -135,11 +136,9 @@ def main(argv=None) -> None:
 
     import keras
 
-    from keras_alexnet import GroupedConv2D
+    from keras_alexnet.layers.grouped_conv2d import default_implementation
 
-    probe = GroupedConv2D(4, 3, groups=2)
-    probe.build((1, 5, 5, 4))
-    default = SPLIT if probe._split_groups else NATIVE
+    default = SPLIT if default_implementation() == "split" else NATIVE
     print(machine_line(backend))
     print(f"GroupedConv2D default on this machine: {default}")
 

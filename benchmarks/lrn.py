@@ -46,17 +46,18 @@ QUICK_SHAPES = ((4, 55, 55, 96), (4, 27, 27, 256))
 def make_layer(implementation: str, shape):
     from keras_alexnet import LocalResponseNormalization
 
-    layer = LocalResponseNormalization(**PAPER_LRN)
+    layer = LocalResponseNormalization(**PAPER_LRN, implementation=implementation)
     layer.build(shape)
-    layer._implementation = layer._training_implementation = implementation
     return layer
 
 
 def layer_implementations(backend: str) -> list[str]:
-    from keras_alexnet.layers.local_response_normalization import _IMPLEMENTATIONS
+    from keras_alexnet.layers.local_response_normalization import IMPLEMENTATIONS
 
     return [
-        name for name in _IMPLEMENTATIONS if backend == "tensorflow" or name != "native"
+        name
+        for name in IMPLEMENTATIONS
+        if name != "auto" and (backend == "tensorflow" or name != "native")
     ]
 
 
@@ -171,15 +172,11 @@ def main(argv=None) -> None:
     repeats = args.repeats or (3 if args.quick else 5)
 
     from keras_alexnet.layers.local_response_normalization import (
-        LocalResponseNormalization,
+        default_implementations,
     )
 
-    probe = LocalResponseNormalization(**PAPER_LRN)
-    probe.build((1, 1, 1, 96))
-    defaults = {
-        "forward": probe._implementation,
-        "fwd+bwd": probe._training_implementation,
-    }
+    forward, training = default_implementations(rank=4)
+    defaults = {"forward": forward, "fwd+bwd": training}
     print(machine_line(backend))
     print(
         f"layer defaults on this machine: {defaults['forward']} for inference, "

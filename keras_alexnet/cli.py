@@ -163,6 +163,12 @@ def _classify(args: argparse.Namespace) -> int:
     paths = [os.fspath(path) for path in args.images] or [
         os.fspath(path) for path in sample_images()
     ]
+    folders = [path for path in paths if os.path.isdir(path)]
+    if folders:
+        raise IsADirectoryError(
+            f"IMAGES should be image files; {', '.join(folders)} is a folder. Pass "
+            "its images instead, e.g. with a shell pattern: folder/*.JPEG"
+        )
     missing = [path for path in paths if not os.path.isfile(path)]
     if missing:
         raise FileNotFoundError(f"No such image file: {', '.join(missing)}")
@@ -239,11 +245,23 @@ def _center_crop(path: str, image_size: int, variant: str) -> np.ndarray:
 def _convert(args: argparse.Namespace) -> int:
     # Checked first: the conversion takes a while, and nothing is saved until
     # the parity check has passed.
+    # Mistakes in DEST are usage errors (status 2), like argparse's own.
+    folder = os.path.dirname(os.path.abspath(args.dest))
     if not args.dest.lower().endswith(conversion.DEST_SUFFIXES):
-        raise ValueError(
+        problem = (
             "DEST should end in .weights.h5 (weights only) or .keras (the whole "
             f"model). Received: {args.dest!r}"
         )
+    elif not os.path.isdir(folder):
+        problem = (
+            f"the folder of DEST does not exist (it is not created, in case of a "
+            f"typo): {folder!r}. Received: {args.dest!r}"
+        )
+    else:
+        problem = None
+    if problem:
+        print(f"{PROG} convert: error: {problem}", file=sys.stderr)
+        return 2
     model = conversion.convert_checkpoint(args.source, variant=args.variant)
     is_caffe = args.source.lower().endswith(".caffemodel")
     variant = args.variant or ("original" if is_caffe else "torchvision")

@@ -8,6 +8,7 @@ import pytest
 
 from keras_alexnet.weights.caffe_checkpoint import read_caffemodel
 from tests import caffe_writer
+from tests.bounded import run_reader
 from tests.caffe_writer import alexnet_deploy_prototxt, write_caffemodel
 from tests.reference_models import BVLC_ALEXNET_WEIGHT_SHAPES
 
@@ -212,3 +213,56 @@ def test_malformed_file_raises_value_error_naming_path(tmp_path, contents, messa
 def test_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_caffemodel(tmp_path / "absent.caffemodel")
+
+
+def _interleaved_blob(values, encoding):
+    """A blob whose floats alternate with another field: channels = 1 each time.
+
+    Legal protobuf (fields may come in any order, repeated scalars unpacked), and
+    the worst case for finding where each run of floats ends.
+    """
+    other = caffe_writer._varint_field(2, 1)
+    tagged = [b"\x2d" + np.float32(v).tobytes() for v in values]
+    run = 2 if encoding == "pairs" else 1
+    out = [b"".join(tagged[i : i + run]) + other for i in range(0, len(values), run)]
+    return b"".join(out) + _legacy_dims(len(values), 1, 1, 1)
+
+
+def test_unpacked_floats_between_other_fields_read_in_linear_time(tmp_path):
+    # Each run of floats was found by comparing every tag to the end of the
+    # blob: quadratic in the number of runs (a minute for this 700 kB file).
+    values = np.arange(100_000, dtype=np.float32) / 7
+    paths = []
+    for encoding in ("singles", "pairs"):
+        path = tmp_path / f"{encoding}.caffemodel"
+        blob = _interleaved_blob(values, encoding)
+        path.write_bytes(_field(100, _field(1, b"ip") + _field(7, blob)))
+        paths.append(path)
+        assert path.stat().st_size < 3 << 20
+    outcomes = run_reader(
+        "weights/caffe_checkpoint", "read_caffemodel", paths, timeout=20
+    )
+    for outcome in outcomes:
+        assert outcome["error"] is None, outcome
+    # The values themselves, read in process.
+    (blob,) = read_caffemodel(paths[0])["ip"]
+    np.testing.assert_array_equal(blob.reshape(-1), values)
+
+
+def test_shape_with_100k_axes_is_refused_briefly(tmp_path):
+    packed = _field(1, b"\x01" * 100_000)
+    unpacked = caffe_writer._varint_field(1, 1) * 100_000
+    paths = []
+    for name, shape in {"packed": packed, "unpacked": unpacked}.items():
+        path = tmp_path / f"{name}.caffemodel"
+        path.write_bytes(_field(100, _field(1, b"ip") + _field(7, _field(7, shape))))
+        paths.append(path)
+    for path, outcome in zip(
+        paths,
+        run_reader("weights/caffe_checkpoint", "read_caffemodel", paths),
+        strict=True,
+    ):
+        assert outcome["error"] == "ValueError", outcome
+        assert path.name in outcome["message"]
+        assert "more than 32 axes" in outcome["message"]
+        assert outcome["message_length"] < 500

@@ -199,7 +199,7 @@ def test_bad_arguments_exit_with_status_2(capsys, argv, message):
         (["classify", "missing.jpg", "--weights", "none"], "No such image file"),
         (["classify", "--weights", "missing.weights.h5"], "which is not a file"),
         (["classify", "{not_an_image}", "--weights", "none"], "Cannot decode"),
-        (["convert", "{checkpoint}", "out.h5"], "DEST should end in .weights.h5"),
+        (["classify", "{folder}", "--weights", "none"], "is a folder. Pass its"),
         (["convert", "missing.pth", "out.keras"], "not a file"),
         (
             ["convert", "{checkpoint}", "out.keras", "--variant", "original"],
@@ -213,13 +213,34 @@ def test_failures_exit_with_status_1_and_a_message(capsys, tmp_path, argv, messa
     checkpoint = tmp_path / "empty.pth"
     checkpoint.write_bytes(b"")
     argv = [
-        arg.format(not_an_image=not_an_image, checkpoint=checkpoint) for arg in argv
+        arg.format(not_an_image=not_an_image, checkpoint=checkpoint, folder=tmp_path)
+        for arg in argv
     ]
     status, _, err = run(capsys, *argv)
     assert status == 1
     assert err.startswith("keras-alexnet: error:")
     assert message in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "dest, message",
+    [
+        ("out.h5", "DEST should end in .weights.h5"),
+        ("out.txt", "DEST should end in .weights.h5"),
+        ("typo/out.keras", "the folder of DEST does not exist"),
+    ],
+)
+def test_bad_convert_destination_exits_with_status_2_before_converting(
+    capsys, tmp_path, dest, message
+):
+    checkpoint = tmp_path / "empty.pth"  # would fail to read, if it were read
+    checkpoint.write_bytes(b"")
+    status, _, err = run(capsys, "convert", str(checkpoint), str(tmp_path / dest))
+    assert status == 2
+    assert message in err and "Traceback" not in err
+    assert "empty.pth" not in err
+    assert not (tmp_path / "typo").exists()
 
 
 def test_help_exits_with_status_0(capsys):

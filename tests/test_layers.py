@@ -39,12 +39,22 @@ def test_grouped_conv_matches_torch(rng, groups, padding, strides):
 def test_grouped_conv_split_path_matches_native_grouped_conv(rng):
     # The split-and-concatenate path (JAX and TF on CPU) must equal TF's grouped conv.
     x = rng.standard_normal((2, 13, 13, 16)).astype("float32")
-    layer = GroupedConv2D(8, 3, groups=2, padding="same", use_bias=False)
+    layer = GroupedConv2D(
+        8, 3, groups=2, padding="same", use_bias=False, implementation="split"
+    )
     layer.build(x.shape)
-    layer._split_groups = True
     kernel = to_numpy(layer.kernel)
     expected = tf.nn.conv2d(x, kernel, strides=1, padding="SAME").numpy()
     np.testing.assert_allclose(to_numpy(layer(x)), expected, atol=1e-5)
+
+
+def test_grouped_conv_implementation_is_in_its_config():
+    layer = GroupedConv2D(8, 3, groups=2, implementation="native")
+    config = layer.get_config()
+    assert config["implementation"] == "native"
+    assert GroupedConv2D.from_config(config).get_config() == config
+    with pytest.raises(ValueError, match=r"Received: implementation='fast'"):
+        GroupedConv2D(8, 3, groups=2, implementation="fast")
 
 
 def test_grouped_conv_weights_are_interchangeable_with_keras_conv2d(rng):

@@ -10,11 +10,14 @@ import http.server
 import os
 import pathlib
 import pickle
+import socket
 import subprocess
 import sys
 import threading
+import time
 import types
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -122,7 +125,12 @@ def test_download_verify_convert_cache_then_offline(
         server.stop()
     cache = keras_home / "models" / "keras_alexnet"
     converted = pathlib.Path(loading.converted_weights_path(checkpoint))
-    assert files_in(cache) == sorted([CHECKPOINT.file_name, converted.name])
+    assert files_in(cache) == sorted(
+        [CHECKPOINT.file_name, converted.name, converted.name + ".sha256"]
+    )
+    assert (cache / (converted.name + ".sha256")).read_text().strip() == (
+        hashlib.sha256(converted.read_bytes()).hexdigest()
+    )
 
     x = np.random.default_rng(0).standard_normal((2, 224, 224, 3)).astype("float32")
     logits = torchvision_forward(torch_model, x.transpose(0, 3, 1, 2))
@@ -246,24 +254,181 @@ def test_two_processes_loading_at_once_do_not_corrupt_the_cache(
     for out in outputs:
         np.testing.assert_allclose(np.load(out), expected, rtol=1e-4, atol=1e-5)
     cache = keras_home / "models" / "keras_alexnet"
-    assert len(files_in(cache)) == 2  # the source and its conversion, no leftovers
+    # The source, its conversion and the conversion's hash; no leftovers.
+    assert len(files_in(cache)) == 3
 
 
-def test_damaged_cached_conversion_is_reported_and_removed(
+def test_damaged_or_poisoned_cached_conversion_is_made_again(
+    source_checkpoint, keras_home, monkeypatch
+):
+    torch_model, path = source_checkpoint
+    checkpoint = use_checkpoint(monkeypatch, file_hash=sha256_prefix(path))
+    monkeypatch.setenv(loading.MIRROR_ENV, str(path.parent))
+    AlexNet(variant="torchvision", weights="imagenet", include_top=False)
+    converted = pathlib.Path(loading.converted_weights_path(checkpoint))
+    good = converted.read_bytes()
+
+    # Poisoned: still a valid weights file of the right architecture, but
+    # every weight zeroed in place.
+    with h5py.File(converted, "r+") as file:
+        file.visititems(
+            lambda name, item: (
+                item.__setitem__(..., 0) if isinstance(item, h5py.Dataset) else None
+            )
+        )
+    assert converted.read_bytes() != good
+    x = np.random.default_rng(0).standard_normal((1, 224, 224, 3)).astype("float32")
+    with pytest.warns(UserWarning, match="does not have the SHA-256.*damaged or"):
+        model = AlexNet(variant="torchvision", weights="imagenet", include_top=False)
+    expected = torchvision_features(torch_model, x.transpose(0, 3, 1, 2))
+    np.testing.assert_allclose(
+        to_numpy(model(x)), expected.transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-5
+    )
+    digest = (converted.parent / (converted.name + ".sha256")).read_text().strip()
+    assert digest == hashlib.sha256(converted.read_bytes()).hexdigest()
+
+
+def test_a_folder_where_a_cache_file_belongs_is_reported(
     source_checkpoint, keras_home, monkeypatch
 ):
     _, path = source_checkpoint
     checkpoint = use_checkpoint(monkeypatch, file_hash=sha256_prefix(path))
     monkeypatch.setenv(loading.MIRROR_ENV, str(path.parent))
-    AlexNet(variant="torchvision", weights="imagenet", include_top=False)
+    cache = keras_home / "models" / "keras_alexnet"
+    (cache / CHECKPOINT.file_name).mkdir(parents=True)
+    with pytest.raises(IsADirectoryError, match="is a folder, where keras-alexnet"):
+        loading.fetch_checkpoint(checkpoint)
+    (cache / CHECKPOINT.file_name).rmdir()
     converted = pathlib.Path(loading.converted_weights_path(checkpoint))
-    converted.write_bytes(converted.read_bytes()[:1000])
-    with pytest.raises(ValueError, match="is damaged"):
+    converted.mkdir()
+    with pytest.raises(IsADirectoryError, match="conversion of .*Remove or rename"):
         AlexNet(variant="torchvision", weights="imagenet", include_top=False)
-    assert not converted.exists()
-    # The next load converts again from the cached source.
-    AlexNet(variant="torchvision", weights="imagenet", include_top=False)
-    assert converted.exists()
+    assert converted.is_dir()  # reported, not removed
+
+
+def test_stale_temporaries_are_removed_and_fresh_ones_kept(keras_home):
+    cache = keras_home / "models" / "keras_alexnet"
+    stale_dir, fresh_dir = cache / ".download-stale", cache / ".download-fresh"
+    for folder in (stale_dir, fresh_dir):
+        folder.mkdir(parents=True)
+        (folder / "partial.pth").write_bytes(b"half a download")
+    stale_file, fresh_file = cache / ".tmp-stale.weights.h5", cache / ".tmp-new.keras"
+    stale_file.write_bytes(b"half a conversion")
+    fresh_file.write_bytes(b"a conversion being written")
+    kept = cache / "alexnet-owt-7be5be79.pth"
+    kept.write_bytes(b"not temporary")
+    two_hours_ago = time.time() - 7200
+    for stale in (stale_dir / "partial.pth", stale_dir, stale_file, kept):
+        os.utime(stale, (two_hours_ago, two_hours_ago))
+    loading.make_cache_dir()
+    assert files_in(cache) == sorted(
+        [".download-fresh", ".download-fresh/partial.pth", fresh_file.name, kept.name]
+    )
+
+
+def test_atomic_writes_respect_the_umask(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        for umask, mode in ((0o022, 0o644), (0o002, 0o664), (0o077, 0o600)):
+            os.umask(umask)
+            path = tmp_path / f"file{umask:o}.keras"
+            loading.write_atomically(str(path), lambda tmp: pathlib.Path(tmp).touch())
+            assert path.stat().st_mode & 0o777 == mode
+            # What a plain open() gives, the independent reference.
+            plain = tmp_path / f"plain{umask:o}"
+            plain.write_bytes(b"")
+            assert plain.stat().st_mode & 0o777 == mode
+    finally:
+        os.umask(previous)
+
+
+def test_atomic_writes_refuse_a_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        loading.write_atomically(str(tmp_path / "no" / "x.keras"), lambda tmp: None)
+    assert not (tmp_path / "no").exists()
+
+
+def test_checksum_error_on_a_mirror_folder_says_what_to_replace(
+    tmp_path, keras_home, monkeypatch
+):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    bad = mirror / CHECKPOINT.file_name
+    bad.write_bytes(b"a damaged copy")
+    monkeypatch.setenv(loading.MIRROR_ENV, str(mirror))
+    with pytest.raises(loading.ChecksumError) as info:
+        loading.fetch_checkpoint(CHECKPOINT)
+    message = str(info.value)
+    assert str(bad) in message and "Replace it" in message and CHECKPOINT.url in message
+    assert "downloads it anew" not in message
+    assert bad.read_bytes() == b"a damaged copy"
+    assert files_in(keras_home / "models" / "keras_alexnet") == []
+
+
+def test_unusable_keras_home_is_named(tmp_path, monkeypatch):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    for home in (a_file, a_file / "below"):
+        monkeypatch.setenv("KERAS_HOME", str(home))
+        with pytest.raises(OSError, match=f"KERAS_HOME={str(home)!r}.*writable"):
+            loading.fetch_checkpoint(CHECKPOINT)
+
+
+class _Stalling(http.server.BaseHTTPRequestHandler):
+    """Sends headers and a little of the body, then nothing."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "1000000")
+        self.end_headers()
+        self.wfile.write(b"x" * 1000)
+        self.wfile.flush()
+        self.server.release.wait(30)
+
+
+@pytest.mark.parametrize("server_kind", ["stalls", "never_answers"])
+def test_a_server_that_stalls_or_never_answers_times_out(
+    keras_home, monkeypatch, server_kind
+):
+    monkeypatch.setenv(loading.TIMEOUT_ENV, "0.5")
+    if server_kind == "stalls":
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stalling)
+        server.release = threading.Event()
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        port = server.server_address[1]
+    else:
+        # Listens, so that the connection is made, but never reads nor answers.
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+    checkpoint = use_checkpoint(
+        monkeypatch, url=f"http://127.0.0.1:{port}/{CHECKPOINT.file_name}"
+    )
+    start = time.monotonic()
+    try:
+        with pytest.raises(loading.DownloadError, match="timed out.*0.5 s"):
+            loading.fetch_checkpoint(checkpoint)
+    finally:
+        if server_kind == "stalls":
+            server.release.set()
+            server.shutdown()
+            server.server_close()
+        else:
+            listener.close()
+    assert time.monotonic() - start < 20  # a hang guard, not a speed target
+    assert files_in(keras_home / "models" / "keras_alexnet") == []
+
+
+def test_download_timeout_setting_is_checked(monkeypatch):
+    for text in ("0", "-1", "soon", "inf"):
+        monkeypatch.setenv(loading.TIMEOUT_ENV, text)
+        with pytest.raises(ValueError, match=f"Received: {loading.TIMEOUT_ENV}="):
+            loading.download_timeout()
 
 
 class _Exploit:

@@ -88,9 +88,7 @@ def test_shifted_slice_sum_used_on_gpus_matches_tensorflow(rng):
     # Accelerators sum by shifted slices (exact even where matmuls run in TF32);
     # this machine has none, so the path is forced to test it on every backend.
     x = alexnet_like_activations(rng)
-    layer = LocalResponseNormalization(*CAFFE)
-    layer.build(x.shape)
-    layer._sum_by_matmul = False
+    layer = LocalResponseNormalization(*CAFFE, implementation="slices")
     np.testing.assert_allclose(
         to_numpy(layer(x)), tf_reference(x, *CAFFE).numpy(), rtol=1e-5, atol=1e-6
     )
@@ -131,14 +129,18 @@ def test_low_precision_never_overflows(rng, dtype):
 
 
 def test_config_round_trip_and_output_shape():
-    layer = LocalResponseNormalization(7, 1.5, 3e-4, 0.5, axis=1, name="norm")
+    layer = LocalResponseNormalization(
+        7, 1.5, 3e-4, 0.5, axis=1, implementation="pool", name="norm"
+    )
     config = layer.get_config()
-    assert {k: config[k] for k in ("size", "bias", "alpha", "beta", "axis")} == {
+    keys = ("size", "bias", "alpha", "beta", "axis", "implementation")
+    assert {k: config[k] for k in keys} == {
         "size": 7,
         "bias": 1.5,
         "alpha": 3e-4,
         "beta": 0.5,
         "axis": 1,
+        "implementation": "pool",
     }
     clone = LocalResponseNormalization.from_config(config)
     assert clone.get_config() == config
@@ -171,6 +173,11 @@ def test_saved_model_needs_no_custom_objects(tmp_path, rng):
         ({"alpha": -1e-4}, ValueError, r"Received: alpha=-0\.0001"),
         ({"beta": float("nan")}, ValueError, r"Received: beta=nan"),
         ({"axis": "last"}, TypeError, r"Received: axis='last'"),
+        (
+            {"implementation": "fast"},
+            ValueError,
+            r"`implementation` should be one of .*Received: implementation='fast'",
+        ),
     ],
 )
 def test_rejects_bad_arguments(kwargs, error, match):
@@ -183,10 +190,20 @@ def test_rejects_axis_out_of_range():
         LocalResponseNormalization(axis=4)(np.ones((1, 2, 2, 3), "float32"))
 
 
+@pytest.mark.backend
+def test_native_implementation_needs_tensorflow_and_4d_inputs():
+    layer = LocalResponseNormalization(implementation="native")
+    if keras.backend.backend() != "tensorflow":
+        with pytest.raises(ValueError, match=r"Received: backend="):
+            layer(np.ones((1, 2, 2, 3), "float32"))
+    with pytest.raises(ValueError, match=r"input_shape=\(1, 2, 3\)"):
+        LocalResponseNormalization(implementation="native")(np.ones((1, 2, 3)))
+
+
 def _implementations():
     from keras_alexnet.layers import local_response_normalization as module
 
-    names = [n for n in module._IMPLEMENTATIONS if n != "native"]
+    names = [n for n in module.IMPLEMENTATIONS if n not in ("auto", "native")]
     if keras.backend.backend() == "tensorflow":
         names.append("native")
     return names
@@ -200,9 +217,7 @@ def test_every_implementation_matches_tensorflow(rng, implementation, convention
     # training per backend (benchmarks/lrn.py); each must be the same function.
     x = alexnet_like_activations(rng, shape=(2, 5, 6, 16))
     upstream = rng.standard_normal(x.shape).astype("float32")
-    layer = LocalResponseNormalization(*convention)
-    layer.build(x.shape)
-    layer._implementation = layer._training_implementation = implementation
+    layer = LocalResponseNormalization(*convention, implementation=implementation)
     np.testing.assert_allclose(
         to_numpy(layer(x)), tf_reference(x, *convention).numpy(), rtol=1e-5, atol=1e-6
     )

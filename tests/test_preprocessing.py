@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.resources
 import json
-import pathlib
 
 import keras
 import numpy as np
@@ -13,9 +14,10 @@ import tensorflow as tf
 from keras_alexnet import decode_predictions, imagenet_class_index, preprocess_input
 from tests.backend_utils import to_numpy
 
-SHARED_INDEX = (
-    pathlib.Path(__file__).parents[2] / "shared/data/imagenet_class_index.json"
-)
+# The MD5 Keras records for the file it downloads from
+# storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json
+# (`file_hash` in keras/src/applications/imagenet_utils.py, decode_predictions).
+KERAS_CLASS_INDEX_MD5 = "c2c37ea517e94d9795004a39431a14cb"
 # Caffe's ilsvrc_2012_mean.npy channel means (B, G, R); torchvision's mean/std (RGB).
 CAFFE_BGR_MEAN = np.array([104.00698793, 116.66876762, 122.67891434])
 TORCH_MEAN = np.array([0.485, 0.456, 0.406])
@@ -86,15 +88,25 @@ def test_rejects_bad_input(kwargs, match):
 
 
 def test_class_index_is_the_shipped_copy_of_keras_index():
-    shared = json.loads(SHARED_INDEX.read_text())
+    # The shipped bytes are Keras' published file, by the hash Keras checks.
+    resource = importlib.resources.files("keras_alexnet") / "resources"
+    shipped = (resource / "imagenet_class_index.json").read_bytes()
+    assert hashlib.md5(shipped).hexdigest() == KERAS_CLASS_INDEX_MD5
     classes = imagenet_class_index()
     assert len(classes) == 1000
-    assert [list(c) for c in classes] == [shared[str(i)] for i in range(1000)]
+    assert [list(c) for c in classes] == [
+        json.loads(shipped)[str(i)] for i in range(1000)
+    ]
     # Sorted-wnid order, the order shared by Keras, Caffe, TFDS and torchvision.
     wnids = [wnid for wnid, _ in classes]
-    assert wnids == sorted(wnids)
+    assert wnids == sorted(wnids) and len(set(wnids)) == 1000
     assert classes[0] == ("n01440764", "tench")
-    assert classes[134][1] == classes[517][1] == "crane"
+    assert classes[999] == ("n15075141", "toilet_tissue")
+    # The two names the index uses twice, for two synsets each.
+    assert classes[134] == ("n02012849", "crane")  # the bird
+    assert classes[517] == ("n03126707", "crane")  # the machine
+    assert classes[638] == ("n03710637", "maillot")
+    assert classes[639] == ("n03710721", "maillot")
 
 
 def test_decode_predictions_ranks_classes():

@@ -6,16 +6,19 @@ import builtins
 import collections
 import os
 import pickle
+import re
 import zipfile
 
 import numpy as np
 import pytest
 import torch
 
+from keras_alexnet.weights import torch_checkpoint
 from keras_alexnet.weights.torch_checkpoint import (
     UnsafeCheckpointError,
     read_torch_state_dict,
 )
+from tests.bounded import run_reader
 
 FORMATS = {"zip": True, "legacy": False}
 
@@ -302,3 +305,364 @@ def test_pickle_cannot_modify_the_allowed_functions(tmp_path):
         read_torch_state_dict(hostile)
     path = _save(_module_state_dict(), tmp_path / "model.pt", "zip")
     _assert_same(read_torch_state_dict(path), _reference(path))
+
+
+# -- hostile files: bounded time and memory, a ValueError naming the file ------
+#
+# Each file is built here, small on disk, and read in a subprocess whose address
+# space is capped (tests/bounded.py): the reader must refuse it by design, not
+# run out of memory. Pickles are written opcode by opcode (see `pickletools`).
+
+_PROTO2 = b"\x80\x02"
+_NONE, _DUP, _TUPLE2, _STOP, _BINPERSID = b"N", b"2", b"\x86", b".", b"Q"
+_EMPTY_DICT, _SETITEM, _MARK, _TUPLE = b"}", b"s", b"(", b"t"
+_REBUILD_V2 = b"ctorch._utils\n_rebuild_tensor_v2\n"
+_FLOAT_STORAGE = b"ctorch\nFloatStorage\n"
+
+
+def _laughs(levels=60):
+    """Pushes a "billion laughs" tuple: 2**levels leaves in a few bytes."""
+    return _NONE + (_DUP + _TUPLE2) * levels
+
+
+def _string(text):
+    data = text.encode()
+    return b"X" + len(data).to_bytes(4, "little") + data
+
+
+def _int(value):
+    return b"J" + value.to_bytes(4, "little", signed=True)
+
+
+def _tuple(*items):
+    return _MARK + b"".join(items) + _TUPLE
+
+
+def _storage_pid(key="0", numel=6):
+    return (
+        _tuple(_string("storage"), _FLOAT_STORAGE, _string(key), _string("cpu"))[:-1]
+        + _int(numel)
+        + _TUPLE
+        + _BINPERSID
+    )
+
+
+def _tensor(storage, offset=None, size=None, stride=None, metadata=b"}"):
+    offset = _int(0) if offset is None else offset
+    size = _tuple(_int(2), _int(3)) if size is None else size
+    stride = _tuple(_int(3), _int(1)) if stride is None else stride
+    args = _tuple(storage, offset, size, stride, b"\x89", _NONE, metadata)
+    return _REBUILD_V2 + args + b"R"
+
+
+def _state_dict(*items):
+    """A dict pickle of `(name, value pickle)` items."""
+    body = b"".join(_string(name) + value + _SETITEM for name, value in items)
+    return _PROTO2 + _EMPTY_DICT + body + _STOP
+
+
+def _zip_checkpoint(path, pickled, storages=None):
+    if storages is None:
+        storages = {"0": np.arange(6, dtype="<f4").tobytes()}
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("hostile/data.pkl", pickled)
+        archive.writestr("hostile/byteorder", "little")
+        for key, data in storages.items():
+            archive.writestr(f"hostile/data/{key}", data)
+    return path
+
+
+def _legacy_checkpoint(path, pickled, storages=()):
+    header = (
+        pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+        + pickle.dumps(1001, protocol=2)
+        + pickle.dumps({"little_endian": True}, protocol=2)
+    )
+    keys = pickle.dumps([key for key, _ in storages], protocol=2)
+    data = b"".join((len(raw) // 4).to_bytes(8, "little") + raw for _, raw in storages)
+    path.write_bytes(header + pickled + keys + data)
+    return path
+
+
+def _check_refusal(path, outcome):
+    """The outcome of `run_reader`: a designed ValueError, short, naming `path`."""
+    assert outcome["error"] == "ValueError", outcome
+    assert path.name in outcome["message"], outcome
+    assert outcome["message_length"] < 2000, outcome
+    assert "MemoryError" not in outcome["message"], outcome
+    return outcome["message"]
+
+
+_STORAGE = _storage_pid()
+_HOSTILE_PICKLES = {
+    # A "billion laughs" where each error message would format it.
+    "laughs_as_persistent_id": (_PROTO2 + _laughs() + _BINPERSID + _STOP, "persistent"),
+    "laughs_as_storage_key": (
+        _PROTO2
+        + _tuple(_string("storage"), _FLOAT_STORAGE, _laughs(), _string("cpu"))[:-1]
+        + _int(6)
+        + _TUPLE
+        + _BINPERSID
+        + _STOP,
+        "malformed storage id",
+    ),
+    "laughs_as_size": (
+        _state_dict(("t", _tensor(_STORAGE, size=_laughs()))),
+        "tensor size",
+    ),
+    "laughs_as_metadata": (
+        _state_dict(
+            (
+                "t",
+                _tensor(
+                    _STORAGE,
+                    metadata=_EMPTY_DICT
+                    + _string("neg")
+                    + _laughs()
+                    + _SETITEM
+                    + _string("x")
+                    + _laughs()
+                    + _SETITEM
+                    + _string("y")
+                    + _laughs()
+                    + _SETITEM,
+                ),
+            )
+        ),
+        "metadata",
+    ),
+    "laughs_as_dict_key": (
+        _PROTO2 + _EMPTY_DICT + _laughs() + _NONE + _SETITEM + _STOP,
+        "key",
+    ),
+    "laughs_in_wrong_call": (
+        _PROTO2 + _REBUILD_V2 + _laughs() + b"\x85R" + _STOP,
+        "readable",
+    ),
+    # Memo indices: the C unpickler sizes its memo array by the largest one.
+    "huge_memo_put": (
+        _PROTO2 + _NONE + b"r\xff\xff\xff\x7f" + _STOP,
+        "NoneType|no tensor refers",
+    ),
+    "huge_memo_get": (_PROTO2 + b"j\xff\xff\xff\x7f" + _STOP, "readable"),
+    # Lengths far beyond the file.
+    "binbytes8_beyond_file": (
+        b"\x80\x04\x8e" + (1 << 60).to_bytes(8, "little") + _STOP,
+        "declares",
+    ),
+    "binunicode8_beyond_file": (
+        b"\x80\x04\x8d" + (1 << 40).to_bytes(8, "little") + _STOP,
+        "declares",
+    ),
+    "frame_beyond_file": (
+        b"\x80\x04\x95" + (1 << 40).to_bytes(8, "little") + _STOP,
+        "declares",
+    ),
+    "bytearray8": (
+        b"\x80\x05\x96" + (1 << 40).to_bytes(8, "little") + _STOP,
+        "out-of-band",
+    ),
+    # Geometry: a stride-0 view of a huge size stays inside its 6-element storage.
+    "stride0_huge_size": (
+        _state_dict(
+            (
+                "t",
+                _tensor(
+                    _STORAGE,
+                    size=_tuple(_int(1 << 30), _int(1 << 30)),
+                    stride=_tuple(_int(0), _int(0)),
+                ),
+            )
+        ),
+        "needs [0-9]+ bytes",
+    ),
+    "too_many_dimensions": (
+        _state_dict(
+            (
+                "t",
+                _tensor(
+                    _STORAGE,
+                    size=_tuple(*[_int(1)] * 100),
+                    stride=_tuple(*[_int(1)] * 100),
+                ),
+            )
+        ),
+        "at most 32",
+    ),
+    "size_beyond_2_62": (
+        _state_dict(
+            (
+                "t",
+                _tensor(
+                    _STORAGE,
+                    size=_tuple(b"\x8a\x09" + b"\x00" * 8 + b"\x01"),
+                    stride=_tuple(_int(1)),
+                ),
+            )
+        ),
+        "below 2\\*\\*62",
+    ),
+    "storage_numel_beyond_2_62": (
+        _state_dict(
+            (
+                "t",
+                _tensor(
+                    _tuple(
+                        _string("storage"),
+                        _FLOAT_STORAGE,
+                        _string("0"),
+                        _string("cpu"),
+                        b"\x8a\x09" + b"\x00" * 8 + b"\x01",
+                    )[:-1]
+                    + _TUPLE
+                    + _BINPERSID
+                ),
+            )
+        ),
+        "malformed storage id",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def hostile_pickle_outcomes(tmp_path_factory):
+    """Every hostile pickle in both containers, read in one bounded subprocess."""
+    folder = tmp_path_factory.mktemp("hostile")
+    storage = [("0", np.arange(6, dtype="<f4").tobytes())]
+    paths = {}
+    for case, (pickled, _) in _HOSTILE_PICKLES.items():
+        paths[case, "zip"] = _zip_checkpoint(folder / f"{case}.zip.pt", pickled)
+        paths[case, "legacy"] = _legacy_checkpoint(
+            folder / f"{case}.legacy.pt", pickled, storage
+        )
+    outcomes = run_reader(
+        "weights/torch_checkpoint", "read_torch_state_dict", paths.values()
+    )
+    return {
+        key: (path, out)
+        for (key, path), out in zip(paths.items(), outcomes, strict=True)
+    }
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("case", _HOSTILE_PICKLES)
+def test_hostile_pickle_is_refused_in_bounded_time_and_memory(
+    hostile_pickle_outcomes, fmt, case
+):
+    path, outcome = hostile_pickle_outcomes[case, fmt]
+    assert path.stat().st_size < 10_000
+    message = _check_refusal(path, outcome)
+    assert re.search(_HOSTILE_PICKLES[case][1], message), message
+
+
+def _patch_declared_size(path, name, size):
+    """Sets the uncompressed size the zip's central directory gives `name`."""
+    data = bytearray(path.read_bytes())
+    encoded = name.encode()
+    at = data.index(b"PK\x01\x02")
+    while data[at + 46 : at + 46 + len(encoded)] != encoded:
+        at = data.index(b"PK\x01\x02", at + 4)
+    data[at + 24 : at + 28] = size.to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+
+
+def test_zip_records_are_refused_by_their_declared_size(tmp_path):
+    pickled = _state_dict(("t", _tensor(_STORAGE)))
+    sound = _zip_checkpoint(tmp_path / "sound.pt", pickled)
+    np.testing.assert_array_equal(
+        read_torch_state_dict(sound)["t"], np.arange(6, dtype="f4").reshape(2, 3)
+    )
+    paths = []
+    for record in ("hostile/data.pkl", "hostile/data/0", "hostile/byteorder"):
+        path = tmp_path / f"bomb_{record.replace('/', '_')}.pt"
+        path.write_bytes(sound.read_bytes())
+        _patch_declared_size(path, record, 0xFFFF_FFF0)  # 4 GiB
+        paths.append(path)
+    # A record that inflates past its declared size is cut there and fails its CRC.
+    grown = tmp_path / "grown.pt"
+    _zip_checkpoint(
+        grown, pickled, {"0": np.arange(6, dtype="<f4").tobytes() + bytes(1 << 20)}
+    )
+    _patch_declared_size(grown, "hostile/data/0", 24)
+    paths.append(grown)
+    outcomes = run_reader("weights/torch_checkpoint", "read_torch_state_dict", paths)
+    for path, outcome in zip(paths[:3], outcomes, strict=False):
+        assert "4294967280 bytes, more than" in _check_refusal(path, outcome)
+    assert "CRC" in _check_refusal(grown, outcomes[3])
+
+
+def _shared_storage_checkpoint(path, keys, numel, offsets):
+    """`keys` tensors viewing one storage of `numel` floats at `offsets`."""
+    storage = _storage_pid(numel=numel)
+    items = []
+    for i in range(keys):
+        offset = offsets(i)
+        view = _tensor(
+            storage,
+            offset=_int(offset),
+            size=_tuple(_int(numel - offset)),
+            stride=_tuple(_int(1)),
+        )
+        items.append((f"t{i}", view))
+    raw = np.arange(numel, dtype="<f4").tobytes()
+    return _zip_checkpoint(path, _state_dict(*items), {"0": raw})
+
+
+def test_one_storage_behind_hundreds_of_keys_is_copied_once(tmp_path):
+    numel = 1 << 20  # 4 MiB of floats; 500 copies would be 2 GiB
+    path = _shared_storage_checkpoint(tmp_path / "shared.pt", 500, numel, lambda i: 0)
+    state_dict = read_torch_state_dict(path)
+    assert len(state_dict) == 500
+    np.testing.assert_array_equal(state_dict["t499"], np.arange(numel, dtype="f4"))
+    assert all(np.shares_memory(state_dict["t0"], v) for v in state_dict.values())
+    # Distinct views cannot share one array: their total is checked first.
+    distinct = _shared_storage_checkpoint(
+        tmp_path / "distinct.pt", 500, numel, lambda i: i
+    )
+    assert distinct.stat().st_size < 5 << 20
+    (outcome,) = run_reader(
+        "weights/torch_checkpoint", "read_torch_state_dict", [distinct]
+    )
+    assert "bytes per byte of file" in _check_refusal(distinct, outcome)
+
+
+def test_many_storages_are_read_in_linear_time(tmp_path):
+    # 30,000 one-element storages took 14 s and 60,000 took 65 s when each
+    # storage was looked up in a list of the zip's names.
+    count = 30_000
+    items, storages = [], {}
+    for i in range(count):
+        pid = _storage_pid(key=str(i), numel=1)
+        one = _tuple(_int(1))
+        items.append((f"t{i}", _tensor(pid, size=one, stride=one)))
+        storages[str(i)] = np.float32(i).tobytes()
+    path = _zip_checkpoint(tmp_path / "many.pt", _state_dict(*items), storages)
+    (outcome,) = run_reader(
+        "weights/torch_checkpoint", "read_torch_state_dict", [path], timeout=10
+    )
+    assert outcome["error"] is None, outcome
+
+
+def test_build_on_an_ordered_dict_cannot_shadow_its_methods(tmp_path):
+    # GLOBAL collections.OrderedDict, call it, then BUILD with state
+    # {"get": 5, "items": 5} (and again as a (dict, slot dict) pair).
+    ordered = b"ccollections\nOrderedDict\n)R"
+    state = _EMPTY_DICT + _string("get") + _int(5) + _SETITEM
+    state += _string("items") + _int(5) + _SETITEM
+    for name, build in {"dict": state, "pair": _NONE + state + _TUPLE2}.items():
+        path = tmp_path / f"{name}.pt"
+        pickled = _PROTO2 + ordered + _string("w") + _tensor(_STORAGE) + _SETITEM
+        pickled += build + b"b" + _STOP
+        _zip_checkpoint(path, pickled)
+        np.testing.assert_array_equal(
+            read_torch_state_dict(path)["w"], np.arange(6, dtype="f4").reshape(2, 3)
+        )
+
+
+def test_pickle_operations_are_counted(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch_checkpoint, "_MAX_PICKLE_OPCODES", 1000)
+    path = _zip_checkpoint(
+        tmp_path / "long.pt", _PROTO2 + (_NONE + b"0") * 1000 + _NONE + _STOP
+    )
+    with pytest.raises(ValueError, match="long.pt.*more than 1000 operations"):
+        read_torch_state_dict(path)

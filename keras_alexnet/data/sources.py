@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import errno
 import os
 import re
+import stat
+import struct
 import warnings
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from keras_alexnet.preprocessing import imagenet_class_index
@@ -42,6 +47,10 @@ _ON_ERROR_MODES = ("skip", "raise")
 _VAL_FILE_NAME = re.compile(r"ILSVRC2012_val_(\d{8})(\.\w+)?$")
 # Warnings name this many files, then give the count of the rest.
 _MAX_NAMED_FILES = 20
+# Images declaring more pixels are refused before decoding: PIL's default
+# `Image.MAX_IMAGE_PIXELS` (a 64 kB PNG can declare 23000x23000 pixels, which
+# decode to 1.5 GB).
+DEFAULT_MAX_PIXELS = 89_478_485
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +79,7 @@ def list_image_folder(
     class_names: Sequence[str] | None = None,
     on_error: str = "skip",
     check_files: str | None = "header",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> ImageFolder:
     """Lists an ImageNet-style folder and checks that its images can be read.
 
@@ -87,12 +97,27 @@ def list_image_folder(
       Kaggle's `LOC_val_solution.csv`. Classes default to the 1000 ImageNet
       WordNet IDs in sorted order.
 
-    Every file is checked while listing (`check_files`): `"header"` reads its first
-    and last bytes and keeps it when they show a complete JPEG, PNG, GIF, BMP,
-    WebP or JPEG XL (a file that looks cut short is decoded to decide), `"decode"`
-    decodes every file, `None` checks nothing. Hidden files are ignored. A file
-    that fails is skipped, and one warning names the skipped files, or, with
-    `on_error="raise"`, a `ValueError` names them.
+    Only regular files are listed: FIFOs, sockets and devices are skipped (never
+    opened: reading them could block or never end), as are files whose name is
+    not valid UTF-8 (TensorFlow cannot open them). Symbolic links to regular
+    files are followed, and the top-level class folders may be links to folders;
+    links to folders deeper down, broken and looping links are skipped. Hidden
+    files and folders are ignored.
+
+    Every file is checked while listing (`check_files`): `"header"` reads the
+    structure of a JPEG, PNG, GIF, BMP or WebP (the markers of a JPEG up to its
+    scan, every chunk and CRC of a PNG, the sizes a GIF, BMP or WebP declares)
+    and keeps it when it is complete (a file that looks cut short is decoded to
+    decide); `"decode"` decodes every file, and catches what headers cannot: a
+    JPEG whose compressed data is damaged, which TensorFlow decodes without an
+    error into garbage; `None` checks nothing. `"header"` and `"decode"` refuse
+    an image declaring more than `max_pixels` pixels before decoding it.
+    `on_error="raise"` promises that no file fails later, so with
+    `check_files="header"` it decodes every file too.
+
+    A file that fails is skipped, and one warning names the skipped files, or,
+    with `on_error="raise"`, a `ValueError` names them. Every file left out is in
+    `skipped`, with the reason.
 
     Args:
         root: the folder.
@@ -102,6 +127,7 @@ def list_image_folder(
             ImageNet WordNet IDs (flat folder).
         on_error: `"skip"` or `"raise"`, what an unreadable or unlabelled file does.
         check_files: `"header"`, `"decode"` or `None`.
+        max_pixels: the most pixels (width times height) an image may declare.
 
     Returns:
         An `ImageFolder`.
@@ -122,6 +148,16 @@ def list_image_folder(
             f"`check_files` should be one of {_CHECK_MODES}. Received: "
             f"check_files={check_files!r}"
         )
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int | np.integer):
+        raise TypeError(
+            f"`max_pixels` should be a positive integer. Received: "
+            f"max_pixels={max_pixels!r}"
+        )
+    if max_pixels < 1:
+        raise ValueError(
+            f"`max_pixels` should be a positive integer. Received: "
+            f"max_pixels={max_pixels!r}"
+        )
     if class_names is not None:
         if isinstance(class_names, str) or not all(
             isinstance(name, str) for name in class_names
@@ -137,10 +173,10 @@ def list_image_folder(
                 f"Received: class_names={class_names!r}"
             )
 
-    entries = sorted(
-        (e for e in os.scandir(root) if not e.name.startswith(".")),
-        key=lambda e: e.name,
-    )
+    with os.scandir(root) as scan:
+        entries = sorted(
+            (e for e in scan if not e.name.startswith(".")), key=lambda e: e.name
+        )
     class_dirs = [e.name for e in entries if e.is_dir()]
     if class_dirs:
         if labels_file is not None:
@@ -162,10 +198,9 @@ def list_image_folder(
             )
         if class_names is None:
             class_names = tuple(wnid for wnid, _ in imagenet_class_index())
-        files = [e.path for e in entries if e.is_file()]
+        files, skipped = _regular_files(e for e in entries if not e.is_dir())
         file_labels = read_labels_file(labels_file, files, class_names)
         labels = []
-        skipped = []
         kept = []
         for path in files:
             if path in file_labels:
@@ -175,8 +210,10 @@ def list_image_folder(
                 skipped.append((path, f"no label in {os.fspath(labels_file)}"))
         files = kept
 
+    if on_error == "raise" and check_files == "header":
+        check_files = "decode"  # see the docstring: nothing may fail later
     if check_files is not None:
-        problems = _check_images(files, check_files)
+        problems = _check_images(files, check_files, int(max_pixels))
         pairs = list(zip(files, labels, problems, strict=True))
         skipped += [(path, why) for path, _, why in pairs if why is not None]
         files = [path for path, _, why in pairs if why is None]
@@ -206,9 +243,44 @@ def _check_folder(root: Any) -> str:
             f"The folder should be a path (str or os.PathLike). Received: {root!r}"
         )
     path = os.path.abspath(os.path.expanduser(os.fspath(root)))
-    if not os.path.isdir(path):
+    if not _is_utf8(path):
+        raise ValueError(
+            "The folder's path is not valid UTF-8, which TensorFlow needs to open "
+            f"its files: rename it. Received: {_printable(os.fspath(root))!r}"
+        )
+    try:
+        is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ValueError(
+                "The folder is a symbolic link that loops (it leads back to itself). "
+                f"Received: {os.fspath(root)!r}"
+            ) from None
+        if os.path.islink(path):
+            raise ValueError(
+                "The folder is a symbolic link to something that does not exist "
+                f"({error.strerror}). Received: {os.fspath(root)!r}"
+            ) from None
+        is_dir = False
+    if not is_dir:
         raise ValueError(f"The folder does not exist. Received: {os.fspath(root)!r}")
     return path
+
+
+def _is_utf8(path: str) -> bool:
+    # Undecodable bytes of a file name come back as lone surrogates.
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(path: str) -> str:
+    """`path`, with the bytes of a name that is not UTF-8 shown escaped."""
+    if _is_utf8(path):
+        return path
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _list_tree(root, entries, class_dirs, class_names):
@@ -224,16 +296,54 @@ def _list_tree(root, entries, class_dirs, class_names):
     files, labels = [], []
     skipped = [(e.path, "not inside a class folder") for e in entries if not e.is_dir()]
     for name in class_dirs:
-        class_files = []
-        for dirpath, dirnames, filenames in os.walk(os.path.join(root, name)):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            class_files += [
-                os.path.join(dirpath, f) for f in filenames if not f.startswith(".")
-            ]
-        class_files.sort()
+        class_files, class_skipped = _regular_files(_walk(os.path.join(root, name)))
         files += class_files
         labels += [index[name]] * len(class_files)
+        skipped += class_skipped
     return class_names, files, labels, skipped
+
+
+def _walk(top: str):
+    """Yields the `os.DirEntry` of every file below `top`, sorted, hidden ones left
+    out; descends into real folders only (never into links, which may loop)."""
+    with os.scandir(top) as scan:
+        entries = sorted(
+            (e for e in scan if not e.name.startswith(".")), key=lambda e: e.name
+        )
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk(entry.path)
+        else:
+            yield entry
+
+
+def _regular_files(entries):
+    """Splits directory entries into regular files and `(path, reason)` skips.
+
+    Looks only at the entries' types (and follows links with one `stat`):
+    nothing is opened, so a FIFO cannot block the listing.
+    """
+    files, skipped = [], []
+    for entry in entries:
+        path = entry.path
+        if not _is_utf8(path):
+            skipped.append(
+                (path, "its name is not valid UTF-8, which TensorFlow needs: rename it")
+            )
+            continue
+        try:
+            # The type the folder listing gave, or, for a link, its target's.
+            mode = entry.stat(follow_symlinks=True).st_mode
+        except OSError as error:
+            skipped.append((path, f"a broken or looping link ({error.strerror})"))
+            continue
+        if stat.S_ISREG(mode):
+            files.append(path)
+        elif stat.S_ISDIR(mode):
+            skipped.append((path, "a link to a folder, which is not followed"))
+        else:
+            skipped.append((path, "not a regular file (a FIFO, socket or device)"))
+    return files, skipped
 
 
 def read_labels_file(
@@ -347,45 +457,78 @@ def image_format(head: bytes) -> str | None:
     return None
 
 
-def _check_images(files: list[str], mode: str) -> list[str | None]:
-    # Opening files is I/O bound and TensorFlow's decoders release the GIL, so
-    # threads overlap both.
+class _Damaged(Exception):
+    """An image file whose structure is wrong; the message says how."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Header:
+    kind: str
+    width: int
+    height: int
+    # False when the structure looks cut short or unusual: decoding decides.
+    complete: bool
+
+
+def _check_images(files: list[str], mode: str, max_pixels: int) -> list[str | None]:
+    # Opening files is I/O bound and the decoders release the GIL, so threads
+    # overlap both.
     workers = min(32, 4 * (os.cpu_count() or 1))
     check = _decode_problem if mode == "decode" else _header_problem
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(check, files, chunksize=64))
+        return list(pool.map(lambda path: check(path, max_pixels), files, chunksize=64))
 
 
-def _header_problem(path: str) -> str | None:
+def _open_regular(path: str) -> Any:
+    """Opens `path` for reading, refusing anything but a regular file.
+
+    Opened without blocking, then checked on the open descriptor: a FIFO named
+    like an image would block `open` forever, and a link to `/dev/zero` would
+    read forever; a file swapped for one after the listing is still refused.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            head = f.read(_HEAD_BYTES)
-            f.seek(max(0, size - _TAIL_BYTES))
-            tail = f.read()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _Damaged("not a regular file (a FIFO, socket or device)")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _header_problem(path: str, max_pixels: int) -> str | None:
+    try:
+        with _open_regular(path) as f:
+            header = _read_header(f, os.fstat(f.fileno()).st_size)
     except OSError as error:
         return f"cannot be read ({error.strerror or error})"
-    if size == 0:
-        return "empty file"
-    kind = image_format(head)
-    if kind is None:
-        return "not an image (no JPEG, PNG, GIF, BMP, WebP or JPEG XL signature)"
-    if kind == "jpeg" and b"\xff\xd9" not in tail:
+    except _Damaged as error:
+        return str(error)
+    problem = _size_problem(header, max_pixels)
+    if problem is None and not header.complete:
         # Cut short, or followed by a long trailer: only decoding can tell.
-        return _decode_problem(path)
-    if kind == "png" and b"IEND" not in tail:
-        return _decode_problem(path)
-    return None
+        return _decode_problem(path, max_pixels)
+    return problem
 
 
-def _decode_problem(path: str) -> str | None:
+def _decode_problem(path: str, max_pixels: int) -> str | None:
     try:
-        with open(path, "rb") as f:
+        with _open_regular(path) as f:
+            header = _read_header(f, os.fstat(f.fileno()).st_size)
+            problem = _size_problem(header, max_pixels)
+            if problem is not None:
+                return problem  # before decoding it: a bomb decodes to gigabytes
+            f.seek(0)
             contents = f.read()
     except OSError as error:
         return f"cannot be read ({error.strerror or error})"
-    if image_format(contents[:_HEAD_BYTES]) is None:
-        return "not an image (no JPEG, PNG, GIF, BMP, WebP or JPEG XL signature)"
+    except _Damaged as error:
+        return str(error)
+    if header.kind == "jpeg":
+        problem = _strict_jpeg_problem(contents)
+        if problem is not None:
+            return problem
     try:
         tf.io.decode_image(contents, channels=3, expand_animations=False)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
@@ -394,8 +537,159 @@ def _decode_problem(path: str) -> str | None:
     return None
 
 
+def _strict_jpeg_problem(contents: bytes) -> str | None:
+    # TensorFlow decodes a JPEG whose entropy-coded data is damaged without an
+    # error, into garbage: libjpeg only warns ("Corrupt JPEG data: premature
+    # end of data segment"). simplejpeg's strict mode turns those warnings into
+    # errors; decoding at 1/8 scale still reads every coefficient.
+    try:
+        import simplejpeg
+    except ImportError as error:
+        raise ImportError(
+            "check_files='decode' needs simplejpeg to catch damaged JPEG data: "
+            "`pip install simplejpeg` (a dependency of keras-alexnet)."
+        ) from error
+    try:
+        colorspace = simplejpeg.decode_jpeg_header(contents)[2]
+        simplejpeg.decode_jpeg(
+            contents,
+            colorspace="CMYK" if colorspace == "CMYK" else "RGB",
+            min_factor=8,
+            strict=True,
+        )
+    except ValueError as error:
+        return f"cannot be decoded ({error})"
+    return None
+
+
+def _size_problem(header: _Header, max_pixels: int) -> str | None:
+    if header.width <= 0 or header.height <= 0:
+        return f"declares an empty {header.width}x{header.height} image"
+    if header.width * header.height > max_pixels:
+        return (
+            f"declares {header.width}x{header.height} pixels, more than "
+            f"max_pixels={max_pixels} (a decompression bomb?)"
+        )
+    return None
+
+
+def _read_header(f: Any, size: int) -> _Header:
+    """Reads an image's size and checks its structure, reading little of it."""
+    if size == 0:
+        raise _Damaged("empty file")
+    head = f.read(_HEAD_BYTES)
+    kind = image_format(head)
+    if kind is None:
+        raise _Damaged(
+            "not an image (no JPEG, PNG, GIF, BMP, WebP or JPEG XL signature)"
+        )
+    if kind == "jpeg":
+        return _jpeg_header(f, size)
+    if kind == "png":
+        return _png_header(f, size)
+    if kind == "gif":
+        width, height = struct.unpack("<HH", head[6:10])
+        f.seek(max(0, size - 1))
+        complete = f.read(1) == b";"  # the GIF trailer
+        return _Header(kind, width, height, complete)
+    if kind == "bmp" and len(head) >= 30:
+        offset, _, width, height, _, bits = struct.unpack("<I I i i H H", head[10:30])
+        row_bytes = (bits * abs(width) + 31) // 32 * 4
+        complete = bits in (8, 24, 32) and offset + row_bytes * abs(height) <= size
+        return _Header(kind, abs(width), abs(height), complete)
+    if kind == "webp":
+        return _webp_header(f, size, head)
+    return _Header(kind, 1, 1, complete=False)  # JPEG XL: decoding decides
+
+
+# JPEG start-of-frame markers (ITU T.81, table B.1): SOF0-SOF15 but DHT (C4),
+# JPG (C8) and DAC (CC).
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_MAX_SEGMENTS = 1000
+
+
+def _jpeg_header(f: Any, size: int) -> _Header:
+    """Walks the marker segments of a JPEG to its first scan (ITU T.81, B.1)."""
+    pos, width, height = 2, None, None
+    for _ in range(_JPEG_MAX_SEGMENTS):
+        f.seek(pos)
+        marker = f.read(4)
+        if len(marker) < 4 or marker[0] != 0xFF:
+            raise _Damaged(f"damaged JPEG: no marker at byte {pos}")
+        if marker[1] == 0xFF:  # fill byte
+            pos += 1
+            continue
+        (length,) = struct.unpack(">H", marker[2:])
+        if length < 2 or pos + 2 + length > size:
+            raise _Damaged(f"damaged JPEG: a segment at byte {pos} runs past the end")
+        if marker[1] in _JPEG_SOF:
+            frame = f.read(5)
+            if len(frame) < 5:
+                raise _Damaged("damaged JPEG: its frame header is cut short")
+            height, width = struct.unpack(">HH", frame[1:5])
+        elif marker[1] == 0xDA:  # start of scan: the entropy-coded data follows
+            if width is None:
+                raise _Damaged("damaged JPEG: a scan before any frame header")
+            f.seek(max(0, size - _TAIL_BYTES))
+            complete = b"\xff\xd9" in f.read()
+            return _Header("jpeg", width, height, complete)
+        pos += 2 + length
+    raise _Damaged(f"damaged JPEG: no scan in its first {_JPEG_MAX_SEGMENTS} segments")
+
+
+def _png_header(f: Any, size: int) -> _Header:
+    """Walks a PNG's chunks, checking each one's CRC (PNG spec, section 5)."""
+    pos, width, height, seen_data = 8, 0, 0, False
+    while pos + 12 <= size:
+        f.seek(pos)
+        length, kind = struct.unpack(">I4s", f.read(8))
+        if pos + 12 + length > size:
+            break  # cut short
+        data = f.read(length)
+        (crc,) = struct.unpack(">I", f.read(4))
+        if zlib.crc32(data, zlib.crc32(kind)) != crc:
+            raise _Damaged(
+                f"damaged PNG: chunk {kind.decode('latin-1')!r} at byte {pos} "
+                "fails its CRC"
+            )
+        if pos == 8:
+            if kind != b"IHDR" or length != 13:
+                raise _Damaged("damaged PNG: it does not start with its IHDR chunk")
+            width, height = struct.unpack(">II", data[:8])
+        seen_data |= kind == b"IDAT"
+        if kind == b"IEND":
+            return _Header("png", width, height, complete=seen_data)
+        pos += 12 + length
+    if pos == 8:
+        raise _Damaged("damaged PNG: it ends before its IHDR chunk")
+    return _Header("png", width, height, complete=False)
+
+
+def _webp_header(f: Any, size: int, head: bytes) -> _Header:
+    """Reads a WebP's size from its first chunk (RFC 9649)."""
+    (riff_size,) = struct.unpack("<I", head[4:8])
+    complete = riff_size + 8 <= size
+    chunk = head[12:16]
+    f.seek(20)
+    data = f.read(10)
+    if chunk == b"VP8X" and len(data) >= 10:
+        width = 1 + int.from_bytes(data[4:7], "little")
+        height = 1 + int.from_bytes(data[7:10], "little")
+    elif chunk == b"VP8L" and len(data) >= 5:
+        bits = int.from_bytes(data[1:5], "little")
+        width, height = 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    elif chunk == b"VP8 " and len(data) >= 10:
+        width = int.from_bytes(data[6:8], "little") & 0x3FFF
+        height = int.from_bytes(data[8:10], "little") & 0x3FFF
+    else:
+        return _Header("webp", 1, 1, complete=False)
+    return _Header("webp", width, height, complete)
+
+
 def _describe_skipped(root: str, skipped: list, total: int) -> str:
-    named = "; ".join(f"{path}: {why}" for path, why in skipped[:_MAX_NAMED_FILES])
+    named = "; ".join(
+        f"{_printable(path)}: {why}" for path, why in skipped[:_MAX_NAMED_FILES]
+    )
     more = len(skipped) - _MAX_NAMED_FILES
     rest = f"; and {more} more" if more > 0 else ""
     return (

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import ops
+
+IMPLEMENTATIONS = ("auto", "native", "split")
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
@@ -21,13 +25,18 @@ class GroupedConv2D(keras.layers.Conv2D):
     TensorFlow on CPU the inputs and the kernel are split into groups, convolved
     one by one and concatenated, which makes two groups cost about half of one
     (`benchmarks/grouped_conv.py`, `docs/performance.md`). PyTorch's CPU kernels
-    and GPUs run the native grouped convolution.
+    and GPUs run the native grouped convolution. `implementation` pins either
+    way; it is saved in the layer's config.
 
     Args:
         filters: the number of output channels, a multiple of `groups`.
         kernel_size: an integer or a pair of integers.
         groups: the number of channel groups, >= 1, dividing the input and output
             channels.
+        implementation: `"auto"` (the faster way measured for this backend and
+            device, chosen when the layer is built), `"native"` (Keras'
+            `Conv2D` grouped convolution) or `"split"` (one convolution per
+            group, concatenated).
         **kwargs: every other `keras.layers.Conv2D` argument.
 
     Example:
@@ -40,12 +49,31 @@ class GroupedConv2D(keras.layers.Conv2D):
     (5, 5, 48, 256)
     """
 
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, int],
+        *args: Any,
+        implementation: str = "auto",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(filters, kernel_size, *args, **kwargs)
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"`implementation` should be one of {IMPLEMENTATIONS}. "
+                f"Received: implementation={implementation!r}"
+            )
+        self.implementation = implementation
+
     def build(self, input_shape):
         super().build(input_shape)
-        self._split_groups = self.groups > 1 and _grouped_conv_is_slow()
+        if self.implementation == "auto":
+            self._split = self.groups > 1 and default_implementation() == "split"
+        else:
+            self._split = self.groups > 1 and self.implementation == "split"
 
     def convolution_op(self, inputs, kernel):
-        if not self._split_groups:
+        if not self._split:
             return super().convolution_op(inputs, kernel)
         channel_axis = -1 if self.data_format == "channels_last" else 1
         input_groups = ops.split(inputs, self.groups, axis=channel_axis)
@@ -63,17 +91,23 @@ class GroupedConv2D(keras.layers.Conv2D):
         ]
         return ops.concatenate(outputs, axis=channel_axis)
 
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["implementation"] = self.implementation
+        return config
 
-def _grouped_conv_is_slow() -> bool:
+
+def default_implementation() -> str:
+    """Returns what `implementation="auto"` runs here: `"native"` or `"split"`."""
     # Measured in benchmarks/grouped_conv.py; see docs/performance.md. GPUs (cuDNN,
     # XLA on GPU) run grouped convolutions natively and are left to them.
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
 
-        return jax.default_backend() == "cpu"
+        return "split" if jax.default_backend() == "cpu" else "native"
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return not tf.config.list_logical_devices("GPU")
-    return False
+        return "native" if tf.config.list_logical_devices("GPU") else "split"
+    return "native"

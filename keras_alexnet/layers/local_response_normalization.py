@@ -12,9 +12,10 @@ from keras import ops
 # the thousands on Caffe-preprocessed input, and 1000 ** 2 > float16's 65504.
 _LOW_PRECISION = ("float16", "bfloat16")
 
-# The ways the layer computes its window sum, all equal to float32 rounding;
-# `_default_implementations` picks one per backend and device.
-_IMPLEMENTATIONS = ("matmul", "slices", "pool", "native")
+# The ways the layer can compute its window sum, all equal to float32 rounding.
+# "auto" picks one for inference and one for training per backend and device
+# (`default_implementations`); "native" is TensorFlow's own kernel, 4-D input only.
+IMPLEMENTATIONS = ("auto", "matmul", "slices", "pool", "native")
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
@@ -53,7 +54,8 @@ class LocalResponseNormalization(keras.layers.Layer):
     PyTorch, both multiply by the banded matrix. Under mixed precision the
     squares, their sum and the power are computed in float32, so activations of
     AlexNet's magnitude never overflow to inf or NaN; the output is cast back to
-    the compute dtype.
+    the compute dtype. `implementation` names one way for both inference and
+    training, to compare them or to pin one; it is saved in the layer's config.
 
     Args:
         size: the number of channels in the window, an odd integer >= 1.
@@ -61,6 +63,12 @@ class LocalResponseNormalization(keras.layers.Layer):
         alpha: the scale applied to the raw sum of squares, >= 0.
         beta: the exponent, > 0.
         axis: the channel axis: -1 for `channels_last`, 1 for `channels_first`.
+        implementation: how the window sum is computed: `"auto"` (the fastest
+            measured for this backend and device, chosen when the layer is
+            built), `"matmul"` (a banded 0/1 channel matrix), `"slices"` (a sum
+            of shifted slices), `"pool"` (a 1-D average pool over the channels)
+            or `"native"` (`tf.nn.local_response_normalization`: TensorFlow
+            backend and 4-D input only).
         **kwargs: base layer arguments such as `name` and `dtype`.
 
     Example:
@@ -82,6 +90,7 @@ class LocalResponseNormalization(keras.layers.Layer):
         alpha: float = 1e-4,
         beta: float = 0.75,
         axis: int = -1,
+        implementation: str = "auto",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -96,11 +105,17 @@ class LocalResponseNormalization(keras.layers.Layer):
         _check_number("beta", beta, minimum=0.0, inclusive=False)
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
             raise TypeError(f"`axis` should be an integer. Received: axis={axis!r}")
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"`implementation` should be one of {IMPLEMENTATIONS}. "
+                f"Received: implementation={implementation!r}"
+            )
         self.size = int(size)
         self.bias = float(bias)
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.axis = int(axis)
+        self.implementation = implementation
         self.supports_masking = True
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
@@ -123,22 +138,20 @@ class LocalResponseNormalization(keras.layers.Layer):
         self._band = (np.abs(offsets) <= radius).astype("float32")
         # alpha folded into the band saves a pass over the activations.
         self._alpha_band = (self.alpha * self._band).astype("float32")
-        # One of _IMPLEMENTATIONS for inference and one for `training=True`.
-        self._implementation, self._training_implementation = _default_implementations(
-            rank
-        )
+        if self.implementation == "auto":
+            self._inference_way, self._training_way = default_implementations(rank)
+        else:
+            if self.implementation == "native" and (
+                keras.backend.backend() != "tensorflow" or rank != 4
+            ):
+                raise ValueError(
+                    "implementation='native' is TensorFlow's kernel: it needs the "
+                    "TensorFlow backend and 4-D inputs. Received: "
+                    f"backend={keras.backend.backend()!r}, "
+                    f"input_shape={tuple(input_shape)}, axis={self.axis}"
+                )
+            self._inference_way = self._training_way = self.implementation
         self.built = True
-
-    @property
-    def _sum_by_matmul(self) -> bool:
-        return self._implementation == self._training_implementation == "matmul"
-
-    @_sum_by_matmul.setter
-    def _sum_by_matmul(self, value: bool) -> None:
-        # Forces the band matmul (True) or the accelerators' shifted slices (False).
-        self._implementation = self._training_implementation = (
-            "matmul" if value else "slices"
-        )
 
     def call(self, inputs, training=None):
         compute_dtype = keras.backend.standardize_dtype(inputs.dtype)
@@ -148,9 +161,7 @@ class LocalResponseNormalization(keras.layers.Layer):
         moved = self._channel_axis != self._rank - 1
         if moved:
             x = ops.moveaxis(x, self._channel_axis, -1)
-        implementation = (
-            self._training_implementation if training else self._implementation
-        )
+        implementation = self._training_way if training else self._inference_way
         if implementation == "native":
             outputs = self._tensorflow_lrn(x)
         else:
@@ -218,6 +229,7 @@ class LocalResponseNormalization(keras.layers.Layer):
                 "alpha": self.alpha,
                 "beta": self.beta,
                 "axis": self.axis,
+                "implementation": self.implementation,
             }
         )
         return config
@@ -236,8 +248,12 @@ def _inverse_power(x: Any, beta: float) -> Any:
     return ops.power(x, -beta)
 
 
-def _default_implementations(rank: int) -> tuple[str, str]:
-    """Returns the (inference, training) implementations for this machine."""
+def default_implementations(rank: int = 4) -> tuple[str, str]:
+    """Returns what `implementation="auto"` runs here: (inference, training).
+
+    Args:
+        rank: the rank of the inputs (TensorFlow's kernel takes 4-D only).
+    """
     # GPUs run float32 matmuls in TF32 (10-bit mantissa) by default under
     # TensorFlow and JAX, which would cost three digits of the window sum; there
     # the exact sum of shifted slices is used. On CPU, the fastest forward and

@@ -39,6 +39,8 @@ _LAYER_FIELDS = {_NET_LAYER: (1, 7), _NET_LAYERS_V1: (4, 6)}
 _BLOB_LEGACY_DIMS = (1, 2, 3, 4)  # num, channels, height, width
 _BLOB_DATA, _BLOB_SHAPE, _BLOB_DOUBLE_DATA = 5, 7, 8
 _SHAPE_DIM = 1
+# Caffe's `kMaxBlobAxes` (blob.hpp): no blob has more axes.
+_MAX_BLOB_AXES = 32
 
 
 class _Decoder:
@@ -102,9 +104,9 @@ class _Decoder:
             )
         return number, wire_type, (pos, pos + size), pos + size
 
-    def packed_varints(self, start: int, end: int) -> list[int]:
+    def packed_varints(self, start: int, end: int, limit: int) -> list[int]:
         values = []
-        while start < end:
+        while start < end and len(values) <= limit:
             value, start = self.varint(start, end)
             values.append(value)
         return values
@@ -124,28 +126,38 @@ class _Decoder:
 
         An unpacked repeated float is a sequence of one-byte tags each followed
         by 4 value bytes; reading the run as a NumPy record array avoids a
-        Python loop per value. Returns the values and the position after them.
+        Python loop per value. The run's end is searched in windows that double
+        in size, so the cost follows the run's length, not the rest of the
+        message's (short runs between other fields would make it quadratic).
+        Returns the values and the position after them.
         """
         record = np.dtype([("tag", "u1"), ("value", dtype)])
-        run = np.frombuffer(
-            self.buffer[pos:end], dtype=record, count=(end - pos) // record.itemsize
-        )
-        stops = np.flatnonzero(run["tag"] != tag)
-        if stops.size:
-            run = run[: stops[0]]
-        return run["value"], pos + run.size * record.itemsize
+        available = (end - pos) // record.itemsize
+        count, window = 0, 64
+        while count < available:
+            size = min(window, available - count)
+            start = pos + count * record.itemsize
+            tags = np.frombuffer(self.buffer[start:end], dtype=record, count=size)
+            stops = np.flatnonzero(tags["tag"] != tag)
+            if stops.size:
+                count += int(stops[0])
+                break
+            count += size
+            window *= 2
+        run = np.frombuffer(self.buffer[pos:end], dtype=record, count=count)
+        return run["value"], pos + count * record.itemsize
 
     def blob(self, start: int, end: int, layer: str) -> np.ndarray:
         """Decodes one BlobProto into a float32 array of its declared shape."""
         shape: list[int] | None = None
         legacy_dims = dict.fromkeys(_BLOB_LEGACY_DIMS, 0)
-        floats: dict[int, list[np.ndarray]] = {_BLOB_DATA: [], _BLOB_DOUBLE_DATA: []}
+        # Each part is an array, or the (start, stop) bytes of one lone value.
+        floats: dict[int, list] = {_BLOB_DATA: [], _BLOB_DOUBLE_DATA: []}
         pos = start
         while pos < end:
-            field_start = pos
             number, wire_type, value, pos = self.field(pos, end)
             if number == _BLOB_SHAPE and wire_type == _LENGTH_DELIMITED:
-                shape = self.blob_shape(*value)
+                shape = self.blob_shape(*value, layer)
             elif number in _BLOB_LEGACY_DIMS and wire_type == _VARINT:
                 legacy_dims[number] = value
             elif number in floats:
@@ -154,19 +166,29 @@ class _Decoder:
                     floats[number].append(self.floats(value[0], value[1], dtype, layer))
                 elif dtype.itemsize == {_FIXED32: 4, _FIXED64: 8}.get(wire_type):
                     tag = (number << 3) | wire_type  # one byte for fields < 16
-                    values, pos = self.unpacked_run(field_start, end, tag, dtype)
-                    floats[number].append(values)
+                    # Short runs between other fields are kept as the byte spans
+                    # of their values, without a NumPy call each; long runs
+                    # are read as one record array.
+                    floats[number].append(value)
+                    record_size = 1 + dtype.itemsize
+                    short = 1
+                    while short < 8 and pos < end and self.buffer[pos] == tag:
+                        floats[number].append((pos + 1, pos + record_size))
+                        pos += record_size
+                        short += 1
+                    if short == 8 and pos < end and self.buffer[pos] == tag:
+                        values, pos = self.unpacked_run(pos, end, tag, dtype)
+                        floats[number].append(values)
                 else:
                     raise self.error(
                         f"a blob of layer {layer!r} stores field {number} with wire "
                         f"type {wire_type}"
                     )
         # Caffe's Blob::FromProto prefers double_data when it is present.
-        parts = floats[_BLOB_DOUBLE_DATA] or floats[_BLOB_DATA]
-        if len(parts) == 1:
-            data = parts[0]
+        if floats[_BLOB_DOUBLE_DATA]:
+            data = self.join(floats[_BLOB_DOUBLE_DATA], np.dtype("<f8"))
         else:
-            data = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+            data = self.join(floats[_BLOB_DATA], np.dtype("<f4"))
         if shape is None:
             shape = [legacy_dims[number] for number in _BLOB_LEGACY_DIMS]
         if math.prod(shape) != data.size:
@@ -176,7 +198,23 @@ class _Decoder:
             )
         return data.astype(np.float32).reshape(shape)
 
-    def blob_shape(self, start: int, end: int) -> list[int]:
+    def join(self, parts: list, dtype: np.dtype) -> np.ndarray:
+        """Concatenates arrays and the byte spans of lone values, in order."""
+        if len(parts) == 1 and isinstance(parts[0], np.ndarray):
+            return parts[0]
+        arrays, lone = [], []
+        for part in [*parts, None]:
+            if isinstance(part, tuple):
+                lone.append(self.buffer[part[0] : part[1]])
+                continue
+            if lone:
+                arrays.append(np.frombuffer(b"".join(lone), dtype=dtype))
+                lone = []
+            if part is not None:
+                arrays.append(part)
+        return np.concatenate(arrays) if arrays else np.zeros(0, np.float32)
+
+    def blob_shape(self, start: int, end: int, layer: str) -> list[int]:
         dims: list[int] = []
         pos = start
         while pos < end:
@@ -186,7 +224,13 @@ class _Decoder:
             if wire_type == _VARINT:
                 dims.append(value)
             elif wire_type == _LENGTH_DELIMITED:
-                dims.extend(self.packed_varints(*value))
+                dims.extend(self.packed_varints(*value, limit=_MAX_BLOB_AXES))
+            if len(dims) > _MAX_BLOB_AXES:
+                # Caffe refuses them too; and the product and the message of a
+                # 100,000-axis shape cost quadratic time and megabytes.
+                raise self.error(
+                    f"a blob of layer {layer!r} has more than {_MAX_BLOB_AXES} axes"
+                )
         return dims
 
     def layer(
@@ -257,8 +301,9 @@ def read_caffemodel(path: str | os.PathLike[str]) -> dict[str, list[np.ndarray]]
         if name is None:
             raise decoder.error("a layer with blobs has no name")
         if name in layers:
-            raise decoder.error(f"two layers with blobs are named {name!r}")
-        layers[name] = [decoder.blob(*span, name) for span in blob_spans]
+            raise decoder.error(f"two layers with blobs are named {name[:100]!r}")
+        shown = name if len(name) <= 100 else name[:100] + "..."
+        layers[name] = [decoder.blob(*span, shown) for span in blob_spans]
     if not layers:
         raise ValueError(
             f"{path!r} holds no layer with weights: it is empty, not a "

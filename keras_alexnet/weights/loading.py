@@ -10,15 +10,27 @@ file behind, and a file that fails its hash check is deleted.
 Set `KERAS_ALEXNET_WEIGHTS_MIRROR` to a URL prefix or a local folder holding the
 source checkpoints under their original file names (`bvlc_alexnet.caffemodel`,
 `alexnet-owt-7be5be79.pth`) to load them from there instead of their origin, for
-air-gapped machines.
+air-gapped machines. A download that gets no answer, or no data, for
+`KERAS_ALEXNET_DOWNLOAD_TIMEOUT` seconds (default 60) fails with a message.
+
+The cache heals itself: each conversion is stored with its own SHA-256 beside
+it (`<name>.weights.h5.sha256`) and checked on every load, so a conversion that
+was damaged or replaced afterwards is made again from the source checkpoint;
+temporary files and folders left by a killed process are removed once they
+have been idle for an hour.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import tempfile
+import time
+import urllib.error
+import urllib.request
+import warnings
 from collections.abc import Callable, Mapping
 
 import keras
@@ -30,6 +42,12 @@ from keras_alexnet.weights.registry import Checkpoint
 from keras_alexnet.weights.torch_checkpoint import read_torch_state_dict
 
 MIRROR_ENV = "KERAS_ALEXNET_WEIGHTS_MIRROR"
+TIMEOUT_ENV = "KERAS_ALEXNET_DOWNLOAD_TIMEOUT"
+DEFAULT_TIMEOUT_S = 60.0
+# Temporary files and folders of the cache untouched this long belong to a
+# process that died (an active download writes at least once per timeout).
+STALE_AFTER_S = 3600.0
+_TEMPORARY_PREFIXES = (".download-", ".tmp-")
 CACHE_SUBDIR = os.path.join("models", "keras_alexnet")
 TOP_LAYERS = ("fc6", "fc7", "predictions")
 
@@ -52,6 +70,76 @@ def cache_dir() -> str:
     return os.path.join(keras_home, CACHE_SUBDIR)
 
 
+def make_cache_dir() -> str:
+    """Creates the cache folder if needed; an unusable one names `KERAS_HOME`."""
+    directory = cache_dir()
+    try:
+        os.makedirs(directory, exist_ok=True)
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise PermissionError(f"cannot write to {directory!r}")
+    except OSError as error:
+        keras_home = os.environ.get("KERAS_HOME")
+        where = (
+            f"KERAS_HOME={keras_home!r}"
+            if keras_home
+            else "~/.keras (KERAS_HOME is not set)"
+        )
+        raise OSError(
+            f"Cannot use the weights cache {directory!r} ({error}). It lies in "
+            f"{where}: set KERAS_HOME to a writable folder."
+        ) from None
+    _remove_stale_temporaries(directory)
+    return directory
+
+
+def _remove_stale_temporaries(directory: str) -> None:
+    """Removes what killed downloads and conversions left in the cache."""
+    now = time.time()
+    for entry in os.scandir(directory):
+        if not entry.name.startswith(_TEMPORARY_PREFIXES):
+            continue
+        try:
+            last_change = entry.stat(follow_symlinks=False).st_mtime
+            if entry.is_dir(follow_symlinks=False):
+                with os.scandir(entry.path) as inside:
+                    for child in inside:
+                        mtime = child.stat(follow_symlinks=False).st_mtime
+                        last_change = max(last_change, mtime)
+            if now - last_change < STALE_AFTER_S:
+                continue  # perhaps another process's download, still running
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.remove(entry.path)
+        except OSError:
+            pass  # removed meanwhile by another process, or not ours to remove
+
+
+def _refuse_directory(path: str, what: str) -> None:
+    if os.path.isdir(path):
+        raise IsADirectoryError(
+            f"{path!r} is a folder, where keras-alexnet keeps {what}. Remove or "
+            "rename it."
+        )
+
+
+def download_timeout() -> float:
+    """The seconds a download may wait for a connection or for data."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise ValueError(
+            f"{TIMEOUT_ENV} should be a positive number of seconds. Received: "
+            f"{TIMEOUT_ENV}={text!r}"
+        )
+    return value
+
+
 def file_hash_matches(path: str, checkpoint: Checkpoint) -> bool:
     """Whether the file at `path` has the hash the registry gives `checkpoint`."""
     algorithm = checkpoint.hash_algorithm.removesuffix("-prefix")
@@ -69,23 +157,25 @@ def fetch_checkpoint(checkpoint: Checkpoint) -> str:
     """Returns the local path of `checkpoint`'s source file, downloading it if needed.
 
     The file comes from `KERAS_ALEXNET_WEIGHTS_MIRROR` when set, else from the
-    registry's URL, through `keras.utils.get_file` (with its progress bar). It is
-    downloaded into a private temporary folder, verified, and only then renamed
-    into the cache.
+    registry's URL, with a progress bar. It is downloaded into a private
+    temporary folder, verified, and only then renamed into the cache.
 
     Raises:
         ChecksumError: the file does not have the registry's hash; nothing is kept.
+        DownloadError: the download failed or timed out; nothing is kept.
     """
-    directory = cache_dir()
-    os.makedirs(directory, exist_ok=True)
+    directory = make_cache_dir()
     final_path = os.path.join(directory, checkpoint.file_name)
+    _refuse_directory(final_path, f"the downloaded checkpoint {checkpoint.name!r}")
     if os.path.exists(final_path):
         if file_hash_matches(final_path, checkpoint):
             return final_path
         os.remove(final_path)
 
     mirror = os.environ.get(MIRROR_ENV, "").strip()
+    timeout = download_timeout()
     with tempfile.TemporaryDirectory(prefix=".download-", dir=directory) as tmp:
+        downloaded = os.path.join(tmp, checkpoint.file_name)
         if mirror and os.path.isdir(mirror):
             source = os.path.join(mirror, checkpoint.file_name)
             if not os.path.isfile(source):
@@ -93,35 +183,75 @@ def fetch_checkpoint(checkpoint: Checkpoint) -> str:
                     f"{MIRROR_ENV} names the folder {mirror!r}, which has no "
                     f"{checkpoint.file_name!r}."
                 )
-            downloaded = os.path.join(tmp, checkpoint.file_name)
             shutil.copyfile(source, downloaded)
+            if not file_hash_matches(downloaded, checkpoint):
+                raise ChecksumError(
+                    f"{source!r}, in the folder {MIRROR_ENV} names, does not have "
+                    f"the expected {checkpoint.hash_algorithm} hash "
+                    f"{checkpoint.file_hash!r} of {checkpoint.name!r}: it is "
+                    "truncated, corrupted or not the published checkpoint. Nothing "
+                    f"was copied to the cache. Replace it with the file published "
+                    f"at {checkpoint.url}."
+                )
         else:
             origin = checkpoint.url
             if mirror:
                 origin = mirror.rstrip("/") + "/" + checkpoint.file_name
-            try:
-                downloaded = keras.utils.get_file(
-                    fname=checkpoint.file_name,
-                    origin=origin,
-                    cache_dir=tmp,
-                    cache_subdir=".",
+            _download(origin, downloaded, checkpoint, timeout)
+            if not file_hash_matches(downloaded, checkpoint):
+                raise ChecksumError(
+                    f"The file downloaded for {checkpoint.name!r} from {origin} "
+                    f"does not have the expected {checkpoint.hash_algorithm} hash "
+                    f"{checkpoint.file_hash!r}: it is truncated, corrupted or not "
+                    "the published checkpoint. It was deleted; loading again "
+                    "downloads it anew."
                 )
-            except Exception as error:
-                # get_file raises a bare Exception for HTTP and URL errors.
-                raise DownloadError(
-                    f"Downloading {checkpoint.name!r} from {origin} failed: {error}. "
-                    f"Nothing was kept. Set {MIRROR_ENV} to a folder or URL holding "
-                    f"{checkpoint.file_name!r} to load it from elsewhere."
-                ) from error
-        if not file_hash_matches(downloaded, checkpoint):
-            raise ChecksumError(
-                f"The file downloaded for {checkpoint.name!r} does not have the "
-                f"expected {checkpoint.hash_algorithm} hash {checkpoint.file_hash!r}: "
-                "it is truncated, corrupted or not the published checkpoint. It was "
-                "deleted; loading again downloads it anew."
-            )
+        _set_default_permissions(downloaded)
         os.replace(downloaded, final_path)
     return final_path
+
+
+def _download(origin: str, path: str, checkpoint: Checkpoint, timeout: float) -> None:
+    """Writes the file at URL `origin` to `path`, with a progress bar.
+
+    `timeout` bounds the wait for the connection and for each block of data
+    (`keras.utils.get_file` waits forever on a server that stalls).
+    """
+    advice = (
+        f"Nothing was kept. Set {MIRROR_ENV} to a folder or URL holding "
+        f"{checkpoint.file_name!r} to load it from elsewhere."
+    )
+    try:
+        with urllib.request.urlopen(origin, timeout=timeout) as response:
+            expected = int(response.headers.get("Content-Length") or 0) or None
+            progress = keras.utils.Progbar(expected, unit_name="byte")
+            received = 0
+            with open(path, "wb") as file:
+                while block := response.read(1 << 20):
+                    file.write(block)
+                    received += len(block)
+                    progress.update(received)
+    except TimeoutError as error:
+        raise DownloadError(
+            f"Downloading {checkpoint.name!r} from {origin} timed out: no answer "
+            f"or no data for {timeout:g} s ({TIMEOUT_ENV} sets the limit). "
+            f"{advice}"
+        ) from error
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        if isinstance(getattr(error, "reason", None), TimeoutError):
+            raise DownloadError(
+                f"Downloading {checkpoint.name!r} from {origin} timed out: no "
+                f"connection within {timeout:g} s ({TIMEOUT_ENV} sets the limit). "
+                f"{advice}"
+            ) from error
+        raise DownloadError(
+            f"Downloading {checkpoint.name!r} from {origin} failed: {error}. {advice}"
+        ) from error
+    if expected is not None and received != expected:
+        raise DownloadError(
+            f"Downloading {checkpoint.name!r} from {origin} failed: the server "
+            f"announced {expected} bytes and sent {received}. {advice}"
+        )
 
 
 def converted_weights_path(checkpoint: Checkpoint) -> str:
@@ -136,19 +266,72 @@ def imagenet_weights(
 ) -> str:
     """Returns the path of `checkpoint`'s Keras weights, converting them once.
 
+    The conversion's own SHA-256 is written beside it and checked here on every
+    load: a conversion damaged or replaced since (an all-zero file is a valid
+    `.weights.h5`) is made again from the source checkpoint.
+
     Args:
         checkpoint: the registry entry.
         build_full_model: returns a model, with its top and 1000 classes, of the
             architecture the checkpoint needs; used only to write the conversion.
     """
     path = converted_weights_path(checkpoint)
+    digest_path = path + ".sha256"
+    make_cache_dir()
+    _refuse_directory(path, f"the conversion of {checkpoint.name!r}")
+    _refuse_directory(digest_path, f"the hash of the conversion of {checkpoint.name!r}")
     if os.path.exists(path):
-        return path
+        if _recorded_digest(digest_path) == _sha256(path):
+            return path
+        warnings.warn(
+            f"The cached conversion {path!r} of {checkpoint.name!r} does not have "
+            f"the SHA-256 recorded in {digest_path!r} when it was written: it was "
+            "damaged or replaced since. Converting the checkpoint again.",
+            stacklevel=3,
+        )
+        os.remove(path)
     source_path = fetch_checkpoint(checkpoint)
     model = build_full_model()
     assign_weights(model, read_checkpoint(source_path), source=source_path)
-    save_weights_atomically(model, path)
+    digest = []
+
+    def save(tmp: str) -> None:
+        model.save_weights(tmp, overwrite=True)
+        digest.append(_sha256(tmp))
+
+    # The hash goes first: a conversion in place always has its hash beside it
+    # (a concurrent process may replace both; a mismatch then costs one
+    # conversion more, never a wrong load).
+    write_atomically(
+        path,
+        save,
+        before_rename=lambda: _write_text_atomically(digest_path, digest[0] + "\n"),
+    )
     return path
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _recorded_digest(digest_path: str) -> str | None:
+    try:
+        with open(digest_path, encoding="ascii") as f:
+            return f.read(100).strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _write_text_atomically(path: str, text: str) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(text)
+
+    write_atomically(path, write)
 
 
 def save_weights_atomically(model: keras.Model, path: str) -> None:
@@ -156,15 +339,31 @@ def save_weights_atomically(model: keras.Model, path: str) -> None:
     write_atomically(path, lambda tmp: model.save_weights(tmp, overwrite=True))
 
 
-def write_atomically(path: str, write: Callable[[str], None]) -> None:
+def write_atomically(
+    path: str,
+    write: Callable[[str], None],
+    before_rename: Callable[[], None] | None = None,
+) -> None:
     """Calls `write(tmp)` on a temporary file beside `path`, then renames it.
 
     Readers see either the old file or the complete new one, never a partial
     file; the temporary file is removed if `write` fails. Its name ends like
-    `path` (`.weights.h5`, `.keras`), as Keras checks the extension.
+    `path` (`.weights.h5`, `.keras`), as Keras checks the extension. The file
+    gets the permissions the umask gives a new file (not the temporary file's
+    owner-only 0600), so a cache filled by one user can be shared. The folder
+    must exist: a mistyped destination is not created.
+
+    Args:
+        path: the file to write.
+        write: writes the temporary file whose path it is given.
+        before_rename: called after `write` succeeded, before the rename.
     """
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(
+            f"Cannot write {path!r}: the folder {directory!r} does not exist."
+        )
+    _refuse_directory(path, "this file")
     suffix = (
         ".weights.h5" if path.endswith(".weights.h5") else os.path.splitext(path)[1]
     )
@@ -172,10 +371,33 @@ def write_atomically(path: str, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        _set_default_permissions(tmp)
+        if before_rename is not None:
+            before_rename()
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _umask() -> int:
+    # Read without changing it where Linux shows it; os.umask can only be read
+    # by setting it, which races with other threads creating files.
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _set_default_permissions(path: str) -> None:
+    """Gives `path` the mode a plain `open(path, "w")` would have given it."""
+    os.chmod(path, 0o666 & ~_umask())
 
 
 def read_checkpoint(path: str) -> dict[str, list[np.ndarray]]:
