@@ -21,7 +21,7 @@ Order of the stages, and why:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import keras
@@ -254,7 +254,7 @@ def imagenet_dataset(
         needs_read = True
     else:
         tfds_split = tfds_source(
-            source,
+            os.fspath(source),
             split,
             data_dir=data_dir,
             manual_dir=manual_dir,
@@ -296,7 +296,9 @@ def imagenet_dataset(
     channels_first = keras.config.image_data_format() == "channels_first"
     global_seed = tf.constant(seed or 0, tf.int64)
 
-    def element(x: tf.Tensor, label: tf.Tensor, key: tf.Tensor | None = None):
+    def element(
+        x: tf.Tensor, label: tf.Tensor, key: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         contents = tf.io.read_file(x) if needs_read else x
         if randomized:
             image = transform(contents, tf.stack([global_seed, key]))
@@ -311,14 +313,19 @@ def imagenet_dataset(
             label += label_smoothing / num_classes
         return image, label
 
+    map_fn: Callable[..., tuple[tf.Tensor, tf.Tensor]]
     if randomized:
         records = tf.data.Dataset.zip(
             records,
             tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True),
         )
 
-        def map_fn(record: tuple[tf.Tensor, tf.Tensor], key: tf.Tensor):
+        def keyed_element(
+            record: tuple[tf.Tensor, tf.Tensor], key: tf.Tensor
+        ) -> tuple[tf.Tensor, tf.Tensor]:
             return element(*record, key)
+
+        map_fn = keyed_element
 
     else:
         map_fn = element
@@ -347,10 +354,12 @@ def imagenet_dataset(
     return dataset
 
 
-def _transform(augment: str, image_size: int, resize_size: int, variant: str | None):
+def _transform(
+    augment: str, image_size: int, resize_size: int, variant: str | None
+) -> Callable[..., tf.Tensor]:
     # Caffe's bvlc_alexnet saw images resized by OpenCV's bilinear filter, which
     # does not antialias; torchvision's saw PIL's, which does.
-    options = {"variant": variant, "antialias": variant != "original"}
+    options: dict[str, Any] = {"variant": variant, "antialias": variant != "original"}
     if augment == "paper":
         return lambda contents, seed: augment_lib.paper_augment(
             contents, seed, image_size=image_size, resize_size=resize_size, **options

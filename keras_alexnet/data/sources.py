@@ -20,7 +20,7 @@ import stat
 import struct
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -303,7 +303,7 @@ def _list_tree(root, entries, class_dirs, class_names):
     return class_names, files, labels, skipped
 
 
-def _walk(top: str):
+def _walk(top: str) -> Iterator[os.DirEntry[str]]:
     """Yields the `os.DirEntry` of every file below `top`, sorted, hidden ones left
     out; descends into real folders only (never into links, which may loop)."""
     with os.scandir(top) as scan:
@@ -628,7 +628,7 @@ def _jpeg_header(f: Any, size: int) -> _Header:
                 raise _Damaged("damaged JPEG: its frame header is cut short")
             height, width = struct.unpack(">HH", frame[1:5])
         elif marker[1] == 0xDA:  # start of scan: the entropy-coded data follows
-            if width is None:
+            if width is None or height is None:
                 raise _Damaged("damaged JPEG: a scan before any frame header")
             f.seek(max(0, size - _TAIL_BYTES))
             complete = b"\xff\xd9" in f.read()

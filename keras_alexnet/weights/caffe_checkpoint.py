@@ -105,7 +105,7 @@ class _Decoder:
         return number, wire_type, (pos, pos + size), pos + size
 
     def packed_varints(self, start: int, end: int, limit: int) -> list[int]:
-        values = []
+        values: list[int] = []
         while start < end and len(values) <= limit:
             value, start = self.varint(start, end)
             values.append(value)
@@ -157,7 +157,7 @@ class _Decoder:
         while pos < end:
             number, wire_type, value, pos = self.field(pos, end)
             if number == _BLOB_SHAPE and wire_type == _LENGTH_DELIMITED:
-                shape = self.blob_shape(*value, layer)
+                shape = self.blob_shape(value[0], value[1], layer)
             elif number in _BLOB_LEGACY_DIMS and wire_type == _VARINT:
                 legacy_dims[number] = value
             elif number in floats:
@@ -224,7 +224,9 @@ class _Decoder:
             if wire_type == _VARINT:
                 dims.append(value)
             elif wire_type == _LENGTH_DELIMITED:
-                dims.extend(self.packed_varints(*value, limit=_MAX_BLOB_AXES))
+                dims.extend(
+                    self.packed_varints(value[0], value[1], limit=_MAX_BLOB_AXES)
+                )
             if len(dims) > _MAX_BLOB_AXES:
                 # Caffe refuses them too; and the product and the message of a
                 # 100,000-axis shape cost quadratic time and megabytes.

@@ -449,6 +449,8 @@ def load_weights(
             it reads the cached conversion of the ImageNet weights.
     """
     if weights == "imagenet":
+        if checkpoint is None:
+            raise ValueError("weights='imagenet' needs its registry `checkpoint`.")
         path = imagenet_weights(checkpoint, build_full_model)
         full_model = build_full_model()
         try:
