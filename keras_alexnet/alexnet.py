@@ -95,7 +95,7 @@ def AlexNet(
     include_top: bool = True,
     weights: str | os.PathLike | None = "imagenet",
     input_tensor: Any = None,
-    input_shape: tuple[int | None, int | None, int] | None = None,
+    input_shape: tuple[int | None, ...] | None = None,
     pooling: str | None = None,
     classes: int = 1000,
     classifier_activation: str | None = "softmax",
@@ -316,7 +316,7 @@ class _Builder:
     """Adds the convolutions and normalizations of one configuration."""
 
     def __init__(
-        self, normalization: str, lrn: Mapping[str, float], data_format: str
+        self, normalization: str, lrn: Mapping[str, Any], data_format: str
     ) -> None:
         self.normalization = normalization
         self.lrn = lrn

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import types
 from collections.abc import Mapping
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Checkpoint:
     top5: float
     input_size: int
     preprocessing: Preprocessing
-    architecture: Mapping[str, object]
+    architecture: Mapping[str, Any]
     notes: str = ""
 
 
