@@ -3,7 +3,8 @@
 Usage:
 
     keras-alexnet classify [IMAGES ...] [--variant original|torchvision]
-                           [--weights imagenet|none|PATH] [--top K]
+                           [--weights imagenet|none|NAME|PATH] [--lrn paper|caffe]
+                           [--top K]
     keras-alexnet convert SOURCE DEST [--variant ...] [--no-parity]
     keras-alexnet info
     keras-alexnet export MODEL DEST [--format saved_model|onnx|tflite]
@@ -26,11 +27,12 @@ import keras
 import numpy as np
 
 from keras_alexnet import conversion
-from keras_alexnet.alexnet import VARIANTS, AlexNet
+from keras_alexnet.alexnet import AlexNet, resolve_config
 from keras_alexnet.export import FORMATS, check_destination, export_model
 from keras_alexnet.preprocessing import decode_predictions, preprocess_input
 from keras_alexnet.resources import sample_images
 from keras_alexnet.weights import loading, registry
+from keras_alexnet.weights.registry import LRN_PRESETS, VARIANTS
 
 PROG = "keras-alexnet"
 # Errors of the caller or the environment, reported as a message and status 1.
@@ -83,17 +85,29 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument(
         "--variant",
         choices=VARIANTS,
-        default="original",
-        help="the paper's network with Caffe's bvlc_alexnet weights (original, "
-        "the default) or torchvision's (torchvision)",
+        default=None,
+        help="the paper's network with Caffe's bvlc_alexnet weights (original) "
+        "or torchvision's (torchvision); default: the variant the weights "
+        "hold, else original",
     )
     classify.add_argument(
         "--weights",
         default="imagenet",
-        metavar="imagenet|none|PATH",
+        metavar="imagenet|none|NAME|PATH",
         help="'imagenet' (downloaded once into the Keras cache), 'none' (random "
-        "weights, to try the command offline) or a .weights.h5, .keras, "
-        ".caffemodel or .pth file",
+        "weights, to try the command offline), a checkpoint name "
+        f"({', '.join(registry.CHECKPOINTS)}) or a .weights.h5, .keras, "
+        ".caffemodel or .pth file. The architecture, LRN constants included, "
+        "comes from the checkpoint or the file where it says it (a .keras, a "
+        "converted .weights.h5, a .caffemodel); see --lrn for other files",
+    )
+    classify.add_argument(
+        "--lrn",
+        choices=sorted(LRN_PRESETS),
+        default=None,
+        help="the LRN constants, for a .weights.h5 that does not record them "
+        "(one saved by model.save_weights): default the paper's; refused if the "
+        "weights say otherwise",
     )
     classify.add_argument(
         "--top",
@@ -173,9 +187,12 @@ def _classify(args: argparse.Namespace) -> int:
     if missing:
         raise FileNotFoundError(f"No such image file: {', '.join(missing)}")
     weights = _weights_argument(args.weights)
-    image_size = registry.imagenet_checkpoint(args.variant).input_size
+    # The architecture and preprocessing, from the weights: checked before any
+    # image is decoded or any model is built.
+    config = resolve_config(weights=weights, variant=args.variant, lrn=args.lrn)
+    constants = config.preprocessing
     # Decoded first, so that a bad file fails before the model is built.
-    images = np.stack([_center_crop(path, image_size, args.variant) for path in paths])
+    images = np.stack([_center_crop(path, constants) for path in paths])
 
     if weights is None:
         print(
@@ -183,9 +200,11 @@ def _classify(args: argparse.Namespace) -> int:
             "below are meaningless."
         )
     else:
-        print(f"Weights: {weights} ({args.variant} variant)")
-    model = _build_classifier(weights, args.variant)
-    x = preprocess_input(images, args.variant, data_format="channels_last")
+        lrn = "" if config.lrn is None else f", LRN {config.lrn.as_dict()}"
+        print(f"Weights: {weights} ({config.variant} variant{lrn})")
+    # A failed download raises loading.DownloadError, which names the mirror setting.
+    model = AlexNet(weights=weights, variant=args.variant, lrn=args.lrn)
+    x = preprocess_input(images, config.variant, data_format="channels_last")
     if keras.config.image_data_format() == "channels_first":
         x = x.transpose(0, 3, 1, 2)
     probabilities = keras.ops.convert_to_numpy(model.predict_on_batch(x))
@@ -201,7 +220,7 @@ def _classify(args: argparse.Namespace) -> int:
 def _weights_argument(text: str) -> str | None:
     if text == "none":
         return None
-    if text == "imagenet":
+    if text == "imagenet" or registry.find_checkpoint(text) is not None:
         return text
     if not os.path.isfile(text):
         raise FileNotFoundError(
@@ -211,28 +230,24 @@ def _weights_argument(text: str) -> str | None:
     return text
 
 
-def _build_classifier(weights: str | None, variant: str) -> keras.Model:
-    # The pretrained original variant needs Caffe's LRN constants, and a weights
-    # file cannot carry them; random weights use them too, for one code path.
-    lrn = "caffe" if variant == "original" else None
-    # A failed download raises loading.DownloadError, which names the mirror setting.
-    return AlexNet(weights=weights, variant=variant, lrn=lrn)
-
-
-def _center_crop(path: str, image_size: int, variant: str) -> np.ndarray:
+def _center_crop(path: str, constants: registry.Preprocessing) -> np.ndarray:
     """The evaluation crop of keras_alexnet.data: RGB float32 in [0, 255]."""
     # Imported here: `import keras_alexnet` does not load TensorFlow.
     import tensorflow as tf
 
     from keras_alexnet.data.augment import eval_center_crop
+    from keras_alexnet.data.sources import check_image_file
 
+    # Before decoding: a decompression bomb decodes to gigabytes.
+    problem = check_image_file(path)
+    if problem is not None:
+        raise ValueError(f"Cannot read {path!r}: {problem}.")
     try:
         crop = eval_center_crop(
             tf.io.read_file(path),
-            image_size=image_size,
-            # Caffe's training images were resized by OpenCV (no antialiasing),
-            # torchvision's by PIL (antialiased), as keras_alexnet.data does.
-            antialias=variant != "original",
+            image_size=constants.crop_size,
+            resize_size=constants.resize_size,
+            antialias=constants.antialias,
         )
     except tf.errors.InvalidArgumentError as error:
         raise ValueError(f"Cannot decode {path!r}: {error.message}") from error
@@ -263,8 +278,7 @@ def _convert(args: argparse.Namespace) -> int:
         print(f"{PROG} convert: error: {problem}", file=sys.stderr)
         return 2
     model = conversion.convert_checkpoint(args.source, variant=args.variant)
-    is_caffe = args.source.lower().endswith(".caffemodel")
-    variant = args.variant or ("original" if is_caffe else "torchvision")
+    variant = loading.file_architecture(args.source)["variant"]
     print(f"Read {args.source} ({variant} variant, {model.count_params():,} params)")
     if args.parity:
         report = conversion.parity_report(args.source, model)
@@ -278,9 +292,7 @@ def _convert(args: argparse.Namespace) -> int:
             return 1
     conversion.save_model_atomically(model, args.dest)
     print(f"Saved {args.dest}")
-    if args.dest.lower().endswith(".weights.h5"):
-        lrn = ', lrn="caffe"' if variant == "original" else ""
-        print(f'Load it with AlexNet(weights="{args.dest}", variant="{variant}"{lrn}).')
+    print(f'Load it with AlexNet(weights="{args.dest}").')
     return 0
 
 
@@ -349,8 +361,9 @@ def _add_export_parser(commands: Any) -> None:
     export.add_argument(
         "--variant",
         choices=VARIANTS,
-        default="original",
-        help="the AlexNet to build when MODEL is weights (default: original)",
+        default=None,
+        help="the AlexNet to build when MODEL is weights; default: the variant "
+        "the weights hold, else original",
     )
     export.add_argument(
         "--include-preprocessing",
@@ -382,11 +395,10 @@ def _export(args: argparse.Namespace) -> int:
                 "MODEL should be a .keras file, 'imagenet' or a weights file. "
                 f"Received: {args.model!r}, which is not a file"
             )
-        lrn = "caffe" if args.variant == "original" else None
+        # The architecture, LRN constants included, comes from the weights.
         model = AlexNet(
             weights=args.model,
             variant=args.variant,
-            lrn=lrn,
             include_preprocessing=args.include_preprocessing,
         )
     dest = export_model(model, args.dest, format=format, overwrite=args.overwrite)

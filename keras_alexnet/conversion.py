@@ -27,6 +27,7 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tempfile
@@ -36,7 +37,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_alexnet.alexnet import VARIANTS, AlexNet
+from keras_alexnet.alexnet import AlexNet
 from keras_alexnet.layers import ImagePreprocessing
 from keras_alexnet.preprocessing import imagenet_class_index, preprocess_input
 from keras_alexnet.resources import sample_images
@@ -50,10 +51,6 @@ __all__ = [
     "save_model_atomically",
 ]
 
-# The variant each checkpoint format holds: Caffe files are bvlc_alexnet's layout,
-# PyTorch files torchvision's.
-_CAFFE_SUFFIXES = (".caffemodel",)
-_TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 # What convert_checkpoint and save_model_atomically can write.
 DEST_SUFFIXES = (".weights.h5", ".keras")
 PARITY_EXTRA = 'pip install "keras-alexnet[parity]"'
@@ -83,9 +80,9 @@ def convert_checkpoint(
 
     Args:
         source: the path of the checkpoint.
-        dest: where to save the model: a `.weights.h5` file (weights only; load
-            them with `AlexNet(weights=dest, variant=..., lrn="caffe")` for the
-            original variant) or a `.keras` archive (the whole model). The file
+        dest: where to save the model: a `.weights.h5` file (the weights, with
+            the architecture stamped in, so `AlexNet(weights=dest)` rebuilds it,
+            Caffe's LRN included) or a `.keras` archive (the whole model). The file
             is written under a temporary name and renamed, so it is never seen
             half-written. `None` saves nothing.
         variant: `"original"` or `"torchvision"`; `None` infers it from the
@@ -117,12 +114,16 @@ def convert_checkpoint(
         )
     weights = loading.read_checkpoint(source)
     classes = int(np.shape(weights["predictions"][1])[0])
+    # The architecture the file's format implies (Caffe's LRN for a .caffemodel).
+    architecture = loading.file_architecture(source)
     model = AlexNet(
         weights=None,
         variant=variant,
+        groups=architecture.get("groups"),
+        normalization=architecture.get("normalization"),
+        lrn=architecture.get("lrn"),
         classes=classes,
         classifier_activation=classifier_activation,
-        lrn="caffe" if variant == "original" else None,
     )
     loading.assign_weights(model, weights, source=repr(source))
     if dest is not None:
@@ -134,15 +135,23 @@ def save_model_atomically(model: keras.Model, path: str | os.PathLike) -> None:
     """Saves `model` to a `.weights.h5` or `.keras` file through a temporary file.
 
     The file is written next to `path` under a temporary name, then renamed with
-    `os.replace`, so readers see either the old file or the complete new one.
+    `os.replace`, so readers see either the old file or the complete new one. A
+    `.weights.h5` gets the model's architecture stamped in (see
+    `keras_alexnet.weights.loading.stamp_architecture`), so that
+    `AlexNet(weights=path)` rebuilds it, LRN constants included.
 
     Args:
         model: the model to save.
         path: a path ending in `.weights.h5` (weights only) or `.keras`.
     """
     path = _check_dest(path)
-    if path.lower().endswith(".weights.h5"):
-        loading.save_weights_atomically(model, path)
+    if loading.weights_format(path) == "keras_weights":
+
+        def write(tmp: str) -> None:
+            model.save_weights(tmp, overwrite=True)
+            loading.stamp_architecture(tmp, model)
+
+        loading.write_atomically(path, write)
     else:
         loading.write_atomically(path, lambda tmp: model.save(tmp, overwrite=True))
 
@@ -349,7 +358,10 @@ def _check_source(source: Any) -> str:
             f"{type(source).__name__}"
         )
     path = os.fspath(source)
-    if not path.lower().endswith(_CAFFE_SUFFIXES + _TORCH_SUFFIXES):
+    kind = None
+    with contextlib.suppress(ValueError):
+        kind = loading.weights_format(path)
+    if kind not in ("caffe", "torch"):
         raise ValueError(
             "`source` should be a Caffe .caffemodel or a torchvision .pth/.pt "
             f"checkpoint. Received: source={path!r}"
@@ -359,19 +371,11 @@ def _check_source(source: Any) -> str:
     return path
 
 
-def _source_variant(source: str) -> str:
-    return "original" if source.lower().endswith(_CAFFE_SUFFIXES) else "torchvision"
-
-
 def _check_variant(variant: Any, source: str) -> str:
-    expected = _source_variant(source)
+    expected = loading.file_architecture(source)["variant"]
     if variant is None:
         return expected
-    if variant not in VARIANTS:
-        raise ValueError(
-            f"`variant` should be None or one of {VARIANTS}. Received: "
-            f"variant={variant!r}"
-        )
+    registry.check_variant(variant, allow_none=True)
     if variant != expected:
         kind = "Caffe .caffemodel" if expected == "original" else "torchvision .pth"
         raise ValueError(

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from keras_alexnet import AlexNet, GroupedConv2D, LocalResponseNormalization
+from keras_alexnet.alexnet import resolve_config
 from tests.backend_utils import to_numpy
 
 # Published counts: the paper's network (REFERENCE.md) and torchvision's docs.
@@ -364,3 +365,163 @@ def test_mixed_precision_stays_finite_and_close(rng):
     assert np.all(np.isfinite(outputs))
     scale = np.abs(expected).max()
     np.testing.assert_allclose(outputs, expected, atol=0.05 * scale)
+
+
+# Small models (67 px, no top) where the full size is not the point.
+SMALL = {"include_top": False, "input_shape": (67, 67, 3)}
+
+
+def test_keras_file_weights_keep_the_architecture_they_hold(tmp_path, rng):
+    # A .keras file holds its LRN constants: AlexNet(weights=file) must compute
+    # what Keras' own loader computes, and refuse constants that contradict it.
+    path = os.fspath(tmp_path / "caffe_lrn.keras")
+    AlexNet(weights=None, lrn="caffe", **SMALL).save(path)
+    x = rng.uniform(-50, 50, (2, 67, 67, 3)).astype("float32")
+    reference = keras.saving.load_model(path)
+    model = AlexNet(weights=path, **SMALL)
+    assert model.get_layer("norm1").get_config()["bias"] == 1.0
+    np.testing.assert_allclose(
+        to_numpy(model(x)), to_numpy(reference(x)), rtol=1e-5, atol=1e-6
+    )
+    with pytest.raises(ValueError, match=r"need lrn=\{'size': 5, 'bias': 1\.0"):
+        AlexNet(weights=path, lrn="paper", **SMALL)
+    with pytest.raises(ValueError, match=r"need groups=2.*Received: groups=1"):
+        AlexNet(weights=path, groups=1, **SMALL)
+
+
+def test_weights_h5_files_follow_the_documented_lrn_rule(tmp_path, rng):
+    from keras_alexnet.conversion import save_model_atomically
+
+    caffe_model = AlexNet(weights=None, lrn="caffe", **SMALL)
+    x = rng.uniform(-50, 50, (1, 67, 67, 3)).astype("float32")
+    # Written by keras-alexnet: the architecture is stamped in, and honoured.
+    stamped = os.fspath(tmp_path / "stamped.weights.h5")
+    save_model_atomically(caffe_model, stamped)
+    model = AlexNet(weights=stamped, **SMALL)
+    assert model.get_layer("norm1").get_config()["alpha"] == pytest.approx(2e-5)
+    np.testing.assert_allclose(
+        to_numpy(model(x)), to_numpy(caffe_model(x)), rtol=1e-5, atol=1e-6
+    )
+    # Written by model.save_weights: nothing recorded, so the paper's LRN
+    # unless told; loaded with lrn="caffe" it reproduces the Caffe model.
+    plain = os.fspath(tmp_path / "plain.weights.h5")
+    caffe_model.save_weights(plain)
+    assert AlexNet(weights=plain, **SMALL).get_layer("norm1").get_config()[
+        "bias"
+    ] == pytest.approx(2.0)
+    told = AlexNet(weights=plain, lrn="caffe", **SMALL)
+    np.testing.assert_allclose(
+        to_numpy(told(x)), to_numpy(caffe_model(x)), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_full_weights_h5_loads_without_its_top(tmp_path, rng):
+    full = AlexNet(weights=None, variant="torchvision", input_shape=(63, 63, 3))
+    path = os.fspath(tmp_path / "full.weights.h5")
+    full.save_weights(path)
+    base = AlexNet(weights=path, variant="torchvision", include_top=False)
+    for layer in base.layers:
+        for mine, theirs in zip(
+            layer.get_weights(), full.get_layer(layer.name).get_weights(), strict=True
+        ):
+            np.testing.assert_array_equal(mine, theirs)
+
+
+def test_checkpoint_names_and_registry_entries_select_the_weights():
+    from keras_alexnet import CHECKPOINTS
+
+    config = resolve_config(weights="IMAGENET1K_V1")
+    assert config.weights is CHECKPOINTS["torchvision_imagenet1k_v1"]
+    assert (config.variant, config.groups, config.normalization) == (
+        "torchvision",
+        1,
+        "none",
+    )
+    config = resolve_config(weights=CHECKPOINTS["bvlc_alexnet"])
+    assert config.variant == "original" and config.lrn.bias == 1.0
+    assert config.input_shape == (227, 227, 3)
+    with pytest.raises(ValueError, match=r"need variant='torchvision'"):
+        resolve_config(weights="IMAGENET1K_V1", variant="original")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            {"input_shape": (227.0, 227, 3)},
+            ValueError,
+            r"should hold integers.*Received: input_shape=\(227\.0, 227, 3\)",
+        ),
+        (
+            {"classes": 10**6},
+            ValueError,
+            r"from 1 to 100,000.*Received: classes=1000000",
+        ),
+        ({"classes": True}, ValueError, r"Received: classes=True"),
+        ({"dropout": np.float32(1.5)}, ValueError, r"Received: dropout=.*1\.5"),
+    ],
+)
+def test_builder_rejects_what_it_cannot_build(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        resolve_config(weights=None, **kwargs)
+
+
+def test_numpy_numbers_are_accepted_as_python_numbers():
+    config = resolve_config(
+        weights=None,
+        classes=np.int64(10),
+        dropout=np.float32(0.5),
+        groups=np.int32(1),
+        input_shape=(np.int64(227), 227, 3),
+    )
+    assert (config.classes, config.dropout, config.groups) == (10, 0.5, 1)
+    assert type(config.classes) is int and type(config.dropout) is float
+    assert config.input_shape == (227, 227, 3)
+
+
+def test_input_tensor_shape_is_the_one_checked():
+    # input_shape says 227, the tensor 100: fc6 would sit on a 2x2 pool5.
+    with pytest.raises(ValueError, match=r"disagree.*input_tensor\.shape="):
+        AlexNet(
+            weights=None,
+            input_shape=(227, 227, 3),
+            input_tensor=keras.Input((100, 100, 3)),
+        )
+    with pytest.raises(ValueError, match=r"pool5 is 6x6.*Received: input_shape"):
+        AlexNet(weights=None, input_tensor=keras.Input((100, 100, 3)))
+
+
+def test_bad_weights_files_fail_clearly_before_building(tmp_path):
+    folder = tmp_path / "x.pth"
+    folder.mkdir()
+    with pytest.raises(ValueError, match=r"is a folder.*Received: weights='.*x\.pth'"):
+        resolve_config(weights=os.fspath(folder))
+    noise = tmp_path / "noise.keras"
+    noise.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ValueError, match=r"noise\.keras.*not a \.keras archive"):
+        resolve_config(weights=os.fspath(noise))
+    not_hdf5 = tmp_path / "noise.weights.h5"
+    not_hdf5.write_bytes(np.random.default_rng(1).bytes(4096))
+    with pytest.raises(ValueError, match=r"noise\.weights\.h5.*not a readable"):
+        resolve_config(weights=os.fspath(not_hdf5))
+
+
+def test_keras_file_naming_another_module_is_refused_without_importing_it(tmp_path):
+    import zipfile
+
+    config = {
+        "module": "keras.src.models.functional",
+        "class_name": "Functional",
+        "config": {
+            "layers": [
+                {"module": "os", "class_name": "system", "config": {"name": "conv1"}}
+            ]
+        },
+    }
+    path = tmp_path / "hostile.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("metadata.json", "{}")
+        archive.writestr("model.weights.h5", b"")
+    with pytest.raises(ValueError, match=r"hostile\.keras.*class 'system' of module"):
+        AlexNet(weights=os.fspath(path))

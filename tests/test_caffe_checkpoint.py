@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from keras_alexnet.weights import caffe_checkpoint
 from keras_alexnet.weights.caffe_checkpoint import read_caffemodel
 from tests import caffe_writer
 from tests.bounded import run_reader
@@ -266,3 +267,13 @@ def test_shape_with_100k_axes_is_refused_briefly(tmp_path):
         assert path.name in outcome["message"]
         assert "more than 32 axes" in outcome["message"]
         assert outcome["message_length"] < 500
+
+
+def test_files_of_countless_small_fields_are_refused(tmp_path, monkeypatch):
+    # Each field costs Python work; 10 MB of two-byte fields took seconds.
+    monkeypatch.setattr(caffe_checkpoint, "_MAX_FIELDS", 1000)
+    path = tmp_path / "chaff.caffemodel"
+    blob = caffe_writer._varint_field(1, 1) * 1000
+    path.write_bytes(_field(100, _field(1, b"ip") + _field(7, blob)))
+    with pytest.raises(ValueError, match="chaff.caffemodel.*more than 1000 fields"):
+        read_caffemodel(path)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import struct
+import zlib
 
 import keras
 import pytest
 from PIL import Image
 
-from keras_alexnet import cli, conversion, imagenet_class_index
+from keras_alexnet import AlexNet, cli, conversion, imagenet_class_index
 from keras_alexnet.resources import sample_images
 from keras_alexnet.weights import loading, registry
 from tests.test_conversion import write_torchvision_checkpoint
@@ -75,7 +77,8 @@ def test_convert_then_classify_with_the_converted_weights(capsys, tmp_path):
     assert "Modelling (the same input tensor into both models)" in out
     assert "Modelling parity: OK" in out
     assert f"Saved {dest}" in out and os.path.isfile(dest)
-    assert 'variant="torchvision"' in out
+    # The file records its architecture: no variant or LRN to repeat on loading.
+    assert f'Load it with AlexNet(weights="{dest}").' in out
 
     # A PNG of the user's, classified with the converted weights.
     png = tmp_path / "photo.png"
@@ -85,8 +88,6 @@ def test_convert_then_classify_with_the_converted_weights(capsys, tmp_path):
         capsys,
         "classify",
         os.fspath(png),
-        "--variant",
-        "torchvision",
         "--weights",
         dest,
         "--top",
@@ -94,8 +95,36 @@ def test_convert_then_classify_with_the_converted_weights(capsys, tmp_path):
     )
     assert status == 0, err
     assert "RANDOMLY" not in out
+    assert f"Weights: {dest} (torchvision variant)" in out
     (top,) = predictions(out).values()
     assert len(top) == 1
+
+
+def test_classify_takes_the_lrn_constants_the_weights_file_says(capsys, tmp_path):
+    # model.save_weights records nothing: the paper's LRN, AlexNet's default, is
+    # used (never Caffe's, which classify once forced on every file); --lrn says
+    # otherwise; a .keras file's own constants win, and a contradiction is refused.
+    image = os.fspath(sample_images()[0])
+    plain = os.fspath(tmp_path / "paper.weights.h5")
+    AlexNet(weights=None).save_weights(plain)
+    status, out, err = run(capsys, "classify", image, "--weights", plain, "--top", "1")
+    assert status == 0, err
+    assert "LRN {'size': 5, 'bias': 2.0, 'alpha': 0.0001, 'beta': 0.75}" in out
+    status, out, err = run(
+        capsys, "classify", image, "--weights", plain, "--lrn", "caffe", "--top", "1"
+    )
+    assert status == 0, err
+    assert "'bias': 1.0, 'alpha': 2e-05" in out
+    # Refused from the file's config, before any model is built: a small one does.
+    archive = os.fspath(tmp_path / "caffe.keras")
+    AlexNet(weights=None, lrn="caffe", include_top=False, input_shape=(67, 67, 3)).save(
+        archive
+    )
+    status, out, err = run(
+        capsys, "classify", image, "--weights", archive, "--lrn", "paper"
+    )
+    assert status == 1
+    assert "need lrn={'size': 5, 'bias': 1.0" in err and "Received: lrn=" in err
 
 
 class _FakeReport:
@@ -198,7 +227,8 @@ def test_bad_arguments_exit_with_status_2(capsys, argv, message):
     [
         (["classify", "missing.jpg", "--weights", "none"], "No such image file"),
         (["classify", "--weights", "missing.weights.h5"], "which is not a file"),
-        (["classify", "{not_an_image}", "--weights", "none"], "Cannot decode"),
+        (["classify", "{not_an_image}", "--weights", "none"], "not an image"),
+        (["classify", "{bomb}", "--weights", "none"], "more than max_pixels"),
         (["classify", "{folder}", "--weights", "none"], "is a folder. Pass its"),
         (["convert", "missing.pth", "out.keras"], "not a file"),
         (
@@ -212,10 +242,17 @@ def test_failures_exit_with_status_1_and_a_message(capsys, tmp_path, argv, messa
     not_an_image.write_text("not a JPEG")
     checkpoint = tmp_path / "empty.pth"
     checkpoint.write_bytes(b"")
-    argv = [
-        arg.format(not_an_image=not_an_image, checkpoint=checkpoint, folder=tmp_path)
-        for arg in argv
-    ]
+    # A PNG declaring 40000x40000 pixels (decoded: 4.8 GB), 33 bytes long.
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", 13)
+        + ihdr
+        + struct.pack(">I", zlib.crc32(ihdr))
+    )
+    names = {"not_an_image": not_an_image, "checkpoint": checkpoint, "bomb": bomb}
+    argv = [arg.format(folder=tmp_path, **names) for arg in argv]
     status, _, err = run(capsys, *argv)
     assert status == 1
     assert err.startswith("keras-alexnet: error:")

@@ -17,7 +17,6 @@ import threading
 import time
 import types
 
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -268,14 +267,12 @@ def test_damaged_or_poisoned_cached_conversion_is_made_again(
     converted = pathlib.Path(loading.converted_weights_path(checkpoint))
     good = converted.read_bytes()
 
-    # Poisoned: still a valid weights file of the right architecture, but
-    # every weight zeroed in place.
-    with h5py.File(converted, "r+") as file:
-        file.visititems(
-            lambda name, item: (
-                item.__setitem__(..., 0) if isinstance(item, h5py.Dataset) else None
-            )
-        )
+    # Poisoned: still a valid conversion of the right architecture, but every
+    # weight zeroed.
+    with np.load(converted) as data:
+        zeroed = {key: np.zeros_like(data[key]) for key in data.files}
+    with open(converted, "wb") as file:
+        np.savez(file, **zeroed)
     assert converted.read_bytes() != good
     x = np.random.default_rng(0).standard_normal((1, 224, 224, 3)).astype("float32")
     with pytest.warns(UserWarning, match="does not have the SHA-256.*damaged or"):
@@ -455,10 +452,16 @@ def test_hostile_checkpoint_is_refused_without_running_code(tmp_path):
 
 def test_checkpoint_of_another_architecture_names_layer_and_shapes(source_checkpoint):
     _, path = source_checkpoint
+    # A .pth holds torchvision's layout: another variant is refused up front,
     with pytest.raises(
-        ValueError, match=r"Layer 'conv1'.*\(11, 11, 3, 96\).*\(11, 11, 3, 64\)"
+        ValueError, match=r"need variant='torchvision'.*Received: variant='original'"
     ):
-        AlexNet(weights=str(path))
+        AlexNet(weights=str(path), variant="original")
+    # and another grouping when the arrays are compared, naming layer and shapes.
+    with pytest.raises(
+        ValueError, match=r"Layer 'conv2'.*\(5, 5, 32, 192\).*\(5, 5, 64, 192\)"
+    ):
+        AlexNet(weights=str(path), groups=2)
 
 
 def test_unknown_file_type_is_refused(tmp_path):

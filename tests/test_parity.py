@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from keras_alexnet import AlexNet
+from keras_alexnet.weights import loading
 from tests.backend_utils import to_numpy
 from tests.caffe_writer import write_caffemodel
 from tests.reference_models import (
@@ -123,9 +124,12 @@ def test_caffe_parity_depends_on_the_lrn_constants(caffe_checkpoints):
     # The same weights with the paper's LRN (k=2, alpha=1e-4) must NOT match:
     # this proves the fixture exercises LRN and the test above can fail.
     paths, x_nchw, expected = caffe_checkpoints
-    model = AlexNet(
-        weights=str(paths["layer"]), classifier_activation=None, lrn="paper"
-    )
+    # AlexNet refuses constants that contradict the file's, so the weights are
+    # set by hand on a model with the paper's.
+    with pytest.raises(ValueError, match=r"need lrn=.*Received: lrn="):
+        AlexNet(weights=str(paths["layer"]), lrn="paper")
+    model = AlexNet(weights=None, classifier_activation=None, lrn="paper")
+    loading.assign_weights(model, loading.read_checkpoint(str(paths["layer"])))
     outputs = to_numpy(model(x_nchw.transpose(0, 2, 3, 1), training=False))
     difference = np.abs(outputs - expected).max() / np.abs(expected).max()
     assert difference > 1e-2

@@ -12,17 +12,14 @@ from keras_alexnet.weights import registry
 @pytest.mark.parametrize("name", sorted(CHECKPOINTS))
 def test_entry_matches_the_model_it_builds(name):
     checkpoint = CHECKPOINTS[name]
-    architecture = dict(checkpoint.architecture)
-    lrn = None
-    if architecture["normalization"] == "lrn":
-        lrn = {
-            key: architecture[f"lrn_{key}"] for key in ("size", "bias", "alpha", "beta")
-        }
+    architecture = checkpoint.architecture
+    lrn = None if architecture.lrn is None else architecture.lrn.as_dict()
+    assert (architecture.normalization == "lrn") == (lrn is not None)
     model = AlexNet(
         weights=None,
-        variant=checkpoint.variant,
-        groups=architecture["groups"],
-        normalization=architecture["normalization"] or "none",
+        variant=architecture.variant,
+        groups=architecture.groups,
+        normalization=architecture.normalization,
         lrn=lrn,
     )
     assert model.count_params() == checkpoint.num_params
@@ -69,6 +66,46 @@ def test_preprocessing_constants_drive_preprocess_input(name):
     np.testing.assert_allclose(
         preprocess_input(pixel, variant=checkpoint.variant), expected, rtol=1e-6
     )
+
+
+def test_published_preprocessing_and_lrn_constants():
+    # Caffe: OpenCV resize (no antialiasing), offsets rounded down, BGR means,
+    # LRN alpha = 1e-4 / local_size, k = 1 (models/bvlc_alexnet/train_val.prototxt).
+    caffe = registry.BVLC_ALEXNET.preprocessing
+    assert (caffe.resize_size, caffe.crop_size, caffe.antialias) == (256, 227, False)
+    assert (caffe.crop_rounding, caffe.channel_order) == ("floor", "bgr")
+    assert registry.BVLC_ALEXNET.architecture.lrn.as_dict() == {
+        "size": 5,
+        "bias": 1.0,
+        "alpha": 1e-4 / 5,
+        "beta": 0.75,
+    }
+    # torchvision: Resize(256) antialiased by PIL, CenterCrop(224) rounds offsets.
+    tv = registry.TORCHVISION_IMAGENET1K_V1.preprocessing
+    assert (tv.resize_size, tv.crop_size, tv.antialias) == (256, 224, True)
+    assert (tv.crop_rounding, tv.channel_order) == ("round", "rgb")
+    assert registry.TORCHVISION_IMAGENET1K_V1.architecture.lrn is None
+    assert registry.TORCHVISION_IMAGENET1K_V1.architecture.normalization == "none"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("bvlc_alexnet", "bvlc_alexnet"),
+        ("torchvision_imagenet1k_v1", "torchvision_imagenet1k_v1"),
+        ("IMAGENET1K_V1", "torchvision_imagenet1k_v1"),
+        ("AlexNet_Weights.IMAGENET1K_V1", "torchvision_imagenet1k_v1"),
+    ],
+)
+def test_checkpoints_are_found_by_name_and_torchvision_alias(name, expected):
+    assert registry.get_checkpoint(name) is CHECKPOINTS[expected]
+
+
+@pytest.mark.parametrize("bad", ["caffenet", None, "Original", 1])
+def test_variant_is_checked_in_one_place(bad):
+    with pytest.raises(ValueError, match=rf"Received: variant={bad!r}"):
+        registry.check_variant(bad)
+    assert registry.check_variant(None, allow_none=True) is None
 
 
 def test_unknown_names_are_refused():

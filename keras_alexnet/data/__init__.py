@@ -13,13 +13,17 @@ from keras_alexnet.data.augment import pca_lighting as pca_lighting
 from keras_alexnet.data.augment import ten_crop as ten_crop
 from keras_alexnet.data.imagenet import evaluate_ten_crop as evaluate_ten_crop
 from keras_alexnet.data.imagenet import imagenet_dataset as imagenet_dataset
+from keras_alexnet.data.sources import DEFAULT_MAX_PIXELS as DEFAULT_MAX_PIXELS
 from keras_alexnet.data.sources import ImageFolder as ImageFolder
+from keras_alexnet.data.sources import check_image_file as check_image_file
 from keras_alexnet.data.sources import list_image_folder as list_image_folder
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "PCA_EIGENVALUES",
     "PCA_EIGENVECTORS",
     "ImageFolder",
+    "check_image_file",
     "evaluate_ten_crop",
     "imagenet_dataset",
     "list_image_folder",

@@ -104,15 +104,19 @@ def list_image_folder(
     links to folders deeper down, broken and looping links are skipped. Hidden
     files and folders are ignored.
 
-    Every file is checked while listing (`check_files`): `"header"` reads the
-    structure of a JPEG, PNG, GIF, BMP or WebP (the markers of a JPEG up to its
-    scan, every chunk and CRC of a PNG, the sizes a GIF, BMP or WebP declares)
-    and keeps it when it is complete (a file that looks cut short is decoded to
-    decide); `"decode"` decodes every file, and catches what headers cannot: a
-    JPEG whose compressed data is damaged, which TensorFlow decodes without an
-    error into garbage; `None` checks nothing. `"header"` and `"decode"` refuse
-    an image declaring more than `max_pixels` pixels before decoding it.
-    `on_error="raise"` promises that no file fails later, so with
+    Every file is checked while listing (`check_files`). `"header"` reads a
+    JPEG's headers (its markers, then libjpeg's parse of its tables, up to the
+    compressed data) and the end-of-image marker, and every chunk of a PNG
+    (CRCs, and the image data inflated, not decoded); a JPEG that looks cut
+    short or unusual (progressive, 12-bit), and GIF, BMP and WebP files (rare,
+    and their damage hides in the compressed data) are decoded to decide. It
+    cannot see damage inside a JPEG's compressed data: TensorFlow decodes most
+    such files without an error into garbage, and fails on a few, which
+    `imagenet_dataset` then drops with a logged warning. `"decode"` decodes every
+    file, JPEGs strictly (libjpeg's "Corrupt JPEG data" warnings are errors),
+    and catches those too. `None` checks nothing. `"header"` and `"decode"`
+    refuse an image declaring more than `max_pixels` pixels before decoding
+    it. `on_error="raise"` promises that no file fails later, so with
     `check_files="header"` it decodes every file too.
 
     A file that fails is skipped, and one warning names the skipped files, or,
@@ -470,6 +474,27 @@ class _Header:
     complete: bool
 
 
+def check_image_file(
+    path: str | os.PathLike,
+    *,
+    decode: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> str | None:
+    """Checks one image file as `list_image_folder` does; returns the problem.
+
+    Args:
+        path: the file.
+        decode: decode it (`check_files="decode"`) rather than check its headers.
+        max_pixels: the most pixels (width times height) it may declare.
+
+    Returns:
+        `None` if the file is a readable image, else why not, e.g. `"not a
+        regular file (a FIFO, socket or device)"`.
+    """
+    check = _decode_problem if decode else _header_problem
+    return check(os.fspath(path), max_pixels)
+
+
 def _check_images(files: list[str], mode: str, max_pixels: int) -> list[str | None]:
     # Opening files is I/O bound and the decoders release the GIL, so threads
     # overlap both.
@@ -500,7 +525,7 @@ def _open_regular(path: str) -> Any:
 def _header_problem(path: str, max_pixels: int) -> str | None:
     try:
         with _open_regular(path) as f:
-            header = _read_header(f, os.fstat(f.fileno()).st_size)
+            header = _read_header(f, os.fstat(f.fileno()).st_size, max_pixels)
     except OSError as error:
         return f"cannot be read ({error.strerror or error})"
     except _Damaged as error:
@@ -515,7 +540,7 @@ def _header_problem(path: str, max_pixels: int) -> str | None:
 def _decode_problem(path: str, max_pixels: int) -> str | None:
     try:
         with _open_regular(path) as f:
-            header = _read_header(f, os.fstat(f.fileno()).st_size)
+            header = _read_header(f, os.fstat(f.fileno()).st_size, max_pixels)
             problem = _size_problem(header, max_pixels)
             if problem is not None:
                 return problem  # before decoding it: a bomb decodes to gigabytes
@@ -542,13 +567,7 @@ def _strict_jpeg_problem(contents: bytes) -> str | None:
     # error, into garbage: libjpeg only warns ("Corrupt JPEG data: premature
     # end of data segment"). simplejpeg's strict mode turns those warnings into
     # errors; decoding at 1/8 scale still reads every coefficient.
-    try:
-        import simplejpeg
-    except ImportError as error:
-        raise ImportError(
-            "check_files='decode' needs simplejpeg to catch damaged JPEG data: "
-            "`pip install simplejpeg` (a dependency of keras-alexnet)."
-        ) from error
+    simplejpeg = _simplejpeg()
     try:
         colorspace = simplejpeg.decode_jpeg_header(contents)[2]
         simplejpeg.decode_jpeg(
@@ -562,6 +581,17 @@ def _strict_jpeg_problem(contents: bytes) -> str | None:
     return None
 
 
+def _simplejpeg() -> Any:
+    try:
+        import simplejpeg
+    except ImportError as error:
+        raise ImportError(
+            "Checking JPEG files needs simplejpeg, a dependency of keras-alexnet: "
+            "`pip install simplejpeg`."
+        ) from error
+    return simplejpeg
+
+
 def _size_problem(header: _Header, max_pixels: int) -> str | None:
     if header.width <= 0 or header.height <= 0:
         return f"declares an empty {header.width}x{header.height} image"
@@ -573,7 +603,7 @@ def _size_problem(header: _Header, max_pixels: int) -> str | None:
     return None
 
 
-def _read_header(f: Any, size: int) -> _Header:
+def _read_header(f: Any, size: int, max_pixels: int) -> _Header:
     """Reads an image's size and checks its structure, reading little of it."""
     if size == 0:
         raise _Damaged("empty file")
@@ -586,31 +616,40 @@ def _read_header(f: Any, size: int) -> _Header:
     if kind == "jpeg":
         return _jpeg_header(f, size)
     if kind == "png":
-        return _png_header(f, size)
+        return _png_header(f, size, max_pixels)
+    # GIF, BMP and WebP are rare in image datasets and their damage hides in
+    # the compressed data: after the pixel cap, decoding decides.
     if kind == "gif":
         width, height = struct.unpack("<HH", head[6:10])
-        f.seek(max(0, size - 1))
-        complete = f.read(1) == b";"  # the GIF trailer
-        return _Header(kind, width, height, complete)
-    if kind == "bmp" and len(head) >= 30:
-        offset, _, width, height, _, bits = struct.unpack("<I I i i H H", head[10:30])
-        row_bytes = (bits * abs(width) + 31) // 32 * 4
-        complete = bits in (8, 24, 32) and offset + row_bytes * abs(height) <= size
-        return _Header(kind, abs(width), abs(height), complete)
+        return _Header(kind, width, height, complete=False)
+    if kind == "bmp" and len(head) >= 26:
+        width, height = struct.unpack("<ii", head[18:26])
+        return _Header(kind, abs(width), abs(height), complete=False)
     if kind == "webp":
-        return _webp_header(f, size, head)
+        return _webp_header(f, head)
     return _Header(kind, 1, 1, complete=False)  # JPEG XL: decoding decides
 
 
 # JPEG start-of-frame markers (ITU T.81, table B.1): SOF0-SOF15 but DHT (C4),
 # JPG (C8) and DAC (CC).
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Progressive and hierarchical frames, whose later scans follow the first.
+_JPEG_MULTI_SCAN_SOF = frozenset({0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xCA, 0xCB, 0xCD})
 _JPEG_MAX_SEGMENTS = 1000
+
+
+def _parse_jpeg_headers(headers: bytes) -> None:
+    """Has libjpeg-turbo (through simplejpeg) parse a JPEG's headers."""
+    simplejpeg = _simplejpeg()
+    try:
+        simplejpeg.decode_jpeg_header(headers)
+    except ValueError as error:
+        raise _Damaged(f"damaged JPEG: {error}") from None
 
 
 def _jpeg_header(f: Any, size: int) -> _Header:
     """Walks the marker segments of a JPEG to its first scan (ITU T.81, B.1)."""
-    pos, width, height = 2, None, None
+    pos, frame, tables = 2, None, set()
     for _ in range(_JPEG_MAX_SEGMENTS):
         f.seek(pos)
         marker = f.read(4)
@@ -622,14 +661,32 @@ def _jpeg_header(f: Any, size: int) -> _Header:
         (length,) = struct.unpack(">H", marker[2:])
         if length < 2 or pos + 2 + length > size:
             raise _Damaged(f"damaged JPEG: a segment at byte {pos} runs past the end")
-        if marker[1] in _JPEG_SOF:
-            frame = f.read(5)
-            if len(frame) < 5:
+        if marker[1] == 0xDB:  # quantization tables: (precision, id), values
+            segment, at = f.read(length - 2), 0
+            while at < len(segment):
+                tables.add(segment[at] & 0x0F)
+                at += 1 + (128 if segment[at] >> 4 else 64)
+        elif marker[1] in _JPEG_SOF:
+            progressive = marker[1] in _JPEG_MULTI_SCAN_SOF
+            frame = f.read(length - 2)
+            if len(frame) < 6 or len(frame) < 6 + 3 * frame[5]:
                 raise _Damaged("damaged JPEG: its frame header is cut short")
-            height, width = struct.unpack(">HH", frame[1:5])
         elif marker[1] == 0xDA:  # start of scan: the entropy-coded data follows
-            if width is None or height is None:
+            if frame is None:
                 raise _Damaged("damaged JPEG: a scan before any frame header")
+            precision, height, width, count = struct.unpack(">BHHB", frame[:6])
+            used = {frame[6 + 3 * i + 2] for i in range(count)}
+            # libjpeg's own reading of the headers (Huffman tables, scan
+            # parameters), without decoding the image: what it refuses here,
+            # TensorFlow would refuse later.
+            f.seek(0)
+            _parse_jpeg_headers(f.read(pos + 2 + length))
+            if progressive or precision != 8 or count not in (1, 3, 4):
+                # More scans with their own tables, 12-bit samples, or two
+                # components: decoding decides.
+                return _Header("jpeg", width, height, complete=False)
+            if not used <= tables:
+                raise _Damaged("damaged JPEG: a quantization table is not defined")
             f.seek(max(0, size - _TAIL_BYTES))
             complete = b"\xff\xd9" in f.read()
             return _Header("jpeg", width, height, complete)
@@ -637,9 +694,16 @@ def _jpeg_header(f: Any, size: int) -> _Header:
     raise _Damaged(f"damaged JPEG: no scan in its first {_JPEG_MAX_SEGMENTS} segments")
 
 
-def _png_header(f: Any, size: int) -> _Header:
-    """Walks a PNG's chunks, checking each one's CRC (PNG spec, section 5)."""
+def _png_header(f: Any, size: int, max_pixels: int) -> _Header:
+    """Walks a PNG's chunks, checking each CRC and inflating the image data.
+
+    Inflating (without unfiltering) costs a fraction of decoding and finds the
+    damage a CRC cannot: a stream written wrong. Its output is bounded by the
+    size the header declares. (PNG specification, sections 5 and 10.)
+    """
     pos, width, height, seen_data = 8, 0, 0, False
+    inflater, inflated = zlib.decompressobj(), 0
+    raw_size: int | None = 0
     while pos + 12 <= size:
         f.seek(pos)
         length, kind = struct.unpack(">I4s", f.read(8))
@@ -655,20 +719,53 @@ def _png_header(f: Any, size: int) -> _Header:
         if pos == 8:
             if kind != b"IHDR" or length != 13:
                 raise _Damaged("damaged PNG: it does not start with its IHDR chunk")
-            width, height = struct.unpack(">II", data[:8])
-        seen_data |= kind == b"IDAT"
+            width, height, depth, color, _, _, interlace = struct.unpack(
+                ">IIBBBBB", data
+            )
+            channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(color, 4)
+            problem = _size_problem(_Header("png", width, height, True), max_pixels)
+            if problem is not None:
+                raise _Damaged(problem)  # before inflating gigabytes
+            raw_size = height * (1 + (width * channels * depth + 7) // 8)
+            if interlace:
+                raw_size = None  # Adam7 passes: only the end of the stream counts
+        if kind == b"IDAT":
+            seen_data = True
+            inflated += _inflate(inflater, data, raw_size, inflated)
         if kind == b"IEND":
-            return _Header("png", width, height, complete=seen_data)
+            if not seen_data or not inflater.eof:
+                raise _Damaged("damaged PNG: its image data ends early")
+            if raw_size is not None and inflated != raw_size:
+                raise _Damaged(
+                    f"damaged PNG: its image data holds {inflated} bytes, its "
+                    f"header needs {raw_size}"
+                )
+            return _Header("png", width, height, complete=True)
         pos += 12 + length
     if pos == 8:
         raise _Damaged("damaged PNG: it ends before its IHDR chunk")
     return _Header("png", width, height, complete=False)
 
 
-def _webp_header(f: Any, size: int, head: bytes) -> _Header:
+def _inflate(inflater: Any, data: bytes, raw_size: int | None, done: int) -> int:
+    """Inflates `data` in bounded steps; returns the bytes it produced."""
+    produced = 0
+    try:
+        while data and not inflater.eof:
+            out = inflater.decompress(data, 1 << 20)
+            produced += len(out)
+            if raw_size is not None and done + produced > raw_size:
+                raise _Damaged("damaged PNG: its image data inflates past its size")
+            data = inflater.unconsumed_tail
+    except zlib.error as error:
+        raise _Damaged(
+            f"damaged PNG: its image data does not inflate ({error})"
+        ) from None
+    return produced
+
+
+def _webp_header(f: Any, head: bytes) -> _Header:
     """Reads a WebP's size from its first chunk (RFC 9649)."""
-    (riff_size,) = struct.unpack("<I", head[4:8])
-    complete = riff_size + 8 <= size
     chunk = head[12:16]
     f.seek(20)
     data = f.read(10)
@@ -682,8 +779,8 @@ def _webp_header(f: Any, size: int, head: bytes) -> _Header:
         width = int.from_bytes(data[6:8], "little") & 0x3FFF
         height = int.from_bytes(data[8:10], "little") & 0x3FFF
     else:
-        return _Header("webp", 1, 1, complete=False)
-    return _Header("webp", width, height, complete)
+        width = height = 1  # unknown: decoding decides
+    return _Header("webp", width, height, complete=False)
 
 
 def _describe_skipped(root: str, skipped: list, total: int) -> str:

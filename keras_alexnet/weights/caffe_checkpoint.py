@@ -41,6 +41,10 @@ _BLOB_DATA, _BLOB_SHAPE, _BLOB_DOUBLE_DATA = 5, 7, 8
 _SHAPE_DIM = 1
 # Caffe's `kMaxBlobAxes` (blob.hpp): no blob has more axes.
 _MAX_BLOB_AXES = 32
+# Fields decoded one at a time cost about a microsecond each in Python; a
+# caffemodel has a few per layer and blob (runs of floats are read at once), so
+# a file needing more is refused rather than read for seconds.
+_MAX_FIELDS = 1_000_000
 
 
 class _Decoder:
@@ -49,6 +53,7 @@ class _Decoder:
     def __init__(self, buffer: memoryview, path: str) -> None:
         self.buffer = buffer
         self.path = path
+        self.fields_left = _MAX_FIELDS
 
     def error(self, message: str) -> ValueError:
         return ValueError(
@@ -79,6 +84,12 @@ class _Decoder:
             for a varint and the `(start, stop)` byte range of the payload for
             every other wire type.
         """
+        self.fields_left -= 1
+        if self.fields_left < 0:
+            raise self.error(
+                f"it holds more than {_MAX_FIELDS} fields, far more than a "
+                "network's weights need"
+            )
         key, pos = self.varint(pos, end)
         number, wire_type = key >> 3, key & 7
         if number == 0:

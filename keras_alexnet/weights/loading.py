@@ -1,11 +1,20 @@
 """Resolves `weights=...`: downloads, verifies, converts once, caches and loads.
 
 `weights="imagenet"` fetches the variant's source checkpoint (see `registry`),
-checks its hash, converts it to a Keras `.weights.h5` in the Keras cache
-(`$KERAS_HOME/models/keras_alexnet/`, by default `~/.keras/models/keras_alexnet/`)
-and from then on reads only that file. Every file lands under its final name by
-an atomic rename, so an interrupted or concurrent load never leaves a partial
-file behind, and a file that fails its hash check is deleted.
+checks its hash, converts it once to arrays by Keras layer name (a `.npz` in the
+Keras cache, `$KERAS_HOME/models/keras_alexnet/`, by default
+`~/.keras/models/keras_alexnet/`) and from then on reads only that file.
+
+Loading never builds a model: every format is read into
+`{keras_layer_name: [arrays]}` and `assign_weights` sets them on the model the
+caller built. `weights_format` is the one place that says which format a file
+is; `file_architecture` reads what a file says about the network it needs (a
+`.keras` archive's layer configs, the architecture stamped into the
+`.weights.h5` files keras-alexnet writes, Caffe's LRN for a `.caffemodel`).
+
+Every file lands under its final name by an atomic rename, so an interrupted or
+concurrent load never leaves a partial file behind, and a file that fails its
+hash check is deleted.
 
 Set `KERAS_ALEXNET_WEIGHTS_MIRROR` to a URL prefix or a local folder holding the
 source checkpoints under their original file names (`bvlc_alexnet.caffemodel`,
@@ -14,7 +23,7 @@ air-gapped machines. A download that gets no answer, or no data, for
 `KERAS_ALEXNET_DOWNLOAD_TIMEOUT` seconds (default 60) fails with a message.
 
 The cache heals itself: each conversion is stored with its own SHA-256 beside
-it (`<name>.weights.h5.sha256`) and checked on every load, so a conversion that
+it (`<name>.npz.sha256`) and checked on every load, so a conversion that
 was damaged or replaced afterwards is made again from the source checkpoint;
 temporary files and folders left by a killed process are removed once they
 have been idle for an hour.
@@ -24,21 +33,26 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import io
+import json
 import os
+import re
 import shutil
 import tempfile
 import time
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Callable, Mapping
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import keras
 import numpy as np
 
-from keras_alexnet.weights import name_maps
+from keras_alexnet.weights import name_maps, registry
 from keras_alexnet.weights.caffe_checkpoint import read_caffemodel
-from keras_alexnet.weights.registry import Checkpoint
+from keras_alexnet.weights.registry import Architecture, Checkpoint, LRNConstants
 from keras_alexnet.weights.torch_checkpoint import read_torch_state_dict
 
 MIRROR_ENV = "KERAS_ALEXNET_WEIGHTS_MIRROR"
@@ -52,6 +66,22 @@ CACHE_SUBDIR = os.path.join("models", "keras_alexnet")
 TOP_LAYERS = ("fc6", "fc7", "predictions")
 
 WeightsByLayer = Mapping[str, list[np.ndarray]]
+
+# The formats `weights=` accepts, by file name ending: one table for every module.
+WEIGHTS_FORMATS = {
+    ".weights.h5": "keras_weights",
+    ".keras": "keras",
+    ".caffemodel": "caffe",
+    ".pth": "torch",
+    ".pt": "torch",
+    ".bin": "torch",
+}
+# The architecture keras-alexnet stamps into the .weights.h5 files it writes.
+ARCHITECTURE_ATTRIBUTE = "keras_alexnet_architecture"
+# A .keras archive's weights are read into memory: AlexNet's take 245 MB, so
+# anything past 1 GiB is not an AlexNet and is refused before it is inflated.
+MAX_KERAS_WEIGHTS_BYTES = 1 << 30
+MAX_KERAS_CONFIG_BYTES = 16 << 20
 
 
 class ChecksumError(ValueError):
@@ -255,25 +285,20 @@ def _download(origin: str, path: str, checkpoint: Checkpoint, timeout: float) ->
 
 
 def converted_weights_path(checkpoint: Checkpoint) -> str:
-    """Returns where the Keras conversion of `checkpoint` is cached."""
+    """Returns where the conversion of `checkpoint` (arrays by layer name) is cached."""
     return os.path.join(
-        cache_dir(), f"{checkpoint.name}-{checkpoint.file_hash[:8]}.weights.h5"
+        cache_dir(), f"{checkpoint.name}-{checkpoint.file_hash[:8]}.npz"
     )
 
 
-def imagenet_weights(
-    checkpoint: Checkpoint, build_full_model: Callable[[], keras.Model]
-) -> str:
-    """Returns the path of `checkpoint`'s Keras weights, converting them once.
+def imagenet_weights(checkpoint: Checkpoint) -> str:
+    """Returns the path of `checkpoint`'s converted weights, converting them once.
 
-    The conversion's own SHA-256 is written beside it and checked here on every
-    load: a conversion damaged or replaced since (an all-zero file is a valid
-    `.weights.h5`) is made again from the source checkpoint.
-
-    Args:
-        checkpoint: the registry entry.
-        build_full_model: returns a model, with its top and 1000 classes, of the
-            architecture the checkpoint needs; used only to write the conversion.
+    The conversion is the source checkpoint read into arrays by Keras layer name,
+    saved with `numpy.savez` (read back without pickle); no model is built. Its
+    own SHA-256 is written beside it and checked here on every load: a
+    conversion damaged or replaced since (an all-zero file may still parse) is
+    made again from the source checkpoint.
     """
     path = converted_weights_path(checkpoint)
     digest_path = path + ".sha256"
@@ -291,12 +316,11 @@ def imagenet_weights(
         )
         os.remove(path)
     source_path = fetch_checkpoint(checkpoint)
-    model = build_full_model()
-    assign_weights(model, read_checkpoint(source_path), source=source_path)
+    weights = read_checkpoint(source_path)
     digest = []
 
     def save(tmp: str) -> None:
-        model.save_weights(tmp, overwrite=True)
+        save_layer_weights(tmp, weights)
         digest.append(_sha256(tmp))
 
     # The hash goes first: a conversion in place always has its hash beside it
@@ -308,6 +332,47 @@ def imagenet_weights(
         before_rename=lambda: _write_text_atomically(digest_path, digest[0] + "\n"),
     )
     return path
+
+
+def save_layer_weights(path: str, weights: WeightsByLayer) -> None:
+    """Saves `{layer_name: [arrays]}` to a `.npz` file, as `layer_name/index`."""
+    arrays = {
+        f"{name}/{index}": np.asarray(array)
+        for name, layer_arrays in weights.items()
+        for index, array in enumerate(layer_arrays)
+    }
+    with open(path, "wb") as f:
+        # numpy's stubs read **arrays as its allow_pickle keyword.
+        np.savez(f, **arrays)  # type: ignore[arg-type]
+
+
+def load_layer_weights(path: str) -> dict[str, list[np.ndarray]]:
+    """Reads a file written by `save_layer_weights` (without pickle)."""
+    with np.load(path, allow_pickle=False) as data:
+        flat = {key: data[key] for key in data.files}
+    weights: dict[str, dict[int, np.ndarray]] = {}
+    for key, array in flat.items():
+        name, _, index = key.rpartition("/")
+        weights.setdefault(name, {})[int(index)] = array
+    return {
+        name: [arrays[i] for i in sorted(arrays)] for name, arrays in weights.items()
+    }
+
+
+def imagenet_layer_weights(checkpoint: Checkpoint) -> dict[str, list[np.ndarray]]:
+    """Returns `checkpoint`'s weights by layer name, from the cached conversion."""
+    path = imagenet_weights(checkpoint)
+    try:
+        return load_layer_weights(path)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        # Only this library writes there, atomically: a damaged file was
+        # damaged afterwards. Removing it lets the next load convert anew.
+        os.remove(path)
+        raise ValueError(
+            f"The cached conversion {path!r} of {checkpoint.name!r} is damaged "
+            f"({error}); it was deleted. Load again to convert the checkpoint "
+            "anew."
+        ) from error
 
 
 def _sha256(path: str) -> str:
@@ -400,75 +465,399 @@ def _set_default_permissions(path: str) -> None:
     os.chmod(path, 0o666 & ~_umask())
 
 
-def read_checkpoint(path: str) -> dict[str, list[np.ndarray]]:
-    """Reads a foreign or `.keras` weights file into `{keras_layer_name: [arrays]}`.
+def weights_format(path: str | os.PathLike) -> str:
+    """Returns the format of a weights file from its name: one of `WEIGHTS_FORMATS`.
 
-    `.caffemodel` (Caffe `bvlc_alexnet` layout) and `.pth`/`.pt`/`.bin` (a
-    torchvision AlexNet state dict) are parsed without Caffe or PyTorch and
-    without executing any code from the file; `.keras` archives are loaded with
-    Keras' safe mode on. `.weights.h5` files are addressed by Keras' object paths,
-    not layer names, so they are loaded by `model.load_weights` instead.
+    `"keras_weights"` (`.weights.h5`), `"keras"` (`.keras`), `"caffe"`
+    (`.caffemodel`) or `"torch"` (`.pth`, `.pt`, `.bin`); case is ignored.
+
+    Raises:
+        ValueError: for any other name.
     """
     lower = os.fspath(path).lower()
-    if lower.endswith(".caffemodel"):
-        return name_maps.caffe_to_keras(read_caffemodel(path))
-    if lower.endswith((".pth", ".pt", ".bin")):
-        return name_maps.torchvision_to_keras(read_torch_state_dict(path))
-    if lower.endswith(".keras"):
-        try:
-            source = keras.saving.load_model(path, compile=False, safe_mode=True)
-        except (ValueError, OSError, KeyError) as error:
-            raise ValueError(
-                f"{path!r} is not a loadable .keras file: {error}"
-            ) from error
-        return layer_weights(source)
+    for suffix, kind in WEIGHTS_FORMATS.items():
+        if lower.endswith(suffix):
+            return kind
     raise ValueError(
         "Unsupported weights file: expected a .weights.h5, .keras, .caffemodel, "
         f".pth or .pt file. Received: weights={os.fspath(path)!r}"
     )
 
 
-def layer_weights(model: keras.Model) -> dict[str, list[np.ndarray]]:
-    """Returns `{layer_name: layer.get_weights()}` for the layers with weights."""
-    return {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
+def check_weights_file(path: Any) -> str:
+    """Returns `path` as a string if it names an existing regular file.
+
+    Raises:
+        ValueError: a folder, a missing file or an unsupported extension, with
+            the path in the message (checked before any model is built).
+    """
+    path = os.fspath(path)
+    weights_format(path)
+    if os.path.isdir(path):
+        raise ValueError(
+            f"The weights file is a folder, not a file. Received: weights={path!r}"
+        )
+    if not os.path.isfile(path):
+        raise ValueError(f"The weights file does not exist. Received: weights={path!r}")
+    return path
+
+
+def read_checkpoint(path: str) -> dict[str, list[np.ndarray]]:
+    """Reads a foreign or `.keras` weights file into `{keras_layer_name: [arrays]}`.
+
+    `.caffemodel` (Caffe `bvlc_alexnet` layout) and `.pth`/`.pt`/`.bin` (a
+    torchvision AlexNet state dict) are parsed without Caffe or PyTorch and
+    without executing any code from the file. A `.keras` archive is read without
+    building its model: its layer configs say which layer each array belongs to
+    (nothing in them is imported or called). `.weights.h5` files are addressed by
+    the class of each layer, not its name, so they need the layers of the model
+    they go into: see `read_keras_weights`.
+    """
+    kind = weights_format(path)
+    if kind == "caffe":
+        return name_maps.caffe_to_keras(read_caffemodel(path))
+    if kind == "torch":
+        return name_maps.torchvision_to_keras(read_torch_state_dict(path))
+    if kind == "keras":
+        config, weights_h5 = _read_keras_archive(path)
+        layers = _layer_configs(config, path)
+        weights, _ = _read_h5_by_layer(
+            weights_h5, [(c["name"], c["class_name"]) for c in layers], path
+        )
+        return weights
+    raise ValueError(
+        f"{path!r} is a Keras .weights.h5 file: it is read by read_keras_weights "
+        "with the layers of the model it goes into."
+    )
+
+
+def read_keras_weights(
+    path: str, layers: Sequence[tuple[str, str]], has_top: bool = True
+) -> dict[str, list[np.ndarray]]:
+    """Reads a Keras `.weights.h5` file into `{layer_name: [arrays]}`.
+
+    Keras files address each layer by its class name and rank among the layers of
+    that class (`conv2d`, `conv2d_1`, ...), so the layers of the model the
+    weights go into, `(name, class_name)` in model order, name them.
+
+    Args:
+        path: the file.
+        layers: `(name, class_name)` of the model's layers, in model order.
+        has_top: whether that model has fc6, fc7 and predictions; without them,
+            the file's three Dense layers (its top) are left out.
+
+    Raises:
+        ValueError: the file is not HDF5, or holds weights for layers the model
+            does not have.
+    """
+    weights, extra = _read_h5_by_layer(path, layers, path)
+    if not has_top and extra == ["dense", "dense_1", "dense_2"]:
+        extra = []
+    if extra:
+        raise ValueError(
+            f"{path!r} has weights for layers {extra} (Keras' names in the file) "
+            "that the model does not have: it was saved from another "
+            "architecture. Check `variant`, `groups`, `normalization` and "
+            "`include_top`."
+        )
+    return weights
+
+
+def file_architecture(path: str) -> dict[str, Any]:
+    """Returns what the file at `path` says about the network its weights need.
+
+    The keys present are those the file states: `variant`, `groups`,
+    `normalization`, `lrn` (`LRNConstants` or `None`). A `.keras` archive states
+    them all (from its layer configs); a `.weights.h5` written by keras-alexnet
+    (`convert_checkpoint`, `save_model_atomically`) too, others nothing; a
+    `.caffemodel` holds `bvlc_alexnet`'s layout, trained with Caffe's LRN; a
+    torchvision `.pth` holds the torchvision layout.
+    """
+    kind = weights_format(path)
+    if kind == "caffe":
+        return architecture_dict(registry.BVLC_ALEXNET.architecture)
+    if kind == "torch":
+        return {"variant": "torchvision"}
+    if kind == "keras":
+        config, _ = _read_keras_archive(path, read_weights=False)
+        return architecture_of_layers(_layer_configs(config, path))
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            stamp = f.attrs.get(ARCHITECTURE_ATTRIBUTE)
+    except OSError as error:
+        raise ValueError(
+            f"{path!r} is not a readable .weights.h5 (HDF5) file: {error}"
+        ) from error
+    if stamp is None:
+        return {}
+    return _architecture_from_json(stamp, path)
+
+
+def architecture_dict(architecture: Architecture) -> dict[str, Any]:
+    """`Architecture` as the dict `file_architecture` returns."""
+    return {
+        "variant": architecture.variant,
+        "groups": architecture.groups,
+        "normalization": architecture.normalization,
+        "lrn": architecture.lrn,
+    }
+
+
+def architecture_of_layers(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Reads the architecture of an AlexNet from its layers' configs.
+
+    Args:
+        layers: `{"name", "class_name", "config"}` per layer (a `.keras`
+            archive's, or `layer_configs(model)`).
+    """
+    by_name = {layer["name"]: layer for layer in layers}
+    if "conv1" not in by_name or "conv2" not in by_name:
+        raise ValueError(
+            "The model is not a keras-alexnet AlexNet: it has no conv1 and conv2 "
+            f"layers. Its layers: {sorted(by_name)[:20]}"
+        )
+    norm1 = by_name.get("norm1")
+    lrn = None
+    normalization = "none"
+    if norm1 is not None:
+        normalization = "lrn"
+        config = norm1["config"]
+        try:
+            lrn = LRNConstants(
+                size=int(config["size"]),
+                bias=float(config["bias"]),
+                alpha=float(config["alpha"]),
+                beta=float(config["beta"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(
+                f"Layer norm1 has no valid LRN constants: {error}"
+            ) from error
+    elif "bn1" in by_name:
+        normalization = "batchnorm"
+    groups = by_name["conv2"]["config"].get("groups", 1)
+    return {
+        "variant": "torchvision" if "conv1_pad" in by_name else "original",
+        "groups": int(groups) if isinstance(groups, int) else groups,
+        "normalization": normalization,
+        "lrn": lrn,
+    }
+
+
+def layer_configs(model: keras.Model) -> list[dict[str, Any]]:
+    """`{"name", "class_name", "config"}` of each layer of `model`, in order."""
+    return [
+        {
+            "name": layer.name,
+            "class_name": type(layer).__name__,
+            "config": layer.get_config(),
+        }
+        for layer in model.layers
+    ]
+
+
+def stamp_architecture(path: str, model: keras.Model) -> None:
+    """Records `model`'s architecture in the `.weights.h5` file at `path`.
+
+    `AlexNet(weights=path)` then rebuilds that architecture (LRN constants
+    included, which have no weights to carry them) without being told. A model
+    that is not an AlexNet (no conv1 and conv2) gets no stamp.
+    """
+    import h5py
+
+    try:
+        architecture = architecture_of_layers(layer_configs(model))
+    except ValueError:
+        return
+    lrn = architecture["lrn"]
+    architecture["lrn"] = None if lrn is None else lrn.as_dict()
+    with h5py.File(path, "a") as f:
+        f.attrs[ARCHITECTURE_ATTRIBUTE] = json.dumps(architecture)
+
+
+def _architecture_from_json(text: Any, path: str) -> dict[str, Any]:
+    try:
+        raw = json.loads(text)
+        lrn = raw.get("lrn")
+        return {
+            "variant": registry.check_variant(raw["variant"]),
+            "groups": int(raw["groups"]),
+            "normalization": str(raw["normalization"]),
+            "lrn": None if lrn is None else LRNConstants(**lrn),
+        }
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        raise ValueError(
+            f"{path!r} has a damaged {ARCHITECTURE_ATTRIBUTE} attribute: {error}"
+        ) from error
+
+
+def _read_keras_archive(path: str, read_weights: bool = True) -> tuple[dict, Any]:
+    """Returns a `.keras` archive's config and, if asked, its weights (HDF5 bytes)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(
+                _read_member(archive, "config.json", MAX_KERAS_CONFIG_BYTES, path)
+            )
+            weights = None
+            if read_weights:
+                weights = io.BytesIO(
+                    _read_member(
+                        archive, "model.weights.h5", MAX_KERAS_WEIGHTS_BYTES, path
+                    )
+                )
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as error:
+        raise ValueError(
+            f"{path!r} is not a .keras archive (a zip file): {error}"
+        ) from error
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path!r} has no readable config.json: {error}") from error
+    except OSError as error:
+        raise ValueError(f"{path!r} cannot be read: {error}") from error
+    return config, weights
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, limit: int, path: str) -> bytes:
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise ValueError(
+            f"{path!r} is not a Keras .keras archive: it has no {name}."
+        ) from None
+    if info.file_size > limit:
+        raise ValueError(
+            f"{path!r}: {name} declares {info.file_size:,} bytes, more than an "
+            f"AlexNet needs (limit {limit:,}); refused."
+        )
+    with archive.open(info) as member:
+        # Read at most one byte past the limit: a member that inflates past
+        # its declared size is refused without filling memory.
+        data = member.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path!r}: {name} inflates past {limit:,} bytes; refused.")
+    return data
+
+
+def _layer_configs(config: Any, path: str) -> list[dict[str, Any]]:
+    """The `{"name", "class_name", "config"}` of a `.keras` model's layers.
+
+    Nothing named in the file is imported: a layer of a class other than Keras'
+    or keras-alexnet's is refused by name.
+    """
+    problem = None
+    layers = None
+    if not isinstance(config, dict) or config.get("class_name") != "Functional":
+        problem = "its config is not a Keras functional model"
+    elif config.get("module") not in ("keras", "keras.src.models.functional", None):
+        problem = f"its config names the module {config.get('module')!r}"
+    else:
+        layers = (config.get("config") or {}).get("layers")
+        if not isinstance(layers, list):
+            problem = "its config has no list of layers"
+    if problem is None and isinstance(layers, list):  # a list when problem is None
+        result = []
+        for layer in layers:
+            if not isinstance(layer, dict) or not isinstance(layer.get("config"), dict):
+                problem = "a layer of its config is not a dict"
+                break
+            module = str(layer.get("module") or "")
+            class_name = layer.get("class_name")
+            if not (module.startswith("keras") or module == "") or not (
+                isinstance(class_name, str) and class_name.isidentifier()
+            ):
+                problem = (
+                    f"a layer has the class {class_name!r} of module {module!r}, "
+                    "neither Keras' nor keras-alexnet's"
+                )
+                break
+            name = layer["config"].get("name", layer.get("name"))
+            result.append(
+                {"name": name, "class_name": class_name, "config": layer["config"]}
+            )
+    if problem is not None:
+        raise ValueError(f"{path!r} is not a keras-alexnet .keras file: {problem}.")
+    return result
+
+
+def _snake_case(class_name: str) -> str:
+    # keras.src.utils.naming.to_snake_case, which names the groups of a weights file.
+    name = re.sub(r"\W+", "", class_name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _read_h5_by_layer(
+    source: Any, layers: Sequence[tuple[str, str]], path: str
+) -> tuple[dict[str, list[np.ndarray]], list[str]]:
+    """Reads `layers/<class path>/vars/<i>` of a Keras HDF5 weights file by name.
+
+    Returns the arrays by layer name and the file's paths no layer names.
+    """
+    import h5py
+
+    paths: dict[str, str] = {}
+    used: dict[str, int] = {}
+    for name, class_name in layers:
+        key = _snake_case(class_name)
+        if key in used:
+            used[key] += 1
+            key = f"{key}_{used[key]}"
+        else:
+            used[key] = 0
+        paths[key] = name
+    try:
+        with h5py.File(source, "r") as f:
+            group = f.get("layers")
+            if not isinstance(group, h5py.Group):
+                raise ValueError(f"{path!r} holds no Keras layer weights.")
+            weights, extra = {}, []
+            for key in group:
+                variables = group[key].get("vars")
+                if not isinstance(variables, h5py.Group) or not len(variables):
+                    continue
+                arrays = [np.asarray(variables[str(i)]) for i in range(len(variables))]
+                if key in paths:
+                    weights[paths[key]] = arrays
+                else:
+                    extra.append(key)
+    except (OSError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"{path!r} is not a readable Keras weights (HDF5) file: {error}"
+        ) from error
+    return weights, sorted(extra)
 
 
 def load_weights(
-    model: keras.Model,
-    weights: str,
-    checkpoint: Checkpoint | None,
-    build_full_model: Callable[[], keras.Model],
+    model: keras.Model, weights: str | Checkpoint, source_name: str | None = None
 ) -> None:
-    """Loads `weights` (`"imagenet"` or a path) into `model` by layer name.
+    """Loads a registry entry or a weights file into `model` by layer name.
 
     Args:
-        model: the model to fill.
-        weights: `"imagenet"` or the path of a weights file.
-        checkpoint: the registry entry `"imagenet"` stands for.
-        build_full_model: returns a model with the top of `model`'s architecture;
-            it reads the cached conversion of the ImageNet weights.
+        model: the model to fill, built by the caller.
+        weights: a `Checkpoint` (its cached conversion) or the path of a weights
+            file of one of `WEIGHTS_FORMATS`.
+        source_name: how error messages name the weights.
     """
-    if weights == "imagenet":
-        if checkpoint is None:
-            raise ValueError("weights='imagenet' needs its registry `checkpoint`.")
-        path = imagenet_weights(checkpoint, build_full_model)
-        full_model = build_full_model()
-        try:
-            full_model.load_weights(path)
-        except (OSError, ValueError, KeyError) as error:
-            # Only this library writes there, atomically: a damaged file was
-            # damaged afterwards. Removing it lets the next load convert anew.
-            os.remove(path)
-            raise ValueError(
-                f"The cached conversion {path!r} of {checkpoint.name!r} is damaged "
-                f"({error}); it was deleted. Load again to convert the checkpoint "
-                "anew."
-            ) from error
-        assign_weights(model, layer_weights(full_model), source=path)
-    elif os.fspath(weights).lower().endswith(".weights.h5"):
-        model.load_weights(weights)
+    if isinstance(weights, Checkpoint):
+        arrays = imagenet_layer_weights(weights)
+        source = source_name or converted_weights_path(weights)
+    elif weights_format(weights) == "keras_weights":
+        arrays = read_keras_weights(
+            weights,
+            [(layer.name, type(layer).__name__) for layer in model.layers],
+            has_top=any(layer.name in TOP_LAYERS for layer in model.layers),
+        )
+        source = repr(weights)
     else:
-        assign_weights(model, read_checkpoint(weights), source=repr(weights))
+        arrays = read_checkpoint(weights)
+        source = repr(weights)
+    assign_weights(model, arrays, source=source)
+
+
+def layer_weights(model: keras.Model) -> dict[str, list[np.ndarray]]:
+    """Returns `{layer_name: layer.get_weights()}` for the layers with weights."""
+    return {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
 
 
 def assign_weights(

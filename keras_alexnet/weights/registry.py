@@ -17,18 +17,97 @@ from __future__ import annotations
 import dataclasses
 import types
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, overload
+
+# The two layouts `AlexNet(variant=...)` builds; every module checks against this.
+VARIANTS = ("original", "torchvision")
+NORMALIZATIONS = ("lrn", "batchnorm", "none")
+CROP_ROUNDINGS = ("floor", "round")
+
+
+@overload
+def check_variant(variant: Any, allow_none: Literal[False] = False) -> str: ...
+@overload
+def check_variant(variant: Any, allow_none: bool) -> str | None: ...
+
+
+def check_variant(variant: Any, allow_none: bool = False) -> str | None:
+    """Returns `variant` if it is one of `VARIANTS` (or `None` when allowed).
+
+    Raises:
+        ValueError: naming the received value and what was expected.
+    """
+    if (variant is None and allow_none) or (
+        isinstance(variant, str) and variant in VARIANTS
+    ):
+        return variant
+    expected = ("None", *map(repr, VARIANTS)) if allow_none else map(repr, VARIANTS)
+    raise ValueError(
+        f"`variant` should be one of {', '.join(expected)}. "
+        f"Received: variant={variant!r}"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class LRNConstants:
+    """The constants of `LocalResponseNormalization`: alpha multiplies the raw sum.
+
+    See the layer's docstring for how Caffe's, PyTorch's and TensorFlow's
+    conventions map onto these four numbers.
+    """
+
+    size: int
+    bias: float
+    alpha: float
+    beta: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """Returns `{"size", "bias", "alpha", "beta"}`, the layer's arguments."""
+        return dataclasses.asdict(self)
+
+
+# The paper's LRN (section 3.3): n=5, k=2, alpha=1e-4 on the raw sum, beta=0.75.
+PAPER_LRN = LRNConstants(size=5, bias=2.0, alpha=1e-4, beta=0.75)
+# Caffe's bvlc_alexnet: local_size 5, alpha 1e-4 divided by local_size, k = 1.
+CAFFE_LRN = LRNConstants(size=5, bias=1.0, alpha=1e-4 / 5, beta=0.75)
+LRN_PRESETS: Mapping[str, LRNConstants] = types.MappingProxyType(
+    {"paper": PAPER_LRN, "caffe": CAFFE_LRN}
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """The network a checkpoint's weights need, as `AlexNet` arguments.
+
+    Attributes:
+        variant: one of `VARIANTS`.
+        groups: the channel groups of conv2, conv4 and conv5.
+        normalization: one of `NORMALIZATIONS` (`"none"`, never `None`).
+        lrn: the LRN constants, with `normalization="lrn"`; else `None`.
+    """
+
+    variant: str
+    groups: int
+    normalization: str
+    lrn: LRNConstants | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Preprocessing:
-    """How a checkpoint expects its input, starting from RGB pixels in [0, 255].
+    """How a checkpoint expects its input, starting from an image file.
 
-    The model sees `(x[..., order] * scale - mean) / std`, where `order` reverses the
-    channels when `channel_order == "bgr"`; `mean` and `std` are in the order of the
-    channels the model sees.
+    Evaluation resizes the shorter side to `resize_size` (bilinear, antialiased
+    or not), cuts the centre `crop_size` square (offsets rounded down, as Caffe,
+    or rounded half to even, as torchvision's `CenterCrop`), then the model sees
+    `(x[..., order] * scale - mean) / std` of the RGB pixels in [0, 255], where
+    `order` reverses the channels when `channel_order == "bgr"`; `mean` and `std`
+    are in the order of the channels the model sees.
     """
 
+    resize_size: int
+    crop_size: int
+    antialias: bool
+    crop_rounding: str
     channel_order: str
     scale: float
     mean: tuple[float, float, float]
@@ -40,7 +119,6 @@ class Checkpoint:
     """One pretrained checkpoint: where it comes from and what it needs."""
 
     name: str
-    variant: str
     source: str
     url: str
     file_name: str
@@ -50,21 +128,43 @@ class Checkpoint:
     num_params: int
     top1: float
     top5: float
-    input_size: int
     preprocessing: Preprocessing
-    architecture: Mapping[str, Any]
+    architecture: Architecture
+    aliases: tuple[str, ...] = ()
     notes: str = ""
+
+    @property
+    def variant(self) -> str:
+        """The `AlexNet` variant these weights need."""
+        return self.architecture.variant
+
+    @property
+    def input_size(self) -> int:
+        """The side of the square images the checkpoint was evaluated on."""
+        return self.preprocessing.crop_size
 
 
 # Caffe computed its ILSVRC-2012 mean image in BGR; these are its channel means.
+# Its images were resized by OpenCV, which does not antialias, and its test-phase
+# DataTransformer rounds the crop offsets down.
 CAFFE_PREPROCESSING = Preprocessing(
+    resize_size=256,
+    crop_size=227,
+    antialias=False,
+    crop_rounding="floor",
     channel_order="bgr",
     scale=1.0,
     mean=(104.00698793, 116.66876762, 122.67891434),
     std=(1.0, 1.0, 1.0),
 )
 
+# torchvision's `Resize(256)` (PIL, antialiased) and `CenterCrop(224)`, whose
+# offsets are `int(round((size - crop) / 2))`: Python rounds half to even.
 TORCHVISION_PREPROCESSING = Preprocessing(
+    resize_size=256,
+    crop_size=224,
+    antialias=True,
+    crop_rounding="round",
     channel_order="rgb",
     scale=1.0 / 255.0,
     mean=(0.485, 0.456, 0.406),
@@ -73,7 +173,6 @@ TORCHVISION_PREPROCESSING = Preprocessing(
 
 BVLC_ALEXNET = Checkpoint(
     name="bvlc_alexnet",
-    variant="original",
     source="caffe",
     url="http://dl.caffe.berkeleyvision.org/bvlc_alexnet.caffemodel",
     file_name="bvlc_alexnet.caffemodel",
@@ -83,18 +182,9 @@ BVLC_ALEXNET = Checkpoint(
     num_params=60_965_224,
     top1=57.1,
     top5=80.2,
-    input_size=227,
     preprocessing=CAFFE_PREPROCESSING,
-    # Caffe's LRN divides alpha by local_size and defaults k to 1.
-    architecture=types.MappingProxyType(
-        {
-            "groups": 2,
-            "normalization": "lrn",
-            "lrn_size": 5,
-            "lrn_bias": 1.0,
-            "lrn_alpha": 1e-4 / 5,
-            "lrn_beta": 0.75,
-        }
+    architecture=Architecture(
+        variant="original", groups=2, normalization="lrn", lrn=CAFFE_LRN
     ),
     notes=(
         "The paper's architecture (two groups, LRN before pooling), trained by BVLC "
@@ -104,7 +194,6 @@ BVLC_ALEXNET = Checkpoint(
 
 TORCHVISION_IMAGENET1K_V1 = Checkpoint(
     name="torchvision_imagenet1k_v1",
-    variant="torchvision",
     source="torch",
     url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
     file_name="alexnet-owt-7be5be79.pth",
@@ -115,9 +204,10 @@ TORCHVISION_IMAGENET1K_V1 = Checkpoint(
     num_params=61_100_840,
     top1=56.522,
     top5=79.066,
-    input_size=224,
     preprocessing=TORCHVISION_PREPROCESSING,
-    architecture=types.MappingProxyType({"groups": 1, "normalization": None}),
+    architecture=Architecture(variant="torchvision", groups=1, normalization="none"),
+    # torchvision's own names: AlexNet_Weights.IMAGENET1K_V1 and .DEFAULT.
+    aliases=("IMAGENET1K_V1", "AlexNet_Weights.IMAGENET1K_V1"),
     notes="The 'one weird trick' layout of torchvision.models.alexnet.",
 )
 
@@ -131,21 +221,26 @@ IMAGENET_CHECKPOINT_FOR_VARIANT: Mapping[str, str] = types.MappingProxyType(
 )
 
 
+def find_checkpoint(name: str) -> Checkpoint | None:
+    """Returns the entry whose name or alias is `name`, or `None`."""
+    for checkpoint in CHECKPOINTS.values():
+        if name == checkpoint.name or name in checkpoint.aliases:
+            return checkpoint
+    return None
+
+
 def get_checkpoint(name: str) -> Checkpoint:
-    """Returns the registry entry called `name` (see `CHECKPOINTS`)."""
-    if name not in CHECKPOINTS:
+    """Returns the registry entry called `name` (see `CHECKPOINTS`, or an alias)."""
+    checkpoint = find_checkpoint(name) if isinstance(name, str) else None
+    if checkpoint is None:
         raise ValueError(
-            f"Unknown checkpoint. Expected one of {sorted(CHECKPOINTS)}. "
+            f"Unknown checkpoint. Expected one of {sorted(CHECKPOINTS)} or "
+            f"{sorted(a for c in CHECKPOINTS.values() for a in c.aliases)}. "
             f"Received: name={name!r}"
         )
-    return CHECKPOINTS[name]
+    return checkpoint
 
 
 def imagenet_checkpoint(variant: str) -> Checkpoint:
     """Returns the checkpoint that `weights="imagenet"` loads for `variant`."""
-    if variant not in IMAGENET_CHECKPOINT_FOR_VARIANT:
-        raise ValueError(
-            "`variant` should be one of "
-            f"{sorted(IMAGENET_CHECKPOINT_FOR_VARIANT)}. Received: variant={variant!r}"
-        )
-    return CHECKPOINTS[IMAGENET_CHECKPOINT_FOR_VARIANT[variant]]
+    return CHECKPOINTS[IMAGENET_CHECKPOINT_FOR_VARIANT[check_variant(variant)]]

@@ -50,7 +50,7 @@ _PICKLE_PROTO_OPCODE = b"\x80"
 # dict's pickle is a few kilobytes per thousand tensors and its tensors hold about
 # what the file holds; these leave a wide margin above both.
 _MAX_PICKLE_BYTES = 64 << 20
-_MAX_PICKLE_OPCODES = 4_000_000
+_MAX_PICKLE_OPCODES = 1_500_000  # ~35 per tensor: 40,000 tensors
 _MAX_DIMS = 32  # NumPy 1's limit; no weight tensor comes close
 _OUTPUT_BYTES_PER_FILE_BYTE = 4
 _OUTPUT_BYTES_SLACK = 64 << 20
