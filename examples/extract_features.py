@@ -16,25 +16,11 @@ import argparse
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 import keras_alexnet
+from keras_alexnet.data import load_image
 
 LAYERS = ("pool5", "fc7")
-
-
-def load_image(path: str, image_size: int = 227) -> np.ndarray:
-    """Decodes an image, resizes its shorter side to 256 and crops the centre."""
-    image = tf.io.decode_image(
-        tf.io.read_file(path), channels=3, expand_animations=False
-    )
-    height, width = image.shape[0], image.shape[1]
-    scale = 256 / min(height, width)
-    size = (max(256, round(height * scale)), max(256, round(width * scale)))
-    # No antialiasing, like the OpenCV resize of Caffe's training images.
-    image = tf.image.resize(image, size, method="bilinear", antialias=False)
-    top, left = (size[0] - image_size) // 2, (size[1] - image_size) // 2
-    return image[top : top + image_size, left : left + image_size].numpy()
 
 
 def main() -> None:
@@ -52,8 +38,8 @@ def main() -> None:
         model.input, {name: model.get_layer(name).output for name in LAYERS}
     )
 
-    images = np.stack([load_image(path) for path in paths])
-    x = keras_alexnet.preprocess_input(images, "original")
+    # Shorter side to 256, centre 227 crop, Caffe's BGR mean subtraction.
+    x = np.stack([load_image(path, "bvlc_alexnet") for path in paths])
     features = extractor.predict(x, verbose=0)
     for name in LAYERS:
         print(f"{name}: {features[name].shape}")

@@ -6,7 +6,9 @@ The public API, re-exported explicitly:
 - `LocalResponseNormalization`, `GroupedConv2D`, `AdaptiveAveragePooling2D`,
   `ImagePreprocessing`: its layers.
 - `preprocess_input`, `decode_predictions`, `imagenet_class_index`.
-- `CHECKPOINTS`, `convert_checkpoint`, `parity_report`: the pretrained weights.
+- `CHECKPOINTS`, `convert_checkpoint`, `parity_report`: the pretrained weights;
+  `DownloadError`, `ChecksumError`, `UnsafeCheckpointError`: the errors loading
+  them can raise.
 - `PaperSGD`, `paper_callbacks`: the paper's training recipe.
 - `export_model`: SavedModel, ONNX or TFLite for serving.
 - `sample_images`: public-domain photos shipped with the package.
@@ -18,7 +20,7 @@ load TensorFlow Datasets.
 __version__ = "0.1.0"
 
 from keras_alexnet.alexnet import AlexNet
-from keras_alexnet.conversion import convert_checkpoint, parity_report
+from keras_alexnet.conversion import convert_checkpoint
 from keras_alexnet.export import export_model
 from keras_alexnet.layers import (
     AdaptiveAveragePooling2D,
@@ -26,6 +28,7 @@ from keras_alexnet.layers import (
     ImagePreprocessing,
     LocalResponseNormalization,
 )
+from keras_alexnet.parity import parity_report
 from keras_alexnet.preprocessing import (
     decode_predictions,
     imagenet_class_index,
@@ -33,10 +36,15 @@ from keras_alexnet.preprocessing import (
 )
 from keras_alexnet.resources import sample_images
 from keras_alexnet.training import PaperSGD, paper_callbacks
+from keras_alexnet.weights.loading import ChecksumError, DownloadError
 from keras_alexnet.weights.registry import CHECKPOINTS
+from keras_alexnet.weights.torch_checkpoint import UnsafeCheckpointError
 
 __all__ = [
     "CHECKPOINTS",
+    "ChecksumError",
+    "DownloadError",
+    "UnsafeCheckpointError",
     "AdaptiveAveragePooling2D",
     "AlexNet",
     "GroupedConv2D",

@@ -26,10 +26,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_alexnet import conversion
+from keras_alexnet import conversion, parity
 from keras_alexnet.alexnet import AlexNet, resolve_config
 from keras_alexnet.export import FORMATS, check_destination, export_model
-from keras_alexnet.preprocessing import decode_predictions, preprocess_input
+from keras_alexnet.preprocessing import decode_predictions
 from keras_alexnet.resources import sample_images
 from keras_alexnet.weights import loading, registry
 from keras_alexnet.weights.registry import LRN_PRESETS, VARIANTS
@@ -190,9 +190,13 @@ def _classify(args: argparse.Namespace) -> int:
     # The architecture and preprocessing, from the weights: checked before any
     # image is decoded or any model is built.
     config = resolve_config(weights=weights, variant=args.variant, lrn=args.lrn)
-    constants = config.preprocessing
-    # Decoded first, so that a bad file fails before the model is built.
-    images = np.stack([_center_crop(path, constants) for path in paths])
+    # Imported here: `import keras_alexnet` does not load TensorFlow.
+    from keras_alexnet.data import load_image
+
+    # Prepared as the checkpoint's authors evaluated it (its registry entry's
+    # resize, crop and normalisation), first, so that a bad file fails before
+    # the model is built.
+    x = np.stack([load_image(path, config.preprocessing) for path in paths])
 
     if weights is None:
         print(
@@ -204,9 +208,6 @@ def _classify(args: argparse.Namespace) -> int:
         print(f"Weights: {weights} ({config.variant} variant{lrn})")
     # A failed download raises loading.DownloadError, which names the mirror setting.
     model = AlexNet(weights=weights, variant=args.variant, lrn=args.lrn)
-    x = preprocess_input(images, config.variant, data_format="channels_last")
-    if keras.config.image_data_format() == "channels_first":
-        x = x.transpose(0, 3, 1, 2)
     probabilities = keras.ops.convert_to_numpy(model.predict_on_batch(x))
     for path, top in zip(
         paths, decode_predictions(probabilities, top=args.top), strict=True
@@ -228,30 +229,6 @@ def _weights_argument(text: str) -> str | None:
             f"file. Received: --weights {text!r}, which is not a file"
         )
     return text
-
-
-def _center_crop(path: str, constants: registry.Preprocessing) -> np.ndarray:
-    """The evaluation crop of keras_alexnet.data: RGB float32 in [0, 255]."""
-    # Imported here: `import keras_alexnet` does not load TensorFlow.
-    import tensorflow as tf
-
-    from keras_alexnet.data.augment import eval_center_crop
-    from keras_alexnet.data.sources import check_image_file
-
-    # Before decoding: a decompression bomb decodes to gigabytes.
-    problem = check_image_file(path)
-    if problem is not None:
-        raise ValueError(f"Cannot read {path!r}: {problem}.")
-    try:
-        crop = eval_center_crop(
-            tf.io.read_file(path),
-            image_size=constants.crop_size,
-            resize_size=constants.resize_size,
-            antialias=constants.antialias,
-        )
-    except tf.errors.InvalidArgumentError as error:
-        raise ValueError(f"Cannot decode {path!r}: {error.message}") from error
-    return np.asarray(crop, np.float32)
 
 
 # -- convert -------------------------------------------------------------------
@@ -281,7 +258,7 @@ def _convert(args: argparse.Namespace) -> int:
     variant = loading.file_architecture(args.source)["variant"]
     print(f"Read {args.source} ({variant} variant, {model.count_params():,} params)")
     if args.parity:
-        report = conversion.parity_report(args.source, model)
+        report = parity.parity_report(args.source, model)
         print(report)
         if not report.modelling_ok():
             print(

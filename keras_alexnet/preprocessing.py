@@ -20,8 +20,8 @@ import numpy as np
 
 from keras_alexnet._data_format import standardize_data_format
 from keras_alexnet.weights.registry import (
-    IMAGENET_CHECKPOINT_FOR_VARIANT,
     Preprocessing,
+    check_variant,
     imagenet_checkpoint,
 )
 
@@ -61,13 +61,30 @@ def preprocess_input(
     >>> preprocess_input(np.full((1, 2, 2, 3), 255.0))[0, 0, 0].round(3)
     array([150.993, 138.331, 132.321], dtype=float32)
     """
-    if variant not in IMAGENET_CHECKPOINT_FOR_VARIANT:
-        raise ValueError(
-            "`variant` should be one of "
-            f"{sorted(IMAGENET_CHECKPOINT_FOR_VARIANT)}. Received: variant={variant!r}"
-        )
+    return apply_preprocessing(
+        x, preprocessing_for(check_variant(variant)), data_format
+    )
+
+
+def apply_preprocessing(
+    x: Any, constants: Preprocessing, data_format: str | None = None
+) -> Any:
+    """Applies a checkpoint's `Preprocessing` constants to RGB images in [0, 255].
+
+    `preprocess_input` for any registry entry: `(x[..., order] * scale - mean) /
+    std`, on NumPy arrays, `tf.Tensor`s or tensors of the Keras backend.
+
+    Args:
+        x: an image `(H, W, 3)` or a batch `(N, H, W, 3)` (channels first with
+            `data_format="channels_first"`).
+        constants: `checkpoint.preprocessing` of a registry entry.
+        data_format: `"channels_last"` or `"channels_first"`; defaults to
+            `keras.config.image_data_format()`.
+
+    Returns:
+        A float32 array or tensor of the same kind and shape as `x`.
+    """
     data_format = standardize_data_format(data_format)
-    constants = preprocessing_for(variant)
     channel_axis = -1 if data_format == "channels_last" else -3
     rank = len(x.shape) if hasattr(x, "shape") else np.ndim(x)
     if rank not in (3, 4) or x.shape[channel_axis] != 3:

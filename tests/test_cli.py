@@ -11,7 +11,7 @@ import keras
 import pytest
 from PIL import Image
 
-from keras_alexnet import AlexNet, cli, conversion, imagenet_class_index
+from keras_alexnet import AlexNet, cli, conversion, imagenet_class_index, parity
 from keras_alexnet.resources import sample_images
 from keras_alexnet.weights import loading, registry
 from tests.test_conversion import write_torchvision_checkpoint
@@ -149,7 +149,7 @@ def tiny_conversion(monkeypatch):
 def test_convert_writes_nothing_when_parity_fails(
     capsys, tmp_path, monkeypatch, tiny_conversion
 ):
-    monkeypatch.setattr(conversion, "parity_report", lambda *a: _FakeReport(False))
+    monkeypatch.setattr(parity, "parity_report", lambda *a: _FakeReport(False))
     dest = tmp_path / "out.keras"
     status, out, err = run(capsys, "convert", "x.pth", os.fspath(dest))
     assert status == 1
@@ -164,7 +164,7 @@ def test_convert_no_parity_skips_the_check(
     def fail(*args):
         raise AssertionError("parity_report should not run")
 
-    monkeypatch.setattr(conversion, "parity_report", fail)
+    monkeypatch.setattr(parity, "parity_report", fail)
     dest = tmp_path / "out.keras"
     status, out, err = run(capsys, "convert", "x.pth", os.fspath(dest), "--no-parity")
     assert status == 0, err

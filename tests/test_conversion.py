@@ -21,12 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from keras_alexnet import AlexNet, preprocess_input
-from keras_alexnet.conversion import (
-    ParityReport,
-    convert_checkpoint,
-    parity_report,
-    save_model_atomically,
-)
+from keras_alexnet.conversion import convert_checkpoint, save_model_atomically
+from keras_alexnet.parity import ParityReport, parity_report
 from keras_alexnet.resources import sample_images
 from keras_alexnet.weights.caffe_prototxt import alexnet_deploy_prototxt
 from tests import caffe_writer
@@ -254,6 +250,10 @@ def test_parity_report_rejects_a_model_of_the_other_variant(tmp_path):
 
 def test_save_model_atomically_leaves_no_temporary_file(tmp_path):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    # A missing folder is a typo more often than a wish: it is not created.
+    with pytest.raises(ValueError, match="folder of `dest` does not exist"):
+        save_model_atomically(model, tmp_path / "out" / "tiny.keras")
+    (tmp_path / "out").mkdir()
     for name in ("tiny.keras", "tiny.weights.h5"):
         save_model_atomically(model, tmp_path / "out" / name)
     assert sorted(os.listdir(tmp_path / "out")) == ["tiny.keras", "tiny.weights.h5"]

@@ -292,3 +292,23 @@ def test_on_error_raise_raises_a_value_error_before_training(tmp_path):
             batch_size=2,
             on_error="raise",
         )
+
+
+def test_files_cut_within_their_first_bytes_are_skipped_not_crashed_on(tmp_path):
+    # A 7-byte GIF made the header check raise struct.error out of the listing.
+    image = natural_image(16, 16, 0)
+    sources = {
+        "jpeg": _good_jpeg(),
+        "png": encode(image, "PNG"),
+        "gif": encode(image, "GIF"),
+        "bmp": encode(image, "BMP"),
+        "webp": encode(image, "WEBP", lossless=True),
+    }
+    for kind, data in sources.items():
+        for length in range(1, 40):
+            write(str(tmp_path / CLASS / f"{kind}{length:02d}.JPEG"), data[:length])
+    write(str(tmp_path / CLASS / "whole.JPEG"), _good_jpeg())
+    for check_files in ("header", "decode"):
+        listed = _list(tmp_path, check_files=check_files)
+        assert [os.path.basename(p) for p in listed.files] == ["whole.JPEG"]
+        assert len(listed.skipped) == 5 * 39

@@ -8,8 +8,48 @@ import pytest
 import tensorflow as tf
 import torch
 
-from keras_alexnet import AdaptiveAveragePooling2D, GroupedConv2D, ImagePreprocessing
+from keras_alexnet import (
+    AdaptiveAveragePooling2D,
+    GroupedConv2D,
+    ImagePreprocessing,
+    LocalResponseNormalization,
+)
 from tests.backend_utils import to_numpy
+from tests.layer_contract import check_layer_contract
+
+# One small configuration of each layer of the package, for the shared contract.
+CONTRACT_LAYERS = {
+    "lrn_caffe": (
+        lambda **kw: LocalResponseNormalization(5, 1.0, 2e-5, 0.75, **kw),
+        (2, 5, 5, 16),
+        200.0,
+    ),
+    "grouped_conv2d": (
+        lambda **kw: GroupedConv2D(8, 3, groups=2, padding="same", **kw),
+        (2, 7, 7, 6),
+        1.0,
+    ),
+    "adaptive_average_pooling2d": (
+        lambda **kw: AdaptiveAveragePooling2D((3, 2), **kw),
+        (2, 7, 5, 4),
+        1.0,
+    ),
+    "image_preprocessing": (
+        lambda **kw: ImagePreprocessing(
+            "bgr", 1.0, (104.0, 117.0, 123.0), (1.0, 1.0, 1.0), **kw
+        ),
+        (2, 4, 4, 3),
+        255.0,
+    ),
+}
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("name", sorted(CONTRACT_LAYERS))
+def test_layer_contract(name, rng, tmp_path):
+    make_layer, shape, scale = CONTRACT_LAYERS[name]
+    x = (rng.uniform(0.0, 1.0, shape) * scale).astype("float32")
+    check_layer_contract(make_layer, x, tmp_path)
 
 
 @pytest.mark.backend

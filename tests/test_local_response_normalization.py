@@ -147,17 +147,6 @@ def test_config_round_trip_and_output_shape():
     assert layer.compute_output_shape((None, 96, 55, 55)) == (None, 96, 55, 55)
 
 
-def test_saved_model_needs_no_custom_objects(tmp_path, rng):
-    inputs = keras.Input((4, 4, 8))
-    model = keras.Model(inputs, LocalResponseNormalization(*CAFFE)(inputs))
-    path = tmp_path / "lrn.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    x = alexnet_like_activations(rng, shape=(1, 4, 4, 8))
-    assert isinstance(loaded.layers[-1], LocalResponseNormalization)
-    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))
-
-
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [

@@ -666,3 +666,15 @@ def test_pickle_operations_are_counted(tmp_path, monkeypatch):
     )
     with pytest.raises(ValueError, match="long.pt.*more than 1000 operations"):
         read_torch_state_dict(path)
+
+
+def test_zip_directory_offsets_beyond_any_file_name_the_file(tmp_path):
+    # zipfile itself raises "cannot fit 'int' into an offset-sized integer".
+    source = _save({"w": torch.ones(3)}, tmp_path / "full.pt", "zip")
+    data = bytearray(source.read_bytes())
+    end = data.rindex(b"PK\x06\x06")  # zip64 end of central directory record
+    data[end + 48 : end + 56] = b"\xff" * 8  # offset of the central directory
+    path = tmp_path / "far.pt"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="far.pt"):
+        read_torch_state_dict(path)

@@ -12,14 +12,17 @@ Dataset"): images are rescaled so that the shorter side is 256, the central
 with horizontal flips, plus PCA lighting; at test time, the centre crop or the
 ten crops (four corners, centre, and their mirrors).
 
-Decoding is fused with the crop (`tf.image.decode_and_crop_jpeg`): instead of
-resizing the whole image to 256 and then cropping, the crop's window is mapped back
+For the training crops, decoding is fused with the crop
+(`tf.image.decode_and_crop_jpeg`): instead of resizing the whole image to 256 and
+then cropping, the crop's window is mapped back
 to the source image, only that window is decoded, and it is resized to
 `image_size`. For a source image whose shorter side is `s`, an `image_size` crop at
 offset `(i, j)` of the 256 image covers the source window of side
 `round(image_size * s / 256)` at `(i * s / 256, j * s / 256)`; both routes sample
 the same source region, up to rounding the window to whole source pixels (at most
-half a source pixel per edge) and resampling at the window's border.
+half a source pixel per edge) and resampling at the window's border. The
+evaluation centre crop (`eval_center_crop`) decodes and resizes the whole image
+instead, because it must see exactly the pixels the reference pipelines see.
 
 Each preset ends with one fused per-channel multiply-add that applies PCA lighting
 and the checkpoint's preprocessing together (and one reverse that does the flip
@@ -122,30 +125,6 @@ def paper_crop_window(
     top = (height - short) // 2 + offset[0]
     left = (width - short) // 2 + offset[1]
     return tf.stack([top, left, side, side])
-
-
-def center_crop_window(
-    height: tf.Tensor,
-    width: tf.Tensor,
-    *,
-    image_size: int,
-    resize_size: int = RESIZE_SIZE,
-) -> tf.Tensor:
-    """The evaluation crop (resize to `resize_size`, centre `image_size` crop).
-
-    Args:
-        height: the source image's height, an int32 scalar.
-        width: the source image's width, an int32 scalar.
-        image_size: the side of the crop the model sees.
-        resize_size: the shorter side the image is rescaled to.
-
-    Returns:
-        `[top, left, side, side]` in source pixels, int32, with
-        `side = round(image_size * min(height, width) / resize_size)` and the
-        offsets rounded down, as `keras.layers.CenterCrop` does.
-    """
-    _, side = _short_and_side(height, width, image_size, resize_size)
-    return tf.stack([(height - side) // 2, (width - side) // 2, side, side])
 
 
 def random_resized_crop_window(
@@ -481,13 +460,16 @@ def eval_center_crop(
     resize_size: int = RESIZE_SIZE,
     variant: str | None = None,
     antialias: bool = True,
+    crop_rounding: str = "floor",
 ) -> tf.Tensor:
     """Resize the shorter side to `resize_size`, then the centre `image_size` crop.
 
-    Exactly torchvision's `Resize(resize_size)` + `CenterCrop(image_size)` (the
-    longer side becomes `int(resize_size * long / short)`; the crop offsets are
-    rounded down): the whole image is decoded and resized, unlike the training
-    crops, because evaluation must see the pixels the reference pipelines see.
+    The resize is torchvision's `Resize(resize_size)` (the longer side becomes
+    `int(resize_size * long / short)`). The crop offsets are `(size - crop) / 2`
+    rounded down (`crop_rounding="floor"`, Caffe's test-phase crop) or rounded
+    half to even (`"round"`, torchvision's `CenterCrop`, which calls Python's
+    `round`). The whole image is decoded and resized, unlike the training crops,
+    because evaluation must see the pixels the reference pipelines see.
 
     Args:
         contents: the encoded image, a scalar string tensor.
@@ -496,10 +478,16 @@ def eval_center_crop(
         variant: the checkpoint whose preprocessing to apply; `None` leaves RGB
             in [0, 255].
         antialias: whether the resize filters like PIL or samples like OpenCV.
+        crop_rounding: `"floor"` or `"round"`, see above.
 
     Returns:
         A float32 image `(image_size, image_size, 3)`.
     """
+    if crop_rounding not in ("floor", "round"):
+        raise ValueError(
+            "`crop_rounding` should be 'floor' or 'round'. "
+            f"Received: crop_rounding={crop_rounding!r}"
+        )
     image = decode_crop(contents, lambda h, w: tf.stack([0, 0, h, w]))
     shape = tf.shape(image)
     height, width = shape[0], shape[1]
@@ -510,8 +498,12 @@ def eval_center_crop(
     image = tf.image.resize(
         image, tf.stack([new_height, new_width]), method="bilinear", antialias=antialias
     )
-    top = (new_height - image_size) // 2
-    left = (new_width - image_size) // 2
+    if crop_rounding == "floor":
+        top = (new_height - image_size) // 2
+        left = (new_width - image_size) // 2
+    else:  # tf.round, like Python's round, rounds half to even.
+        top = tf.cast(tf.round((new_height - image_size) / 2), tf.int32)
+        left = tf.cast(tf.round((new_width - image_size) / 2), tf.int32)
     image = tf.slice(image, tf.stack([top, left, 0]), [image_size, image_size, 3])
     image.set_shape([image_size, image_size, 3])
     return finish(image, variant=variant)

@@ -30,10 +30,9 @@ import tensorflow as tf
 
 from keras_alexnet.data import augment as augment_lib
 from keras_alexnet.data.sources import list_image_folder, tfds_source
-from keras_alexnet.weights.registry import imagenet_checkpoint
+from keras_alexnet.weights.registry import check_variant, imagenet_checkpoint
 
 AUGMENT_PRESETS = ("paper", "modern", "center_crop", "ten_crop")
-VARIANTS = ("original", "torchvision", None)
 LABEL_MODES = ("sparse", "one_hot")
 # The input size of a model built with `variant=None` (no checkpoint).
 DEFAULT_IMAGE_SIZE = 224
@@ -146,10 +145,7 @@ def imagenet_dataset(
     """
     training = _is_training_split(split)
     is_folder = _is_folder_source(source)
-    if variant not in VARIANTS:
-        raise ValueError(
-            f"`variant` should be one of {VARIANTS}. Received: variant={variant!r}"
-        )
+    check_variant(variant, allow_none=True)
     if image_size is None:
         image_size = (
             DEFAULT_IMAGE_SIZE
@@ -357,9 +353,10 @@ def imagenet_dataset(
 def _transform(
     augment: str, image_size: int, resize_size: int, variant: str | None
 ) -> Callable[..., tf.Tensor]:
-    # Caffe's bvlc_alexnet saw images resized by OpenCV's bilinear filter, which
-    # does not antialias; torchvision's saw PIL's, which does.
-    options: dict[str, Any] = {"variant": variant, "antialias": variant != "original"}
+    # Resized as the checkpoint's images were (its registry entry: Caffe's by
+    # OpenCV, which does not antialias; torchvision's by PIL, which does).
+    antialias = True if variant is None else _preprocessing(variant).antialias
+    options: dict[str, Any] = {"variant": variant, "antialias": antialias}
     if augment == "paper":
         return lambda contents, seed: augment_lib.paper_augment(
             contents, seed, image_size=image_size, resize_size=resize_size, **options
@@ -372,9 +369,18 @@ def _transform(
         return lambda contents: augment_lib.eval_ten_crop(
             contents, image_size=image_size, resize_size=resize_size, **options
         )
+    rounding = "floor" if variant is None else _preprocessing(variant).crop_rounding
     return lambda contents: augment_lib.eval_center_crop(
-        contents, image_size=image_size, resize_size=resize_size, **options
+        contents,
+        image_size=image_size,
+        resize_size=resize_size,
+        crop_rounding=rounding,
+        **options,
     )
+
+
+def _preprocessing(variant: str) -> Any:
+    return imagenet_checkpoint(variant).preprocessing
 
 
 def _is_training_split(split: Any) -> bool:

@@ -619,7 +619,7 @@ def _read_header(f: Any, size: int, max_pixels: int) -> _Header:
         return _png_header(f, size, max_pixels)
     # GIF, BMP and WebP are rare in image datasets and their damage hides in
     # the compressed data: after the pixel cap, decoding decides.
-    if kind == "gif":
+    if kind == "gif" and len(head) >= 10:
         width, height = struct.unpack("<HH", head[6:10])
         return _Header(kind, width, height, complete=False)
     if kind == "bmp" and len(head) >= 26:

@@ -5,7 +5,7 @@ A `.caffemodel` holds only weights; Caffe and OpenCV's Caffe runtime
 `models/bvlc_alexnet/deploy.prototxt` of BVLC/caffe (BSD-2-Clause): the paper's
 network with groups 2 in conv2, conv4 and conv5, LRN (`local_size: 5`,
 `alpha: 0.0001`, `beta: 0.75`, Caffe's `k` default of 1) before pooling, and a
-227x227 BGR input. `keras_alexnet.conversion.parity_report` runs it in OpenCV as
+227x227 BGR input. `keras_alexnet.parity.parity_report` runs it in OpenCV as
 the independent reference for a converted Caffe checkpoint.
 """
 

@@ -758,11 +758,22 @@ def read_torch_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]
                 f"{head!r}, neither a zip archive nor a pickle."
             )
         return _tensors(obj, path, budget)
-    except (OverflowError, MemoryError) as exc:
-        raise ValueError(
-            f"{path!r} is not a plausible torch.save checkpoint: reading it "
-            f"raised {type(exc).__name__} ({str(exc)[:200]})."
-        ) from None
+    except UnsafeCheckpointError:
+        raise
+    except ValueError as exc:
+        if path in str(exc):
+            raise
+        raise _not_plausible(path, exc) from None
+    except (OverflowError, MemoryError, *_MALFORMED_ERRORS) as exc:
+        # A file damaged where no check expected it (zipfile's own parsing).
+        raise _not_plausible(path, exc) from None
+
+
+def _not_plausible(path: str, exc: BaseException) -> ValueError:
+    return ValueError(
+        f"{path!r} is not a plausible torch.save checkpoint: reading it raised "
+        f"{type(exc).__name__} ({str(exc)[:200]})."
+    )
 
 
 def _tensors(obj: Any, path: str, budget: _OutputBudget) -> dict[str, np.ndarray]:
