@@ -193,11 +193,15 @@ def AlexNet(
 ) -> keras.Model:
     """Instantiates AlexNet, optionally with ImageNet weights.
 
-    Layer names follow the paper and Caffe: `conv1`, `norm1`, `pool1`, `conv2`,
-    `norm2`, `pool2`, `conv3`, `conv4`, `conv5`, `pool5`, `flatten`, `fc6`,
-    `drop6`, `fc7`, `drop7` and `predictions` (Caffe's `fc8`). Convolutions and
-    fully connected layers include their ReLU; with `normalization="batchnorm"`
-    each convolution is followed by `bn<i>` and `relu<i>` instead.
+    Layer names are stable. The original variant's follow Caffe's
+    `bvlc_alexnet`: `conv1`, `norm1`, `pool1`, `conv2`, `norm2`, `pool2`,
+    `conv3`, `conv4`, `conv5`, `pool5`, `flatten`, `fc6`, `drop6`, `fc7`,
+    `drop7` and `predictions` (Caffe's `fc8`). The torchvision variant has no
+    `norm1`/`norm2`, pads with `conv1_pad`, pools with `avgpool` before
+    `flatten`, and puts `drop6`/`drop7` before `fc6`/`fc7`, as torchvision
+    does. Convolutions and fully connected layers include their ReLU; with
+    `normalization="batchnorm"` each convolution is followed by `bn<i>` and
+    `relu<i>` instead.
 
     With `weights=None` the initialisation is the paper's: weights from
     N(0, 0.01), biases 1 in conv2, conv4, conv5, fc6 and fc7 and 0 elsewhere, and
