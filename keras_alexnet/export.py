@@ -70,8 +70,9 @@ def export_model(
         The path written, `dest` as a string.
 
     Raises:
-        ValueError: a bad `format`, a `dest` with the wrong extension or that
-            exists, a backend other than TensorFlow.
+        ValueError: a bad `format`, a `dest` with the wrong extension, that
+            exists or whose folder does not exist, a backend other than
+            TensorFlow.
         TypeError: `model_or_path` is neither a model nor a path.
         ImportError: the converter for `format` is not installed (the message
             names the pip extra).
@@ -118,7 +119,8 @@ def check_destination(
         `dest` as a string.
 
     Raises:
-        ValueError: a bad format, extension, or an existing `dest`.
+        ValueError: a bad format or extension, an existing `dest`, or a `dest`
+            whose folder does not exist.
         TypeError: `dest` is not a path.
     """
     if format not in FORMATS:
@@ -135,6 +137,13 @@ def check_destination(
         raise ValueError(
             "`dest` should be a directory for format='saved_model'; use "
             f"format='onnx' or 'tflite' for a single file. Received: {dest=}"
+        )
+    folder = os.path.dirname(os.path.abspath(dest))
+    if not os.path.isdir(folder):
+        # As `keras-alexnet convert`: a typo in a folder name is not a request
+        # to create it.
+        raise ValueError(
+            f"The folder of `dest` does not exist: {folder!r}. Received: {dest=}"
         )
     if os.path.lexists(dest) and not overwrite:
         raise ValueError(
@@ -201,8 +210,7 @@ def _input_dtypes(model: keras.Model) -> list[str | None]:
 def _write_atomically(
     dest: str, write: Callable[[str], None], *, is_directory: bool
 ) -> None:
-    directory = os.path.dirname(os.path.abspath(dest)) or "."
-    os.makedirs(directory, exist_ok=True)
+    directory = os.path.dirname(os.path.abspath(dest))
     # A fresh temporary directory beside dest: the final rename stays on one
     # file system, and a failed export leaves nothing at dest.
     workdir = tempfile.mkdtemp(prefix=".tmp-export-", dir=directory)

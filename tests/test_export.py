@@ -179,6 +179,7 @@ def test_cli_refuses_a_missing_model_and_a_bad_format(tmp_path, capsys):
         ({"format": "tflite", "dest": "model.onnx"}, ValueError, "end in .tflite"),
         ({"dest": "model.onnx"}, ValueError, "should be a directory"),
         ({"dest": 3}, TypeError, "Received: dest=3"),
+        ({"dest": "missing/served"}, ValueError, "folder of `dest` does not exist"),
         ({"model_or_path": 3}, TypeError, "Received: model_or_path=3"),
         ({"model_or_path": "model.weights.h5"}, ValueError, "holds no architecture"),
     ],
