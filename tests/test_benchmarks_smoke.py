@@ -56,3 +56,31 @@ def test_benchmark_runs_quick_and_prints_ratios(script):
     for pattern in EXPECTED_RATIOS[script]:
         line = re.search(rf"^{pattern}\d+\.\d\d$", result.stdout, re.MULTILINE)
         assert line, f"no line matching {pattern!r} in:\n{result.stdout}"
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_smoke_mode_runs_every_framework():
+    # The prepared GPU script in its CPU smoke mode: every child runs and the
+    # report carries the tables; the GPU run itself is in docs/performance.md.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--smoke"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    output = result.stdout
+    assert result.returncode == 0, output[-3000:] + result.stderr[-3000:]
+    assert "skipped for time" not in output
+    assert "# GPU benchmark on CPU (SMOKE MODE" in output
+    for heading in ("## Train step and inference", "## `fit` on", "## LRN alone"):
+        assert heading in output
+    for pattern in (
+        r"^\| original, train step +\| \d",  # plain PyTorch's figure
+        r"^ratio gpu keras-torch torchvision bf16: fit-prefetch / step-uint8 = ",
+        r"^ratio gpu jax torchvision bf16: fit-uint8 / step-uint8 = ",
+    ):
+        assert re.search(pattern, output, re.MULTILINE), pattern

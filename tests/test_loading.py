@@ -369,6 +369,23 @@ def test_unusable_keras_home_is_named(tmp_path, monkeypatch):
         monkeypatch.setenv("KERAS_HOME", str(home))
         with pytest.raises(OSError, match=f"KERAS_HOME={str(home)!r}.*writable"):
             loading.fetch_checkpoint(CHECKPOINT)
+    # A read-only folder. Root may write anywhere, so where the tests run as
+    # root the permission is taken away from os.access's answer instead.
+    read_only = tmp_path / "read_only"
+    (read_only / "models" / "keras_alexnet").mkdir(parents=True)
+    read_only.chmod(0o555)
+    (read_only / "models").chmod(0o555)
+    (read_only / "models" / "keras_alexnet").chmod(0o555)
+    if os.geteuid() == 0:
+        monkeypatch.setattr(loading.os, "access", lambda path, mode: False)
+    monkeypatch.setenv("KERAS_HOME", str(read_only))
+    try:
+        with pytest.raises(OSError, match="cannot write to.*KERAS_HOME="):
+            loading.fetch_checkpoint(CHECKPOINT)
+    finally:
+        for folder in (read_only / "models" / "keras_alexnet", read_only / "models"):
+            folder.chmod(0o755)
+        read_only.chmod(0o755)
 
 
 class _Stalling(http.server.BaseHTTPRequestHandler):

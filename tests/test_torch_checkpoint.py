@@ -678,3 +678,15 @@ def test_zip_directory_offsets_beyond_any_file_name_the_file(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="far.pt"):
         read_torch_state_dict(path)
+
+
+def test_legacy_version_record_is_not_formatted_whole(tmp_path):
+    # The legacy format's second pickle, its protocol version, as billion laughs.
+    path = tmp_path / "version.pt"
+    path.write_bytes(
+        pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + _PROTO2 + _laughs() + _STOP
+    )
+    (outcome,) = run_reader(
+        "weights/torch_checkpoint", "read_torch_state_dict", [path], timeout=30
+    )
+    assert "legacy protocol version tuple(" in _check_refusal(path, outcome)

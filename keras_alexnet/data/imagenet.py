@@ -326,7 +326,7 @@ def imagenet_dataset(
             on_error=on_error,
             check_files=check_files,
         )
-        if validation_split is not None:
+        if validation_split is not None and subset is not None:
             folder = split_image_folder(folder, validation_split, subset, seed=seed)
         class_names, skipped = folder.class_names, folder.skipped
         file_count = len(folder.files)
@@ -336,7 +336,7 @@ def imagenet_dataset(
         needs_read = True
     else:
         tfds_split = tfds_source(
-            source,
+            os.fspath(source),
             split,
             data_dir=data_dir,
             manual_dir=manual_dir,
@@ -398,7 +398,9 @@ def imagenet_dataset(
     channels_first = keras.config.image_data_format() == "channels_first"
     global_seed = tf.constant(seed or 0, tf.int64)
 
-    def element(x: tf.Tensor, label: tf.Tensor, key: tf.Tensor | None = None):
+    def element(
+        x: tf.Tensor, label: tf.Tensor, key: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         contents = tf.io.read_file(x) if needs_read else x
         if randomized:
             image = transform(contents, tf.stack([global_seed, key]))
@@ -427,7 +429,7 @@ def imagenet_dataset(
             tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True),
         )
         return keyed.map(
-            lambda record, key: element(*record, key),
+            lambda record, key: element(record[0], record[1], key),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=deterministic,
         )
@@ -499,11 +501,11 @@ def _transform(
     flip: bool = True,
     lighting_stddev: float = augment_lib.PCA_LIGHTING_STDDEV,
     scale: tuple[float, float] | None = None,
-):
+) -> Callable[..., tf.Tensor]:
     # Resized as the checkpoint's images were (its registry entry: Caffe's by
     # OpenCV, which does not antialias; torchvision's by PIL, which does).
     antialias = True if variant is None else _preprocessing(variant).antialias
-    options = {"variant": variant, "antialias": antialias}
+    options: dict[str, Any] = {"variant": variant, "antialias": antialias}
     if augment == "paper":
         return lambda contents, seed: augment_lib.paper_augment(
             contents,
@@ -515,7 +517,7 @@ def _transform(
             **options,
         )
     if augment == "modern":
-        area = {} if scale is None else {"area_range": tuple(scale)}
+        area: dict[str, Any] = {} if scale is None else {"area_range": tuple(scale)}
         return lambda contents, seed: augment_lib.modern_augment(
             contents, seed, image_size=image_size, flip=flip, **area, **options
         )
@@ -533,7 +535,7 @@ def _transform(
     )
 
 
-def _preprocessing(variant: str):
+def _preprocessing(variant: str) -> Any:
     return imagenet_checkpoint(variant).preprocessing
 
 

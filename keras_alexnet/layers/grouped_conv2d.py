@@ -24,9 +24,11 @@ class GroupedConv2D(keras.layers.Conv2D):
     forward, takes 1.4 to 6 times as long for its gradients; so under JAX and
     TensorFlow on CPU the inputs and the kernel are split into groups, convolved
     one by one and concatenated, which makes two groups cost about half of one
-    (`benchmarks/grouped_conv.py`, `docs/performance.md`). PyTorch's CPU kernels
-    and GPUs run the native grouped convolution. `implementation` pins either
-    way; it is saved in the layer's config.
+    (`benchmarks/grouped_conv.py`, `docs/performance.md`). JAX splits on GPUs
+    too: on an H100, XLA's grouped convolution made AlexNet's inference 1.3 to
+    1.6 times slower than the split (`benchmarks/gpu.py`). PyTorch (CPU and
+    GPU) and TensorFlow on GPUs run the native grouped convolution.
+    `implementation` pins either way; it is saved in the layer's config.
 
     Args:
         filters: the number of output channels, a multiple of `groups`.
@@ -54,10 +56,13 @@ class GroupedConv2D(keras.layers.Conv2D):
         filters: int,
         kernel_size: int | tuple[int, int],
         *args: Any,
+        groups: int = 1,
         implementation: str = "auto",
         **kwargs: Any,
     ) -> None:
-        super().__init__(filters, kernel_size, *args, **kwargs)
+        # `groups` is named, not left in **kwargs, so that the signature (and the
+        # API reference generated from it) shows the layer's main argument.
+        super().__init__(filters, kernel_size, *args, groups=groups, **kwargs)
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(
                 f"`implementation` should be one of {IMPLEMENTATIONS}. "
@@ -99,13 +104,13 @@ class GroupedConv2D(keras.layers.Conv2D):
 
 def default_implementation() -> str:
     """Returns what `implementation="auto"` runs here: `"native"` or `"split"`."""
-    # Measured in benchmarks/grouped_conv.py; see docs/performance.md. GPUs (cuDNN,
-    # XLA on GPU) run grouped convolutions natively and are left to them.
+    # Measured in benchmarks/grouped_conv.py (CPU) and benchmarks/gpu.py (an
+    # H100); see docs/performance.md. XLA splits faster on CPU and GPU alike:
+    # the paper's network ran 1.2 (training) to 1.6 (bfloat16 inference) times
+    # as fast split on the H100. TensorFlow on GPUs was not measured.
     backend = keras.backend.backend()
     if backend == "jax":
-        import jax
-
-        return "split" if jax.default_backend() == "cpu" else "native"
+        return "split"
     if backend == "tensorflow":
         import tensorflow as tf
 

@@ -68,16 +68,22 @@ class ImagePreprocessing(keras.layers.Layer):
         self.data_format = standardize_data_format(data_format)
 
     def call(self, inputs):
+        # Only Python numbers meet the tensor here: a NumPy constant cannot be
+        # mixed with a CUDA tensor under the PyTorch backend, and a tensor made
+        # per call would be a host-to-device copy. Each channel is one
+        # multiply-add, `x * (scale / std) - mean / std`, in float32 (uint8
+        # images and float16 policies alike); the split also reverses the
+        # channels for `bgr` at no cost.
         channel_axis = -1 if self.data_format == "channels_last" else -3
-        shape = [1, 1, 1]
-        shape[channel_axis] = 3
-        # float32 throughout: uint8 images and float16 policies alike.
         x = ops.cast(inputs, "float32")
+        channels = ops.split(x, 3, axis=channel_axis)
         if self.channel_order == "bgr":
-            x = ops.flip(x, axis=channel_axis)
-        mean = np.reshape(np.asarray(self.mean, "float32"), shape)
-        inv_std = np.reshape(1.0 / np.asarray(self.std, "float32"), shape)
-        return ops.cast((x * self.scale - mean) * inv_std, self.compute_dtype)
+            channels = channels[::-1]
+        outputs = [
+            channel * (self.scale / std) - mean / std
+            for channel, mean, std in zip(channels, self.mean, self.std, strict=True)
+        ]
+        return ops.cast(ops.concatenate(outputs, axis=channel_axis), self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

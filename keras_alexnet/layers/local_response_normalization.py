@@ -44,9 +44,12 @@ class LocalResponseNormalization(keras.layers.Layer):
     and Caffe's `bvlc_alexnet` is `LocalResponseNormalization(5, 1.0, 2e-5, 0.75)`.
 
     How the window sum is computed is chosen for speed per backend, measured in
-    `benchmarks/lrn.py` (see `docs/performance.md`); every way gives the same
-    values to float32 rounding. On GPUs, where float32 matmuls may run in TF32,
-    it is a sum of shifted slices, exact in float32. On CPU: under TensorFlow,
+    `benchmarks/lrn.py` and `benchmarks/gpu.py` (see `docs/performance.md`);
+    every way gives the same values to float32 rounding. On GPUs, under
+    TensorFlow and JAX, whose float32 matmuls may run in TF32, it is a sum of
+    shifted slices, exact in float32; under PyTorch, which keeps float32
+    matmuls exact by default, one matmul by a banded 0/1 channel matrix. On
+    CPU: under TensorFlow,
     inference calls TensorFlow's own kernel, `tf.nn.local_response_normalization`,
     and training (`training=True`) multiplies the squares by a banded 0/1 channel
     matrix, whose gradient TensorFlow computes faster; under JAX, inference sums
@@ -54,8 +57,12 @@ class LocalResponseNormalization(keras.layers.Layer):
     PyTorch, both multiply by the banded matrix. Under mixed precision the
     squares, their sum and the power are computed in float32, so activations of
     AlexNet's magnitude never overflow to inf or NaN; the output is cast back to
-    the compute dtype. `implementation` names one way for both inference and
-    training, to compare them or to pin one; it is saved in the layer's config.
+    the compute dtype. The exception is the matmul in bfloat16, which has
+    float32's range: the squares and the matmul stay in bfloat16 (every BLAS
+    accumulates it in float32), which halves their memory traffic and keeps
+    the output within 1 % of the exact value. `implementation` names one way
+    for both inference and training, to compare them or to pin one; it is saved
+    in the layer's config.
 
     Args:
         size: the number of channels in the window, an odd integer >= 1.
@@ -136,8 +143,6 @@ class LocalResponseNormalization(keras.layers.Layer):
         radius = self.size // 2
         offsets = np.arange(channels)[:, None] - np.arange(channels)[None, :]
         self._band = (np.abs(offsets) <= radius).astype("float32")
-        # alpha folded into the band saves a pass over the activations.
-        self._alpha_band = (self.alpha * self._band).astype("float32")
         if self.implementation == "auto":
             self._inference_way, self._training_way = default_implementations(rank)
         else:
@@ -156,34 +161,56 @@ class LocalResponseNormalization(keras.layers.Layer):
     def call(self, inputs, training=None):
         compute_dtype = keras.backend.standardize_dtype(inputs.dtype)
         x = inputs
-        if compute_dtype in _LOW_PRECISION:
-            x = ops.cast(x, "float32")
         moved = self._channel_axis != self._rank - 1
         if moved:
             x = ops.moveaxis(x, self._channel_axis, -1)
         implementation = self._training_way if training else self._inference_way
-        if implementation == "native":
-            outputs = self._tensorflow_lrn(x)
+        if implementation == "matmul" and compute_dtype == "bfloat16":
+            outputs = self._bfloat16_by_matmul(x)
         else:
-            squares = ops.square(x)
-            if implementation == "matmul":
-                scaled_sum = ops.matmul(
-                    squares, ops.convert_to_tensor(self._alpha_band)
-                )
-                denominator = self.bias + scaled_sum
-            elif implementation == "pool":
-                window_mean = self._mean_by_pooling(squares)
-                denominator = self.bias + self.alpha * self.size * window_mean
-            else:
-                window_sum = self._sum_of_shifted_slices(squares)
-                denominator = self.bias + self.alpha * window_sum
-            scale = _inverse_power(denominator, self.beta)
-            outputs = x * scale
+            if compute_dtype in _LOW_PRECISION:
+                x = ops.cast(x, "float32")
+            outputs = self._float32(x, implementation)
         if moved:
             outputs = ops.moveaxis(outputs, -1, self._channel_axis)
         if compute_dtype in _LOW_PRECISION:
             outputs = ops.cast(outputs, compute_dtype)
         return outputs
+
+    def _float32(self, x, implementation):
+        if implementation == "native":
+            return self._tensorflow_lrn(x)
+        squares = ops.square(x)
+        if implementation == "matmul":
+            scaled_sum = ops.matmul(squares, self._band_matrix("float32", self.alpha))
+            denominator = self.bias + scaled_sum
+        elif implementation == "pool":
+            window_mean = self._mean_by_pooling(squares)
+            denominator = self.bias + self.alpha * self.size * window_mean
+        else:
+            window_sum = self._sum_of_shifted_slices(squares)
+            denominator = self.bias + self.alpha * window_sum
+        return x * _inverse_power(denominator, self.beta)
+
+    def _band_matrix(self, dtype, value=1.0):
+        # Made by device ops rather than from a NumPy array: under PyTorch a
+        # host array would be copied to the GPU, and the CPU would wait for it,
+        # at every call; compilers fold it into a constant.
+        channels = self._band.shape[0]
+        index = ops.arange(channels)
+        near = ops.abs(index[:, None] - index[None, :]) <= self.size // 2
+        return ops.cast(near, dtype) * ops.cast(value, dtype)
+
+    def _bfloat16_by_matmul(self, inputs):
+        # bfloat16 has float32's range, so its squares cannot overflow, and every
+        # BLAS accumulates a bfloat16 GEMM in float32: only the squares and the
+        # window sum are rounded to bfloat16 (at most 0.8 % off in the output
+        # against 0.4 % for computing all in float32, docs/performance.md), and
+        # the biggest tensors stay half the size. The rest is in float32.
+        band = self._band_matrix("bfloat16")
+        window_sum = ops.cast(ops.matmul(ops.square(inputs), band), "float32")
+        x = ops.cast(inputs, "float32")
+        return x * _inverse_power(self.bias + self.alpha * window_sum, self.beta)
 
     def _sum_of_shifted_slices(self, squares):
         radius = self.size // 2
@@ -235,7 +262,7 @@ class LocalResponseNormalization(keras.layers.Layer):
         return config
 
 
-def _inverse_power(x, beta: float):
+def _inverse_power(x: Any, beta: float) -> Any:
     """Returns `x ** -beta`, exactly as cheap square roots for the usual betas."""
     if beta == 0.75:
         # x ** -0.75 = x ** -0.5 * (x ** -0.5) ** 0.5: two fast roots, no exp/log.
@@ -258,9 +285,15 @@ def default_implementations(rank: int = 4) -> tuple[str, str]:
     # TensorFlow and JAX, which would cost three digits of the window sum; there
     # the exact sum of shifted slices is used. On CPU, the fastest forward and
     # forward+backward measured in benchmarks/lrn.py (docs/performance.md).
-    if _accelerator_available():
-        return "slices", "slices"
     backend = keras.backend.backend()
+    if _accelerator_available():
+        if backend == "torch":
+            # PyTorch keeps float32 matmuls in float32 unless told otherwise
+            # (`torch.backends.cuda.matmul.allow_tf32`), and in eager mode one
+            # GEMM beats the dozen kernels of the slices: 1.5x forward and
+            # backward on an H100, 2x in bfloat16 (benchmarks/gpu.py).
+            return "matmul", "matmul"
+        return "slices", "slices"
     if backend == "tensorflow":
         # TensorFlow's LRN kernel takes 4-D channels-last input only; its
         # gradient kernel was mostly slower than the autodiff of the band matmul.

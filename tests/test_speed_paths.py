@@ -1,0 +1,100 @@
+"""The fast paths keep their results: LRN in bfloat16, prefetching to the device."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from keras_alexnet import LocalResponseNormalization
+from keras_alexnet.prefetch import prefetch_to_device
+from tests.backend_utils import to_numpy
+
+# Caffe's bvlc_alexnet constants: local_size 5, alpha 1e-4 / 5, k 1.
+CAFFE = {"size": 5, "bias": 1.0, "alpha": 2e-5, "beta": 0.75}
+
+
+def _lrn_float64(x: np.ndarray, size, bias, alpha, beta) -> np.ndarray:
+    """The paper's formula, channels last, in float64."""
+    radius = size // 2
+    padded = np.pad(x**2, [(0, 0)] * (x.ndim - 1) + [(radius, radius)])
+    channels = x.shape[-1]
+    window = sum(padded[..., i : i + channels] for i in range(size))
+    return x / (bias + alpha * window) ** beta
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("implementation", ["matmul", "slices"])
+def test_lrn_in_bfloat16_stays_within_two_roundings(rng, implementation):
+    # Conv1 activations on Caffe-preprocessed input reach the thousands.
+    x = rng.uniform(0, 3000, (2, 7, 5, 96)).astype("float32")
+    layer = LocalResponseNormalization(
+        **CAFFE, implementation=implementation, dtype="mixed_bfloat16"
+    )
+    inputs = keras.ops.cast(x, "bfloat16")
+    outputs = to_numpy(keras.ops.cast(layer(inputs), "float32")).astype("float64")
+    # The reference sees the same bfloat16 inputs, exactly, and rounds nothing.
+    exact = _lrn_float64(
+        to_numpy(keras.ops.cast(inputs, "float32")).astype("float64"), **CAFFE
+    )
+    assert np.all(np.isfinite(outputs))
+    relative = np.abs(outputs - exact) / np.maximum(np.abs(exact), 1e-3)
+    # bfloat16 keeps 8 significant bits: rounding the output alone costs up to
+    # 2 ** -9 = 0.2 %; the matmul path also rounds the squares and their sum.
+    assert relative.max() < 1e-2, relative.max()
+    assert relative.mean() < 3e-3, relative.mean()
+
+
+@pytest.mark.backend
+def test_prefetch_to_device_keeps_values_and_structure(rng):
+    arrays = [rng.integers(0, 256, (2, 3), dtype="uint8") for _ in range(4)]
+    batches = ((a, {"label": np.arange(2) + i}) for i, a in enumerate(arrays))
+    received = list(prefetch_to_device(batches, size=2))
+    assert len(received) == 4
+    for i, (x, y) in enumerate(received):
+        assert keras.backend.standardize_dtype(x.dtype) == "uint8"
+        np.testing.assert_array_equal(to_numpy(x), arrays[i])
+        np.testing.assert_array_equal(to_numpy(y["label"]), np.arange(2) + i)
+
+
+@pytest.mark.backend
+def test_prefetch_to_device_feeds_fit(rng):
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    x = rng.standard_normal((32, 4)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0], [0.5], [3.0]], "float32")
+
+    def batches():
+        for start in range(0, 32, 8):
+            yield x[start : start + 8], y[start : start + 8]
+
+    losses = [
+        model.fit(
+            prefetch_to_device(batches()), epochs=1, verbose=0, shuffle=False
+        ).history["loss"][0]
+        for _ in range(5)
+    ]
+    assert losses[-1] < losses[0] / 4, losses
+
+
+def test_prefetch_to_device_raises_the_sources_error():
+    def broken():
+        yield np.zeros(2)
+        raise OSError("disk gone")
+
+    iterator = prefetch_to_device(broken())
+    next(iterator)
+    with pytest.raises(OSError, match="disk gone"):
+        next(iterator)
+
+
+@pytest.mark.parametrize("size", [0, -1, 1.5, True])
+def test_prefetch_to_device_rejects_a_bad_size(size):
+    with pytest.raises(ValueError, match=r"Received: size="):
+        prefetch_to_device([], size=size)
+
+
+def test_prefetch_to_device_rejects_a_non_iterable():
+    with pytest.raises(TypeError, match=r"Received: batches=int"):
+        prefetch_to_device(3)
