@@ -18,6 +18,7 @@ import os
 import re
 import stat
 import struct
+import sys
 import warnings
 import zlib
 from collections.abc import Iterator, Sequence
@@ -47,6 +48,8 @@ _ON_ERROR_MODES = ("skip", "raise")
 _VAL_FILE_NAME = re.compile(r"ILSVRC2012_val_(\d{8})(\.\w+)?$")
 # Warnings name this many files, then give the count of the rest.
 _MAX_NAMED_FILES = 20
+# Listings of at least this many files show a progress bar while checked.
+_PROGRESS_MIN_FILES = 5000
 # Images declaring more pixels are refused before decoding: PIL's default
 # `Image.MAX_IMAGE_PIXELS` (a 64 kB PNG can declare 23000x23000 pixels, which
 # decode to 1.5 GB).
@@ -654,8 +657,26 @@ def _check_images(files: list[str], mode: str, max_pixels: int) -> list[str | No
     # overlap both.
     workers = min(32, 4 * (os.cpu_count() or 1))
     check = _decode_problem if mode == "decode" else _header_problem
+    # A folder of ImageNet's size takes minutes to check: show a progress bar.
+    progress = None
+    if len(files) >= _PROGRESS_MIN_FILES:
+        import keras
+
+        print(f"Checking {len(files)} files ({mode})")
+        progress = keras.utils.Progbar(
+            len(files), unit_name="file", verbose=1 if sys.stdout.isatty() else 2
+        )
+    problems: list[str | None] = []
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda path: check(path, max_pixels), files, chunksize=64))
+        for problem in pool.map(
+            lambda path: check(path, max_pixels), files, chunksize=64
+        ):
+            problems.append(problem)
+            if progress is not None and len(problems) % 1000 == 0:
+                progress.update(len(problems))
+    if progress is not None:
+        progress.update(len(problems), finalize=True)
+    return problems
 
 
 def _open_regular(path: str) -> Any:
