@@ -154,7 +154,9 @@ def add_commands(commands: Any) -> None:
         "biases 0 (learns on small datasets, see docs/training.md)",
     )
     train.add_argument(
-        "--fc-units", type=_positive_int, default=4096,
+        "--fc-units",
+        type=_positive_int,
+        default=4096,
         help="the width of fc6 and fc7 (default: 4096, the paper's)",
     )
     train.add_argument("--learning-rate", type=_positive_float)

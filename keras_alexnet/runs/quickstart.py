@@ -106,7 +106,8 @@ def quickstart(
     for step, normalization in (("2", "lrn"), ("5", "batchnorm")):
         if normalization == "batchnorm":
             say(
-                f"\n5. The same network with BatchNorm instead of LRN ({_epochs(epochs)})"
+                "\n5. The same network with BatchNorm instead of LRN "
+                f"({_epochs(epochs)})"
             )
         else:
             say(f"\n{step}. Training AlexNet (LRN) from scratch, {_epochs(epochs)}")
