@@ -14,6 +14,7 @@ from keras_alexnet.data.augment import ten_crop as ten_crop
 from keras_alexnet.data.imagenet import evaluate_ten_crop as evaluate_ten_crop
 from keras_alexnet.data.imagenet import imagenet_dataset as imagenet_dataset
 from keras_alexnet.data.images import load_image as load_image
+from keras_alexnet.data.prepare import prepare_imagenet as prepare_imagenet
 from keras_alexnet.data.sources import DEFAULT_MAX_PIXELS as DEFAULT_MAX_PIXELS
 from keras_alexnet.data.sources import ImageFolder as ImageFolder
 from keras_alexnet.data.sources import check_image_file as check_image_file
@@ -28,6 +29,7 @@ __all__ = [
     "evaluate_ten_crop",
     "imagenet_dataset",
     "list_image_folder",
+    "prepare_imagenet",
     "load_image",
     "pca_lighting",
     "ten_crop",

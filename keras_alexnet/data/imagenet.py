@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_alexnet.data import augment as augment_lib
+from keras_alexnet.data.prepare import is_prepared, prepared_records
 from keras_alexnet.data.sources import list_image_folder, tfds_source
 from keras_alexnet.weights.registry import check_variant, imagenet_checkpoint
 
@@ -95,7 +96,9 @@ def imagenet_dataset(
         source: `"imagenet2012"`, any TFDS image-classification dataset name
             (`"imagenette/320px-v2"`, `"tf_flowers"`), or the path of an
             ImageNet-style folder holding this split (`root/<wnid>/*.JPEG`, or a
-            flat folder with `labels_file`; see `list_image_folder`).
+            flat folder with `labels_file`; see `list_image_folder`), or a
+            folder written by `prepare_imagenet` (images stored at 256 pixels,
+            read at least twice as fast).
         data_dir: TFDS's data directory (TFDS sources).
         manual_dir: the folder of manually downloaded archives (TFDS sources;
             `imagenet2012` needs `ILSVRC2012_img_train.tar` and
@@ -235,7 +238,12 @@ def imagenet_dataset(
     drop_remainder = training if drop_remainder is None else drop_remainder
 
     # 1. The source: encoded bytes, or paths still to read.
-    if is_folder:
+    if is_folder and is_prepared(source):
+        # Shards written by prepare_imagenet: JPEG bytes at 256 pixels.
+        records, class_names, skipped = prepared_records(source, shuffle, seed)
+        file_count = 0
+        needs_read = False
+    elif is_folder:
         folder = list_image_folder(
             source,
             labels_file=labels_file,
