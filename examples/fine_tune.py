@@ -3,7 +3,7 @@
     python examples/fine_tune.py --source tf_flowers          # TFDS, downloads
     python examples/fine_tune.py --source imagenette/320px-v2
     python examples/fine_tune.py --source ~/photos            # ~/photos/<class>/*.jpg
-    python examples/fine_tune.py --synthetic                  # offline, seconds
+    python examples/fine_tune.py --synthetic                  # offline, < 1 minute
 
 Two phases, the usual recipe: first only the new head learns on top of the
 frozen ImageNet features (`include_top=False`, global average pooling of pool5),
@@ -83,7 +83,11 @@ def main() -> None:
     parser.add_argument("--fine-tune-epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
-        "--image-size", type=int, help="default: the checkpoint's (227 or 224)"
+        "--image-size",
+        type=int,
+        help="the side of the crop taken from each image after its shorter side "
+        "is resized to 256: a crop, not a rescale (128 keeps the middle half); "
+        "default: the checkpoint's (227 or 224)",
     )
     parser.add_argument("--synthetic", action="store_true", help="offline smoke run")
     args = parser.parse_args()
@@ -93,7 +97,8 @@ def main() -> None:
         if args.synthetic:
             args.source = make_synthetic_folder(os.path.join(scratch, "images"))
             args.weights, args.epochs, args.fine_tune_epochs = "none", 1, 1
-            # Small images: without its top, AlexNet takes any size from 67.
+            # Small crops (128 of the 256-pixel images), for speed: without its
+            # top, AlexNet takes any size from 67 (original) or 63 (torchvision).
             args.batch_size, args.image_size = 8, 128
         train, val, class_names = splits(args, variant)
         print(f"{len(class_names)} classes: {', '.join(class_names[:10])}")

@@ -10,6 +10,7 @@ The public API, re-exported explicitly:
   `DownloadError`, `ChecksumError`, `UnsafeCheckpointError`: the errors loading
   them can raise.
 - `PaperSGD`, `paper_callbacks`: the paper's training recipe.
+- `export_model`: SavedModel, ONNX or TFLite for serving.
 - `sample_images`: public-domain photos shipped with the package.
 
 The input pipelines are in `keras_alexnet.data`, imported on demand because they
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 
 from keras_alexnet.alexnet import AlexNet
 from keras_alexnet.conversion import convert_checkpoint
+from keras_alexnet.export import export_model
 from keras_alexnet.layers import (
     AdaptiveAveragePooling2D,
     GroupedConv2D,
@@ -52,6 +54,7 @@ __all__ = [
     "__version__",
     "convert_checkpoint",
     "decode_predictions",
+    "export_model",
     "imagenet_class_index",
     "paper_callbacks",
     "parity_report",

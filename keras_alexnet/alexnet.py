@@ -193,11 +193,15 @@ def AlexNet(
 ) -> keras.Model:
     """Instantiates AlexNet, optionally with ImageNet weights.
 
-    Layer names follow the paper and Caffe: `conv1`, `norm1`, `pool1`, `conv2`,
-    `norm2`, `pool2`, `conv3`, `conv4`, `conv5`, `pool5`, `flatten`, `fc6`,
-    `drop6`, `fc7`, `drop7` and `predictions` (Caffe's `fc8`). Convolutions and
-    fully connected layers include their ReLU; with `normalization="batchnorm"`
-    each convolution is followed by `bn<i>` and `relu<i>` instead.
+    Layer names are stable. The original variant's follow Caffe's
+    `bvlc_alexnet`: `conv1`, `norm1`, `pool1`, `conv2`, `norm2`, `pool2`,
+    `conv3`, `conv4`, `conv5`, `pool5`, `flatten`, `fc6`, `drop6`, `fc7`,
+    `drop7` and `predictions` (Caffe's `fc8`). The torchvision variant has no
+    `norm1`/`norm2`, pads with `conv1_pad`, pools with `avgpool` before
+    `flatten`, and puts `drop6`/`drop7` before `fc6`/`fc7`, as torchvision
+    does. Convolutions and fully connected layers include their ReLU; with
+    `normalization="batchnorm"` each convolution is followed by `bn<i>` and
+    `relu<i>` instead.
 
     With `weights=None` the initialisation is the paper's: weights from
     N(0, 0.01), biases 1 in conv2, conv4, conv5, fc6 and fc7 and 0 elsewhere, and
@@ -354,7 +358,7 @@ def AlexNet(
     return model
 
 
-def _conv_block(x, row: ConvRow, config: AlexNetConfig):
+def _conv_block(x: Any, row: ConvRow, config: AlexNetConfig) -> Any:
     """`conv{i}` with its ReLU, or `conv{i}`, `bn{i}`, `relu{i}`; then `norm{i}`."""
     batchnorm = config.normalization == "batchnorm"
     groups = config.groups if row.grouped else 1
@@ -376,6 +380,7 @@ def _conv_block(x, row: ConvRow, config: AlexNetConfig):
         x = layers.BatchNormalization(axis=channel_axis, name=f"bn{row.index}")(x)
         x = layers.Activation("relu", name=f"relu{row.index}")(x)
     if config.normalization == "lrn" and row.normalized:
+        assert config.lrn is not None  # resolve_config sets it for "lrn"
         x = LocalResponseNormalization(
             **config.lrn.as_dict(), axis=channel_axis, name=f"norm{row.index}"
         )(x)
@@ -615,7 +620,7 @@ def _check_dropout(dropout: Any) -> float:
     if (
         isinstance(dropout, bool)
         or not isinstance(dropout, numbers.Real)
-        or not 0.0 <= dropout < 1.0
+        or not 0.0 <= float(dropout) < 1.0
     ):
         raise ValueError(
             f"`dropout` should be a number in [0, 1). Received: dropout={dropout!r}"

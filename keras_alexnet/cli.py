@@ -7,6 +7,7 @@ Usage:
                            [--top K]
     keras-alexnet convert SOURCE DEST [--variant ...] [--no-parity]
     keras-alexnet info
+    keras-alexnet export MODEL DEST [--format saved_model|onnx|tflite]
 
 The Keras backend is chosen as usual by the `KERAS_BACKEND` environment variable
 (`KERAS_BACKEND=jax keras-alexnet classify`): it must be set before Keras is
@@ -20,12 +21,14 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
 
 from keras_alexnet import conversion, parity
 from keras_alexnet.alexnet import AlexNet, resolve_config
+from keras_alexnet.export import FORMATS, check_destination, export_model
 from keras_alexnet.preprocessing import decode_predictions
 from keras_alexnet.resources import sample_images
 from keras_alexnet.weights import loading, registry
@@ -165,6 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("--resize-size", type=int, default=256)
     prepare.add_argument("--shard-size", type=int, default=1024)
     prepare.set_defaults(command=_prepare)
+    _add_export_parser(commands)
     return parser
 
 
@@ -254,7 +258,8 @@ def _weights_argument(text: str) -> str | None:
         return text
     if not os.path.isfile(text):
         raise FileNotFoundError(
-            "--weights should be 'imagenet', 'none' or the path of a weights "
+            "--weights should be 'imagenet', 'none', a checkpoint name "
+            f"({', '.join(registry.CHECKPOINTS)}) or the path of a weights "
             f"file. Received: --weights {text!r}, which is not a file"
         )
     return text
@@ -337,6 +342,84 @@ def _cache_state(checkpoint: registry.Checkpoint) -> str:
     if os.path.isfile(source):
         return f"downloaded, not yet converted: {source}"
     return "no (downloaded on first use)"
+
+
+# -- export --------------------------------------------------------------------
+
+
+def _add_export_parser(commands: Any) -> None:
+    export = commands.add_parser(
+        "export",
+        help="export a model for serving (SavedModel, ONNX, TFLite)",
+        description="Exports AlexNet for serving: a TensorFlow SavedModel "
+        "directory, an .onnx file or a .tflite (LiteRT) file. MODEL is a .keras "
+        "file, or the weights of an AlexNet to build: 'imagenet' (the pretrained "
+        "weights of --variant) or a .weights.h5, .caffemodel or .pth file. "
+        'ONNX needs the export extra: pip install "keras-alexnet[export]".',
+    )
+    export.add_argument(
+        "model", metavar="MODEL", help="a .keras file, 'imagenet' or a weights file"
+    )
+    export.add_argument(
+        "dest", metavar="DEST", help="a directory (saved_model), .onnx or .tflite"
+    )
+    export.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="default: from DEST's extension (.onnx, .tflite; else saved_model)",
+    )
+    export.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default=None,
+        help="the AlexNet to build when MODEL is weights; default: the variant "
+        "the weights hold, else original",
+    )
+    export.add_argument(
+        "--include-preprocessing",
+        action="store_true",
+        help="when MODEL is weights: the exported model takes RGB pixels in "
+        "[0, 255] instead of preprocess_input's output",
+    )
+    export.add_argument(
+        "--overwrite", action="store_true", help="replace DEST if it exists"
+    )
+    export.set_defaults(command=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    format = args.format or _format_from_extension(args.dest)
+    # Checked first: building the model may download the pretrained weights.
+    check_destination(args.dest, format, overwrite=args.overwrite)
+    model: keras.Model | str
+    if args.model.lower().endswith(".keras"):
+        if args.include_preprocessing:
+            raise ValueError(
+                "--include-preprocessing applies when MODEL is weights; a .keras "
+                f"file keeps its own layers. Received: MODEL {args.model!r}"
+            )
+        model = args.model
+    else:
+        if args.model != "imagenet" and not os.path.isfile(args.model):
+            raise FileNotFoundError(
+                "MODEL should be a .keras file, 'imagenet' or a weights file. "
+                f"Received: {args.model!r}, which is not a file"
+            )
+        # The architecture, LRN constants included, comes from the weights.
+        model = AlexNet(
+            weights=args.model,
+            variant=args.variant,
+            include_preprocessing=args.include_preprocessing,
+        )
+    dest = export_model(model, args.dest, format=format, overwrite=args.overwrite)
+    print(f"Saved {dest} ({format})")
+    return 0
+
+
+def _format_from_extension(dest: str) -> str:
+    extension = os.path.splitext(dest)[1].lower()
+    return {".onnx": "onnx", ".tflite": "tflite"}.get(extension, "saved_model")
 
 
 if __name__ == "__main__":

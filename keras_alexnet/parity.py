@@ -203,6 +203,7 @@ def parity_report(
     ours_input = np.asarray(
         preprocess_input(ours_rgb, variant, data_format="channels_last")
     )
+    reference: _TorchReference | _OpenCVReference
     if variant == "torchvision":
         reference = _TorchReference(source)
         crops = [_pil_crop(path, image_size) for path in paths]

@@ -113,3 +113,14 @@ def test_unknown_names_are_refused():
         registry.get_checkpoint("vgg16")
     with pytest.raises(ValueError, match=r"Received: variant='caffenet'"):
         registry.imagenet_checkpoint("caffenet")
+
+
+def test_loading_errors_are_public_and_catchable_as_builtin_errors():
+    import keras_alexnet
+
+    assert issubclass(keras_alexnet.ChecksumError, ValueError)
+    assert issubclass(keras_alexnet.DownloadError, OSError)
+    assert issubclass(keras_alexnet.UnsafeCheckpointError, ValueError)
+    assert {"ChecksumError", "DownloadError", "UnsafeCheckpointError"} <= set(
+        keras_alexnet.__all__
+    )

@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_alexnet.preprocessing import preprocessing_for
+from keras_alexnet.weights.registry import CROP_ROUNDINGS
 
 # PCA of ImageNet's RGB pixel values scaled to [0, 1], as used by fb.resnet.torch
 # (`datasets/imagenet.lua`); the paper's own values were never published.
@@ -483,7 +484,7 @@ def eval_center_crop(
     Returns:
         A float32 image `(image_size, image_size, 3)`.
     """
-    if crop_rounding not in ("floor", "round"):
+    if crop_rounding not in CROP_ROUNDINGS:
         raise ValueError(
             "`crop_rounding` should be 'floor' or 'round'. "
             f"Received: crop_rounding={crop_rounding!r}"

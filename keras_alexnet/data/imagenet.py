@@ -21,7 +21,7 @@ Order of the stages, and why:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import keras
@@ -258,7 +258,7 @@ def imagenet_dataset(
         needs_read = True
     else:
         tfds_split = tfds_source(
-            source,
+            os.fspath(source),
             split,
             data_dir=data_dir,
             manual_dir=manual_dir,
@@ -300,7 +300,9 @@ def imagenet_dataset(
     channels_first = keras.config.image_data_format() == "channels_first"
     global_seed = tf.constant(seed or 0, tf.int64)
 
-    def element(x: tf.Tensor, label: tf.Tensor, key: tf.Tensor | None = None):
+    def element(
+        x: tf.Tensor, label: tf.Tensor, key: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         contents = tf.io.read_file(x) if needs_read else x
         if randomized:
             image = transform(contents, tf.stack([global_seed, key]))
@@ -315,14 +317,19 @@ def imagenet_dataset(
             label += label_smoothing / num_classes
         return image, label
 
+    map_fn: Callable[..., tuple[tf.Tensor, tf.Tensor]]
     if randomized:
         records = tf.data.Dataset.zip(
             records,
             tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True),
         )
 
-        def map_fn(record: tuple[tf.Tensor, tf.Tensor], key: tf.Tensor):
+        def keyed_element(
+            record: tuple[tf.Tensor, tf.Tensor], key: tf.Tensor
+        ) -> tuple[tf.Tensor, tf.Tensor]:
             return element(*record, key)
+
+        map_fn = keyed_element
 
     else:
         map_fn = element
@@ -351,11 +358,13 @@ def imagenet_dataset(
     return dataset
 
 
-def _transform(augment: str, image_size: int, resize_size: int, variant: str | None):
+def _transform(
+    augment: str, image_size: int, resize_size: int, variant: str | None
+) -> Callable[..., tf.Tensor]:
     # Resized as the checkpoint's images were (its registry entry: Caffe's by
     # OpenCV, which does not antialias; torchvision's by PIL, which does).
     antialias = True if variant is None else _preprocessing(variant).antialias
-    options = {"variant": variant, "antialias": antialias}
+    options: dict[str, Any] = {"variant": variant, "antialias": antialias}
     if augment == "paper":
         return lambda contents, seed: augment_lib.paper_augment(
             contents, seed, image_size=image_size, resize_size=resize_size, **options
@@ -378,7 +387,7 @@ def _transform(augment: str, image_size: int, resize_size: int, variant: str | N
     )
 
 
-def _preprocessing(variant: str):
+def _preprocessing(variant: str) -> Any:
     return imagenet_checkpoint(variant).preprocessing
 
 

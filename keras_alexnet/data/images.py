@@ -99,8 +99,9 @@ def preprocessing_of(weights: Any) -> Preprocessing:
         return weights.preprocessing
     if isinstance(weights, str) and weights in registry.VARIANTS:
         return registry.imagenet_checkpoint(weights).preprocessing
-    if isinstance(weights, str) and registry.find_checkpoint(weights) is not None:
-        return registry.find_checkpoint(weights).preprocessing
+    checkpoint = registry.find_checkpoint(weights) if isinstance(weights, str) else None
+    if checkpoint is not None:
+        return checkpoint.preprocessing
     raise ValueError(
         "`weights` should be a checkpoint name "
         f"{sorted(registry.CHECKPOINTS)}, a variant {registry.VARIANTS}, a "

@@ -20,7 +20,7 @@ import stat
 import struct
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -307,7 +307,7 @@ def _list_tree(root, entries, class_dirs, class_names):
     return class_names, files, labels, skipped
 
 
-def _walk(top: str):
+def _walk(top: str) -> Iterator[os.DirEntry[str]]:
     """Yields the `os.DirEntry` of every file below `top`, sorted, hidden ones left
     out; descends into real folders only (never into links, which may loop)."""
     with os.scandir(top) as scan:
@@ -702,7 +702,8 @@ def _png_header(f: Any, size: int, max_pixels: int) -> _Header:
     size the header declares. (PNG specification, sections 5 and 10.)
     """
     pos, width, height, seen_data = 8, 0, 0, False
-    inflater, inflated, raw_size = zlib.decompressobj(), 0, 0
+    inflater, inflated = zlib.decompressobj(), 0
+    raw_size: int | None = 0
     while pos + 12 <= size:
         f.seek(pos)
         length, kind = struct.unpack(">I4s", f.read(8))

@@ -76,7 +76,7 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
         return config
 
 
-def _pool_axis(x, axis: int, output_size: int):
+def _pool_axis(x: Any, axis: int, output_size: int) -> Any:
     length = x.shape[axis]
     if length == output_size:
         return x

@@ -56,10 +56,13 @@ class GroupedConv2D(keras.layers.Conv2D):
         filters: int,
         kernel_size: int | tuple[int, int],
         *args: Any,
+        groups: int = 1,
         implementation: str = "auto",
         **kwargs: Any,
     ) -> None:
-        super().__init__(filters, kernel_size, *args, **kwargs)
+        # `groups` is named, not left in **kwargs, so that the signature (and the
+        # API reference generated from it) shows the layer's main argument.
+        super().__init__(filters, kernel_size, *args, groups=groups, **kwargs)
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(
                 f"`implementation` should be one of {IMPLEMENTATIONS}. "

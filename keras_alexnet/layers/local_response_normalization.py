@@ -262,7 +262,7 @@ class LocalResponseNormalization(keras.layers.Layer):
         return config
 
 
-def _inverse_power(x, beta: float):
+def _inverse_power(x: Any, beta: float) -> Any:
     """Returns `x ** -beta`, exactly as cheap square roots for the usual betas."""
     if beta == 0.75:
         # x ** -0.75 = x ** -0.5 * (x ** -0.5) ** 0.5: two fast roots, no exp/log.

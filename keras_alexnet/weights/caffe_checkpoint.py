@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +76,7 @@ class _Decoder:
                 raise self.error(f"a varint longer than 10 bytes ends at byte {pos}")
         raise self.error(f"a varint runs past the end of its message at byte {pos}")
 
-    def field(self, pos: int, end: int) -> tuple[int, int, object, int]:
+    def field(self, pos: int, end: int) -> tuple[int, int, Any, int]:
         """Decodes the field at `pos` of a message that ends at `end`.
 
         Returns:
@@ -115,7 +116,7 @@ class _Decoder:
         return number, wire_type, (pos, pos + size), pos + size
 
     def packed_varints(self, start: int, end: int, limit: int) -> list[int]:
-        values = []
+        values: list[int] = []
         while start < end and len(values) <= limit:
             value, start = self.varint(start, end)
             values.append(value)
@@ -167,13 +168,13 @@ class _Decoder:
         while pos < end:
             number, wire_type, value, pos = self.field(pos, end)
             if number == _BLOB_SHAPE and wire_type == _LENGTH_DELIMITED:
-                shape = self.blob_shape(*value, layer)
+                shape = self.blob_shape(value[0], value[1], layer)
             elif number in _BLOB_LEGACY_DIMS and wire_type == _VARINT:
                 legacy_dims[number] = value
             elif number in floats:
                 dtype = np.dtype("<f4" if number == _BLOB_DATA else "<f8")
                 if wire_type == _LENGTH_DELIMITED:
-                    floats[number].append(self.floats(*value, dtype, layer))
+                    floats[number].append(self.floats(value[0], value[1], dtype, layer))
                 elif dtype.itemsize == {_FIXED32: 4, _FIXED64: 8}.get(wire_type):
                     tag = (number << 3) | wire_type  # one byte for fields < 16
                     # Short runs between other fields are kept as the byte spans
@@ -234,7 +235,9 @@ class _Decoder:
             if wire_type == _VARINT:
                 dims.append(value)
             elif wire_type == _LENGTH_DELIMITED:
-                dims.extend(self.packed_varints(*value, limit=_MAX_BLOB_AXES))
+                dims.extend(
+                    self.packed_varints(value[0], value[1], limit=_MAX_BLOB_AXES)
+                )
             if len(dims) > _MAX_BLOB_AXES:
                 # Caffe refuses them too; and the product and the message of a
                 # 100,000-axis shape cost quadratic time and megabytes.
@@ -305,7 +308,7 @@ def read_caffemodel(path: str | os.PathLike[str]) -> dict[str, list[np.ndarray]]
         number, wire_type, value, pos = decoder.field(pos, end)
         if number not in _LAYER_FIELDS or wire_type != _LENGTH_DELIMITED:
             continue
-        name, blob_spans = decoder.layer(*value, *_LAYER_FIELDS[number])
+        name, blob_spans = decoder.layer(value[0], value[1], *_LAYER_FIELDS[number])
         if not blob_spans:
             continue
         if name is None:

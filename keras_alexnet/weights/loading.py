@@ -342,7 +342,8 @@ def save_layer_weights(path: str, weights: WeightsByLayer) -> None:
         for index, array in enumerate(layer_arrays)
     }
     with open(path, "wb") as f:
-        np.savez(f, **arrays)
+        # numpy's stubs read **arrays as its allow_pickle keyword.
+        np.savez(f, **arrays)  # type: ignore[arg-type]
 
 
 def load_layer_weights(path: str) -> dict[str, list[np.ndarray]]:
@@ -396,11 +397,6 @@ def _write_text_atomically(path: str, text: str) -> None:
             f.write(text)
 
     write_atomically(path, write)
-
-
-def save_weights_atomically(model: keras.Model, path: str) -> None:
-    """Writes `model.save_weights(path)` through a temporary file and a rename."""
-    write_atomically(path, lambda tmp: model.save_weights(tmp, overwrite=True))
 
 
 def write_atomically(
@@ -754,7 +750,7 @@ def _layer_configs(config: Any, path: str) -> list[dict[str, Any]]:
         layers = (config.get("config") or {}).get("layers")
         if not isinstance(layers, list):
             problem = "its config has no list of layers"
-    if problem is None:
+    if problem is None and isinstance(layers, list):  # a list when problem is None
         result = []
         for layer in layers:
             if not isinstance(layer, dict) or not isinstance(layer.get("config"), dict):
@@ -795,7 +791,8 @@ def _read_h5_by_layer(
     """
     import h5py
 
-    paths, used = {}, {}
+    paths: dict[str, str] = {}
+    used: dict[str, int] = {}
     for name, class_name in layers:
         key = _snake_case(class_name)
         if key in used:

@@ -17,12 +17,18 @@ from __future__ import annotations
 import dataclasses
 import types
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 # The two layouts `AlexNet(variant=...)` builds; every module checks against this.
 VARIANTS = ("original", "torchvision")
 NORMALIZATIONS = ("lrn", "batchnorm", "none")
 CROP_ROUNDINGS = ("floor", "round")
+
+
+@overload
+def check_variant(variant: Any, allow_none: Literal[False] = False) -> str: ...
+@overload
+def check_variant(variant: Any, allow_none: bool) -> str | None: ...
 
 
 def check_variant(variant: Any, allow_none: bool = False) -> str | None:
@@ -55,7 +61,7 @@ class LRNConstants:
     alpha: float
     beta: float
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, Any]:
         """Returns `{"size", "bias", "alpha", "beta"}`, the layer's arguments."""
         return dataclasses.asdict(self)
 

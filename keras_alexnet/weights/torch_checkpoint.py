@@ -423,11 +423,11 @@ class _RestrictedUnpickler(pickle._Unpickler):
         self._path = path
         self._storages = storages
         budget = iter(range(_MAX_PICKLE_OPCODES))
-        dispatch = {}
+        dispatch: dict[int, Any] = {}
         for code, handler in pickle._Unpickler.dispatch.items():
             handler = _CHECKED_OPCODES.get(bytes([code]), handler)
             dispatch[code] = _counted(handler, budget)
-        self.dispatch = dispatch
+        self.dispatch = dispatch  # type: ignore[misc]  # per instance, on purpose
 
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -496,7 +496,7 @@ def _refused_opcode(unpickler: Any) -> None:
 
 
 def _is_flat_key(key: Any) -> bool:
-    scalar = str | bytes | int | float | bool | type(None)
+    scalar = (str, bytes, int, float, bool, type(None))
     return isinstance(key, scalar) or (
         isinstance(key, tuple)
         and len(key) <= 8
@@ -523,16 +523,19 @@ def _keys_checked(handler: Any, keys: Any) -> Any:
     return checked
 
 
+# pickle's pure-Python unpickler; typeshed does not declare its `load_*` methods.
+_PURE_UNPICKLER: Any = pickle._Unpickler
+
 # After a MARK, the unpickler's `stack` holds exactly the items since the mark.
 _CHECKED_OPCODES = {
     pickle.BYTEARRAY8: _refused_opcode,
     pickle.NEXT_BUFFER: _refused_opcode,
     pickle.READONLY_BUFFER: _refused_opcode,
-    pickle.SETITEM: _keys_checked(pickle._Unpickler.load_setitem, lambda s: s[-2:-1]),
-    pickle.SETITEMS: _keys_checked(pickle._Unpickler.load_setitems, lambda s: s[::2]),
-    pickle.DICT: _keys_checked(pickle._Unpickler.load_dict, lambda s: s[::2]),
-    pickle.ADDITEMS: _keys_checked(pickle._Unpickler.load_additems, lambda s: s),
-    pickle.FROZENSET: _keys_checked(pickle._Unpickler.load_frozenset, lambda s: s),
+    pickle.SETITEM: _keys_checked(_PURE_UNPICKLER.load_setitem, lambda s: s[-2:-1]),
+    pickle.SETITEMS: _keys_checked(_PURE_UNPICKLER.load_setitems, lambda s: s[::2]),
+    pickle.DICT: _keys_checked(_PURE_UNPICKLER.load_dict, lambda s: s[::2]),
+    pickle.ADDITEMS: _keys_checked(_PURE_UNPICKLER.load_additems, lambda s: s),
+    pickle.FROZENSET: _keys_checked(_PURE_UNPICKLER.load_frozenset, lambda s: s),
 }
 
 

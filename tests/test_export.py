@@ -1,0 +1,244 @@
+"""Tests of `keras_alexnet.export`: each format, run by its own runtime, gives
+Keras' logits on the same images.
+
+The references are independent of the exporter: TensorFlow's SavedModel loader,
+onnxruntime and the LiteRT interpreter run the exported files, and Keras runs the
+model. The models are AlexNet's real convolutional stack (LRN, grouped
+convolution, the preprocessing layer; the torchvision variant with adaptive
+pooling) at a small input size, with a small head, to keep the files and the
+conversions cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_alexnet import AdaptiveAveragePooling2D, AlexNet, cli
+from keras_alexnet.export import FORMATS, export_model
+from keras_alexnet.resources import sample_images
+
+BACKEND = keras.backend.backend()
+tf_only = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="export runs under the TensorFlow backend"
+)
+IMAGE_SIZE = 67  # the smallest input of the original variant
+RTOL = 1e-4
+
+
+def photos(size: int = IMAGE_SIZE) -> np.ndarray:
+    """The sample photos, resized by PIL: float32 RGB in [0, 255]."""
+    images = []
+    for path in sample_images():
+        with Image.open(path) as image:
+            resized = image.convert("RGB").resize((size, size), Image.BILINEAR)
+            images.append(np.asarray(resized, np.float32))
+    return np.stack(images)
+
+
+def original_model() -> keras.Model:
+    """The paper's stack (LRN, two groups) taking raw pixels, with 4 logits."""
+    keras.utils.set_random_seed(1)
+    base = AlexNet(
+        weights=None,
+        include_top=False,
+        include_preprocessing=True,
+        input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+        pooling="avg",
+    )
+    logits = keras.layers.Dense(4, name="logits")(base.output)
+    return keras.Model(base.input, logits)
+
+
+def torchvision_model() -> keras.Model:
+    """torchvision's stack with the adaptive pooling of its top, 4 logits."""
+    keras.utils.set_random_seed(2)
+    base = AlexNet(
+        weights=None,
+        variant="torchvision",
+        include_top=False,
+        input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+    )
+    x = AdaptiveAveragePooling2D(2, name="avgpool")(base.output)
+    x = keras.layers.Flatten()(x)
+    logits = keras.layers.Dense(4, name="logits")(x)
+    return keras.Model(base.input, logits)
+
+
+def assert_logits_close(actual: np.ndarray, expected: np.ndarray) -> None:
+    """Each image's largest logit error within RTOL of its largest logit."""
+    assert actual.shape == expected.shape
+    scale = np.max(np.abs(expected), axis=1)
+    error = np.max(np.abs(actual - expected), axis=1)
+    assert np.all(scale > 1e-3), scale  # the images give non-trivial logits
+    np.testing.assert_array_less(error, RTOL * scale)
+
+
+def run_saved_model(path: str, images: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(path)
+    serving = loaded.signatures["serving_default"]
+    _, inputs = serving.structured_input_signature
+    (name,) = inputs
+    assert inputs[name].dtype == tf.float32
+    assert inputs[name].shape.as_list() == [None, *images.shape[1:]]
+    (output,) = serving(**{name: tf.constant(images)}).values()
+    return output.numpy()
+
+
+def run_onnx(path: str, images: np.ndarray) -> np.ndarray:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (feed,) = session.get_inputs()
+    return session.run(None, {feed.name: images})[0]
+
+
+def run_tflite(path: str, images: np.ndarray) -> np.ndarray:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # TensorFlow's copy of the same interpreter
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    interpreter = Interpreter(model_path=path)
+    (feed,) = interpreter.get_input_details()
+    interpreter.resize_tensor_input(feed["index"], images.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(feed["index"], images)
+    interpreter.invoke()
+    (fetch,) = interpreter.get_output_details()
+    return interpreter.get_tensor(fetch["index"])
+
+
+RUNTIMES = {"saved_model": run_saved_model, "onnx": run_onnx, "tflite": run_tflite}
+DEST_NAMES = {"saved_model": "served", "onnx": "model.onnx", "tflite": "model.tflite"}
+
+
+@tf_only
+@pytest.mark.parametrize("format", FORMATS)
+@pytest.mark.parametrize("build", [original_model, torchvision_model])
+def test_exported_model_gives_keras_logits(build, format, tmp_path):
+    model = build()  # never called: export_model runs it once itself
+    dest = str(tmp_path / DEST_NAMES[format])
+    assert export_model(model, dest, format=format) == dest
+    images = photos()
+    expected = keras.ops.convert_to_numpy(model.predict_on_batch(images))
+    assert_logits_close(RUNTIMES[format](dest, images), expected)
+    # Only dest was written: the temporary files are gone.
+    assert os.listdir(tmp_path) == [DEST_NAMES[format]]
+
+
+@tf_only
+def test_cli_exports_a_keras_file_to_onnx(tmp_path, capsys):
+    model = original_model()
+    images = photos()
+    expected = keras.ops.convert_to_numpy(model.predict_on_batch(images))
+    source, dest = str(tmp_path / "tiny.keras"), str(tmp_path / "tiny.onnx")
+    model.save(source)
+    status = cli.main(["export", source, dest])  # the format from the extension
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert out.strip() == f"Saved {dest} (onnx)"
+    assert_logits_close(run_onnx(dest, images), expected)
+
+
+@tf_only
+def test_cli_refuses_an_existing_dest_in_one_line(tmp_path, capsys):
+    dest = tmp_path / "model.onnx"
+    dest.write_bytes(b"keep me")
+    status = cli.main(["export", "imagenet", str(dest), "--format", "onnx"])
+    _, err = capsys.readouterr()
+    assert status == 1
+    assert err.count("\n") == 1 and "already exists" in err and "overwrite" in err
+    assert dest.read_bytes() == b"keep me"
+
+
+def test_cli_refuses_a_missing_model_and_a_bad_format(tmp_path, capsys):
+    missing = str(tmp_path / "nothing.weights.h5")
+    assert cli.main(["export", missing, str(tmp_path / "m.onnx")]) == 1
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "nothing.weights.h5" in err
+    assert cli.main(["export", "imagenet", "x.onnx", "--format", "pb"]) == 2
+    _, err = capsys.readouterr()
+    assert "invalid choice: 'pb'" in err
+    assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"format": "pb"}, ValueError, "Received: format='pb'"),
+        ({"format": "onnx", "dest": "model.tflite"}, ValueError, "end in .onnx"),
+        ({"format": "tflite", "dest": "model.onnx"}, ValueError, "end in .tflite"),
+        ({"dest": "model.onnx"}, ValueError, "should be a directory"),
+        ({"dest": 3}, TypeError, "Received: dest=3"),
+        ({"dest": "missing/served"}, ValueError, "folder of `dest` does not exist"),
+        ({"model_or_path": 3}, TypeError, "Received: model_or_path=3"),
+        ({"model_or_path": "model.weights.h5"}, ValueError, "holds no architecture"),
+    ],
+)
+@tf_only
+def test_bad_arguments_are_refused_before_any_work(kwargs, error, message, tmp_path):
+    arguments = {"model_or_path": None, "dest": "served", "format": "saved_model"}
+    arguments.update(kwargs)
+    if arguments["model_or_path"] is None:
+        arguments["model_or_path"] = keras.Sequential([keras.layers.Dense(1)])
+    if isinstance(arguments["dest"], str):
+        arguments["dest"] = str(tmp_path / arguments["dest"])
+    with pytest.raises(error, match=message):
+        export_model(**arguments)
+    assert not os.listdir(tmp_path)
+
+
+@tf_only
+def test_existing_dest_is_kept_unless_overwrite(tmp_path):
+    dest = tmp_path / "model.tflite"
+    dest.write_bytes(b"old")
+    model = original_model()
+    with pytest.raises(ValueError, match="already exists"):
+        export_model(model, dest, format="tflite")
+    assert dest.read_bytes() == b"old"
+    export_model(model, dest, format="tflite", overwrite=True)
+    assert dest.read_bytes()[4:8] == b"TFL3"  # the flatbuffer's file identifier
+
+
+@tf_only
+def test_missing_onnx_converter_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # makes the import fail
+    with pytest.raises(ImportError, match=r"keras-alexnet\[export\]"):
+        export_model(original_model(), tmp_path / "m.onnx", format="onnx")
+    assert not os.listdir(tmp_path)
+
+
+@tf_only
+def test_failed_export_leaves_nothing(tmp_path, monkeypatch):
+    model = original_model()
+
+    def broken_export(filepath, **kwargs):
+        with open(filepath, "wb") as file:
+            file.write(b"half")
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(model, "export", broken_export)
+    with pytest.raises(RuntimeError, match="converter crashed"):
+        export_model(model, tmp_path / "m.tflite", format="tflite")
+    assert not os.listdir(tmp_path)
+
+
+@pytest.mark.backend
+def test_other_backends_are_refused_with_the_setting_to_use(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    if BACKEND == "tensorflow":
+        export_model(model, tmp_path / "served")
+        assert (tmp_path / "served" / "saved_model.pb").is_file()
+    else:
+        with pytest.raises(ValueError, match="KERAS_BACKEND=tensorflow"):
+            export_model(model, tmp_path / "served")
+        assert not os.listdir(tmp_path)
