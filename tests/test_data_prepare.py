@@ -176,3 +176,25 @@ def test_cli_prepare(folder, tmp_path):
     assert "Traceback" not in bad.stderr
     last = bad.stderr.strip().splitlines()[-1]
     assert last.startswith("keras-alexnet: error: ") and "shard_size=0" in last
+
+
+def test_unpreprocessed_images_come_as_uint8_pixels(folder):
+    source, _ = folder
+    common = {
+        "source": source,
+        "variant": None,
+        "image_size": 24,
+        "resize_size": 32,
+        "augment": "center_crop",
+        "batch_size": 6,
+    }
+    pixels, _ = next(iter(imagenet_dataset("validation", **common)))
+    floats, _ = next(iter(imagenet_dataset("validation", dtype="float32", **common)))
+    assert pixels.dtype == tf.uint8 and floats.dtype == tf.float32
+    # The same images, rounded to whole pixel values.
+    expected = np.clip(np.round(floats.numpy()), 0, 255)
+    np.testing.assert_array_equal(pixels.numpy(), expected)
+    with pytest.raises(
+        ValueError, match=r"Received: dtype='uint8', variant='original'"
+    ):
+        imagenet_dataset("validation", source=source, variant="original", dtype="uint8")

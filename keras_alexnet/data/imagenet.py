@@ -63,12 +63,14 @@ def imagenet_dataset(
     on_error: str = "skip",
     check_files: str | None = "header",
     download: bool = True,
+    dtype: str | None = None,
 ) -> tf.data.Dataset:
     """Builds a batched, prefetched ImageNet dataset ready for `model.fit`.
 
     Yields `(images, labels)`: float32 images `(batch, image_size, image_size, 3)`
     (channels first if `keras.config.image_data_format()` says so) preprocessed
-    for the checkpoint of `variant`, and int32 class indices (`label_mode="sparse"`)
+    for the checkpoint of `variant` (uint8 pixels with `variant=None`, see
+    `dtype`), and int32 class indices (`label_mode="sparse"`)
     or float32 one-hot rows. With `augment="ten_crop"`, images are
     `(batch, 10, image_size, image_size, 3)`, for `evaluate_ten_crop`.
 
@@ -106,7 +108,8 @@ def imagenet_dataset(
         labels_file: the labels of a flat folder (folder sources).
         variant: `"original"` (Caffe preprocessing, 227 px) or `"torchvision"`
             (224 px), the checkpoint the images are preprocessed for; `None` keeps
-            RGB pixels in [0, 255] (224 px).
+            RGB pixels in [0, 255] (224 px), as uint8 unless `dtype` says
+            otherwise: the input of `AlexNet(include_preprocessing=True)`.
         image_size: the side of the images; defaults to the variant's input size.
         resize_size: the shorter side images are rescaled to before cropping.
         augment: the preset, see above.
@@ -135,6 +138,11 @@ def imagenet_dataset(
         check_files: how folder files are checked before training, `"header"`,
             `"decode"` or `None` (see `list_image_folder`).
         download: whether a TFDS source may be downloaded and prepared.
+        dtype: the images' dtype: `"uint8"` (rounded pixels, only with
+            `variant=None`) or `"float32"`. `None`: uint8 with `variant=None`,
+            where the model normalises the pixels itself
+            (`AlexNet(include_preprocessing=True)`), since a GPU receives a
+            quarter of float32's bytes; float32 otherwise.
 
     Returns:
         A `tf.data.Dataset` of `(images, labels)` batches. It also carries
@@ -170,6 +178,14 @@ def imagenet_dataset(
         raise ValueError(
             f"`image_size` should be at most `resize_size` ({resize_size}) for "
             f"augment={augment!r}. Received: image_size={image_size}"
+        )
+    if dtype is None:
+        dtype = "uint8" if variant is None else "float32"
+    if dtype not in ("uint8", "float32") or (dtype == "uint8" and variant):
+        raise ValueError(
+            "`dtype` should be None, 'float32', or 'uint8' with variant=None "
+            f"(preprocessed images are not pixels). Received: dtype={dtype!r}, "
+            f"variant={variant!r}"
         )
     _check_int("batch_size", batch_size)
     _check_int("shuffle_buffer", shuffle_buffer)
@@ -308,6 +324,8 @@ def imagenet_dataset(
             image = transform(contents, tf.stack([global_seed, key]))
         else:
             image = transform(contents)
+        if dtype == "uint8":
+            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
         if channels_first:
             perm = [2, 0, 1] if augment != "ten_crop" else [0, 3, 1, 2]
             image = tf.transpose(image, perm)
