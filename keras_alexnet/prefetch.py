@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import keras
@@ -52,11 +52,13 @@ def prefetch_to_device(batches: Iterable[Any], size: int = 2) -> Iterator[Any]:
     return _prefetch(iter(batches), size, _converter())
 
 
-def _prefetch(iterator: Iterator[Any], size: int, convert) -> Iterator[Any]:
+def _prefetch(
+    iterator: Iterator[Any], size: int, convert: Callable[[Any], Any]
+) -> Iterator[Any]:
     ready: queue.Queue = queue.Queue(maxsize=size)
     stop = threading.Event()
 
-    def put(item) -> bool:
+    def put(item: Any) -> bool:
         while not stop.is_set():
             try:
                 ready.put(item, timeout=0.1)
@@ -88,7 +90,7 @@ def _prefetch(iterator: Iterator[Any], size: int, convert) -> Iterator[Any]:
         stop.set()
 
 
-def _converter():
+def _converter() -> Callable[[Any], Any]:
     """Returns a function taking one array to the backend's default device."""
     backend = keras.backend.backend()
     if backend == "jax":

@@ -159,7 +159,9 @@ def prepare_imagenet(
     return manifest
 
 
-def _write_shard(path, files, labels, resize_size, quality) -> None:
+def _write_shard(
+    path: str, files: list[str], labels: list[int], resize_size: int, quality: int
+) -> None:
     def resized(file, label):
         image = tf.io.decode_image(
             tf.io.read_file(file), channels=3, expand_animations=False
@@ -199,11 +201,13 @@ def is_prepared(source: Any) -> bool:
     return os.path.isfile(os.path.join(os.path.expanduser(os.fspath(source)), MANIFEST))
 
 
-def prepared_records(source: str | os.PathLike, shuffle_files: bool, seed: int | None):
+def prepared_records(
+    source: str | os.PathLike, shuffle_files: bool, seed: int | None
+) -> tuple[tf.data.Dataset, tuple[str, ...], tuple[tuple[str, str], ...]]:
     """Returns `(dataset of (jpeg_bytes, label), class_names, skipped)`."""
     root = os.path.expanduser(os.fspath(source))
     manifest = _read_manifest(root)
-    if not manifest.get("complete"):
+    if manifest is None or not manifest.get("complete"):
         raise ValueError(
             f"{root} was not fully prepared: run prepare_imagenet (or "
             "`keras-alexnet prepare`) again with the same arguments to finish it. "
@@ -228,8 +232,10 @@ def prepared_records(source: str | os.PathLike, shuffle_files: bool, seed: int |
         return example["image"], example["label"]
 
     records = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-    skipped = [tuple(item) for item in manifest.get("skipped_files", [])]
-    return records, list(manifest["class_names"]), skipped
+    skipped = tuple(
+        (str(path), str(reason)) for path, reason in manifest.get("skipped_files", [])
+    )
+    return records, tuple(manifest["class_names"]), skipped
 
 
 def _read_manifest(root: str, missing_ok: bool = False) -> dict[str, Any] | None:
