@@ -1,6 +1,7 @@
 """Classifies photos with a pretrained AlexNet.
 
-    python examples/classify.py                       # the bundled sample photos
+    python examples/classify.py                       # the sample photos, or how
+                                                      # to get the weights
     python examples/classify.py cat.jpg dog.png       # your own JPEG or PNG files
     python examples/classify.py --variant torchvision # torchvision's weights
     python examples/classify.py --weights none        # offline: random weights
@@ -19,11 +20,38 @@ weights, 224 for torchvision's), then the checkpoint's normalisation.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 import numpy as np
 
 import keras_alexnet
 from keras_alexnet.data import load_image
+from keras_alexnet.weights import loading, registry
+
+
+def explain_download(variant: str) -> bool:
+    """With no arguments and nothing cached: says what a run would download.
+
+    Returns whether it did (then the example stops: it never reaches for the
+    network unasked).
+    """
+    checkpoint = registry.imagenet_checkpoint(variant)
+    cached = (
+        os.path.isfile(loading.converted_weights_path(checkpoint))
+        or os.path.isfile(os.path.join(loading.cache_dir(), checkpoint.file_name))
+        or os.environ.get(loading.MIRROR_ENV)
+    )
+    if len(sys.argv) > 1 or cached:
+        return False
+    print(
+        f"This example needs the {checkpoint.name} weights: run with --weights "
+        f"imagenet to download {checkpoint.file_name} (about 233 MB) from "
+        f"{checkpoint.url} into {loading.cache_dir()}; or, without network, put "
+        f"that file in a folder and set {loading.MIRROR_ENV} to it; or try "
+        "--weights none (random weights, offline)."
+    )
+    return True
 
 
 def main() -> None:
@@ -35,6 +63,8 @@ def main() -> None:
     parser.add_argument("--weights", choices=["imagenet", "none"], default="imagenet")
     parser.add_argument("--top", type=int, default=5)
     args = parser.parse_args()
+    if explain_download(args.variant):
+        return
 
     paths = args.images or [str(path) for path in keras_alexnet.sample_images()]
     weights = None if args.weights == "none" else "imagenet"

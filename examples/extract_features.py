@@ -1,6 +1,7 @@
 """Extracts AlexNet features (pool5 and fc7) for images, by stable layer names.
 
-    python examples/extract_features.py                     # the sample photos
+    python examples/extract_features.py                     # the sample photos, or
+                                                            # how to get the weights
     python examples/extract_features.py a.jpg b.jpg --output features.npz
     python examples/extract_features.py --weights none      # offline: random weights
 
@@ -13,14 +14,41 @@ same way: `conv1` ... `conv5`, `norm1`, `norm2`, `pool1`, `pool2`, `pool5`,
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 import keras
 import numpy as np
 
 import keras_alexnet
 from keras_alexnet.data import load_image
+from keras_alexnet.weights import loading, registry
 
 LAYERS = ("pool5", "fc7")
+
+
+def explain_download(variant: str) -> bool:
+    """With no arguments and nothing cached: says what a run would download.
+
+    Returns whether it did (then the example stops: it never reaches for the
+    network unasked).
+    """
+    checkpoint = registry.imagenet_checkpoint(variant)
+    cached = (
+        os.path.isfile(loading.converted_weights_path(checkpoint))
+        or os.path.isfile(os.path.join(loading.cache_dir(), checkpoint.file_name))
+        or os.environ.get(loading.MIRROR_ENV)
+    )
+    if len(sys.argv) > 1 or cached:
+        return False
+    print(
+        f"This example needs the {checkpoint.name} weights: run with --weights "
+        f"imagenet to download {checkpoint.file_name} (about 233 MB) from "
+        f"{checkpoint.url} into {loading.cache_dir()}; or, without network, put "
+        f"that file in a folder and set {loading.MIRROR_ENV} to it; or try "
+        "--weights none (random weights, offline)."
+    )
+    return True
 
 
 def main() -> None:
@@ -29,6 +57,8 @@ def main() -> None:
     parser.add_argument("--weights", choices=["imagenet", "none"], default="imagenet")
     parser.add_argument("--output", help="save the features to this .npz file")
     args = parser.parse_args()
+    if explain_download("original"):
+        return
 
     paths = args.images or [str(path) for path in keras_alexnet.sample_images()]
     weights = None if args.weights == "none" else "imagenet"

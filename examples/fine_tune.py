@@ -4,6 +4,10 @@
     python examples/fine_tune.py --source imagenette/320px-v2
     python examples/fine_tune.py --source ~/photos            # ~/photos/<class>/*.jpg
     python examples/fine_tune.py --synthetic                  # offline, < 1 minute
+    python examples/fine_tune.py                              # says what it needs
+
+The same as a command, with a resumable run folder and pictures:
+`keras-alexnet finetune DATA --weights imagenet`.
 
 Two phases, the usual recipe: first only the new head learns on top of the
 frozen ImageNet features (`include_top=False`, global average pooling of pool5),
@@ -20,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
+import sys
 import tempfile
 
 import keras
@@ -44,6 +50,29 @@ def make_synthetic_folder(root: str, classes: int = 3, per_class: int = 8) -> st
                 os.path.join(folder, f"{index}.jpg"), tf.io.encode_jpeg(image)
             )
     return root
+
+
+def check_network_for(name: str) -> None:
+    """Exits with one line, at once, when a TFDS download cannot succeed.
+
+    TFDS retries a failed download for minutes before raising a
+    ConnectionError; a dataset already prepared needs no network.
+    """
+    import tensorflow_datasets as tfds
+
+    try:
+        if tfds.builder(name).is_prepared():
+            return
+    except Exception as error:  # an unknown name, say: TFDS's own message
+        sys.exit(f"fine_tune.py: {error}")
+    try:
+        socket.create_connection(("storage.googleapis.com", 443), timeout=5).close()
+    except OSError as error:
+        sys.exit(
+            f"fine_tune.py: {name!r} is not prepared in the TFDS data folder and "
+            f"its download server cannot be reached ({error}). Pass --source FOLDER "
+            "for your own images, or --synthetic."
+        )
 
 
 def splits(args: argparse.Namespace, variant: str):
@@ -76,7 +105,7 @@ def splits(args: argparse.Namespace, variant: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", default="tf_flowers", help="TFDS name or folder")
+    parser.add_argument("--source", help="TFDS name (tf_flowers) or a folder")
     parser.add_argument("--variant", choices=["original", "torchvision"])
     parser.add_argument("--weights", choices=["imagenet", "none"], default="imagenet")
     parser.add_argument("--epochs", type=int, default=5, help="head-only epochs")
@@ -92,6 +121,17 @@ def main() -> None:
     parser.add_argument("--synthetic", action="store_true", help="offline smoke run")
     args = parser.parse_args()
     variant = args.variant or "original"
+    if args.source is None and not args.synthetic:
+        print(
+            "This example fine-tunes on a dataset of your choice: --source "
+            "tf_flowers downloads TFDS's tf_flowers (about 220 MB) and the "
+            "ImageNet weights (about 233 MB); --source ~/photos reads a folder "
+            "of class folders (~/photos/<class>/*.jpg); --synthetic runs "
+            "offline on generated images in seconds."
+        )
+        return
+    if args.synthetic is False and not os.path.isdir(os.path.expanduser(args.source)):
+        check_network_for(args.source)
 
     with tempfile.TemporaryDirectory() as scratch:
         if args.synthetic:

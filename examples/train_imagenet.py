@@ -7,6 +7,10 @@
         --val-labels /data/LOC_val_solution.csv
     # offline smoke run, a few steps on a tiny synthetic folder:
     python examples/train_imagenet.py --synthetic
+    # with no arguments: says what it needs
+
+The same with a resumable run folder, curves and conv1 filters:
+`keras-alexnet train DATA --recipe paper`.
 
 The recipe (Krizhevsky et al., 2012, sections 4.1 and 5):
 
@@ -113,6 +117,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, help="reproducible shuffling and crops")
     parser.add_argument("--synthetic", action="store_true", help="offline smoke run")
     args = parser.parse_args()
+    if not (args.synthetic or args.manual_dir or args.data_dir or args.train_dir):
+        print(
+            "This example trains on ILSVRC-2012, which cannot be downloaded "
+            "automatically: get ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar "
+            "from https://image-net.org and pass --manual-dir FOLDER (TFDS prepares "
+            "them once), or pass --train-dir and --val-dir for unpacked folders. "
+            "--synthetic runs a few offline steps on generated images."
+        )
+        return
     if bool(args.train_dir) != bool(args.val_dir):
         parser.error("--train-dir and --val-dir go together")
 

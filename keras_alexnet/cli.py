@@ -31,6 +31,7 @@ from keras_alexnet.alexnet import AlexNet, resolve_config
 from keras_alexnet.export import FORMATS, check_destination, export_model
 from keras_alexnet.preprocessing import decode_predictions
 from keras_alexnet.resources import sample_images
+from keras_alexnet.runs import commands as run_commands
 from keras_alexnet.weights import loading, registry
 from keras_alexnet.weights.registry import LRN_PRESETS, VARIANTS
 
@@ -56,9 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse exits after --help and on bad arguments
         return int(exit_.code or 0)
     try:
+        run_commands.check_backend(args)
         return args.command(args)
-    except _REPORTED_ERRORS as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+    except run_commands.REPORTED_ERRORS as error:
+        if getattr(args, "debug", False):
+            raise
+        print(f"{PROG}: error: {run_commands.one_line(error)}", file=sys.stderr)
         return 1
 
 
@@ -116,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="K",
         help="how many classes to print per image (default: 5)",
     )
+    run_commands.add_classify_options(classify)
     classify.set_defaults(command=_classify)
 
     convert = commands.add_parser(
@@ -169,6 +174,7 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("--shard-size", type=int, default=1024)
     prepare.set_defaults(command=_prepare)
     _add_export_parser(commands)
+    run_commands.add_commands(commands)
     return parser
 
 
@@ -207,6 +213,10 @@ def _top_count(text: str) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
+    # A model trained on other classes (a .keras run, --class-names).
+    status = run_commands.classify_trained(args)
+    if status is not None:
+        return status
     paths = [os.fspath(path) for path in args.images] or [
         os.fspath(path) for path in sample_images()
     ]

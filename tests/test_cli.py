@@ -208,7 +208,7 @@ def test_imagenet_weights_without_network_give_a_clear_error(
     "argv, message",
     [
         ([], "the following arguments are required: COMMAND"),
-        (["train"], "invalid choice: 'train'"),
+        (["fit"], "invalid choice: 'fit'"),
         (["classify", "--top", "0"], "should be an integer from 1 to 1000"),
         (["classify", "--top", "five"], "Received: 'five'"),
         (["classify", "--variant", "vgg"], "invalid choice: 'vgg'"),

@@ -97,11 +97,20 @@ def test_every_readable_image_comes_out_rgb_at_the_model_size(
 
 def test_without_the_listing_check_bad_files_are_dropped_mid_epoch(bad_folder):
     # check_files=None lets the text file and the truncated JPEG into the
-    # pipeline: they must be dropped there, never stop the epoch.
+    # pipeline: they must be dropped there, never stop the epoch. An evaluation
+    # split is shorter by them; a training split keeps its length, each dropped
+    # file replaced by a readable image.
     root, expected = bad_folder
-    dataset = _dataset(root, check_files=None, batch_size=5, drop_remainder=False)
+    options = {"check_files": None, "batch_size": 5, "drop_remainder": False}
+    dataset = _dataset(root, "validation", **options)
     labels = np.concatenate([y for _, y in _batches(dataset)])
     assert len(labels) == len(expected["readable"])
+    listed = len(expected["readable"]) + len(expected["unreadable"])
+    dataset = _dataset(root, "train", **options)
+    assert dataset.cardinality() == -(-listed // 5)
+    labels = np.concatenate([y for _, y in _batches(dataset)])
+    assert len(labels) == listed
+    assert set(labels) == {label for label, _ in expected["readable"].values()}
 
 
 def test_on_error_raise_fails_before_training(bad_folder):
@@ -111,13 +120,16 @@ def test_on_error_raise_fails_before_training(bad_folder):
 
 def test_dataset_length_is_known_when_no_image_can_be_dropped(bad_folder):
     # Keras needs the number of batches to show progress and to avoid its "ran
-    # out of data" message; only the last-resort drop of undecodable images
-    # hides it, so it is off when the listing decoded every file.
+    # out of data" message. A training split keeps its length whatever fails to
+    # decode; an evaluation split knows it when the listing decoded every file.
     root, expected = bad_folder
     size = {"image_size": 24, "resize_size": 28, "batch_size": 2}
     unknown = tf.data.UNKNOWN_CARDINALITY
-    assert _dataset(root, **size).cardinality() == unknown
     batches = len(expected["readable"]) // 2
+    assert _dataset(root, **size).cardinality() == batches
+    assert _dataset(root, "validation", **size).cardinality() == unknown
+    decoded = _dataset(root, "validation", check_files="decode", **size)
+    assert decoded.cardinality() == -(-len(expected["readable"]) // 2)
     assert _dataset(root, check_files="decode", **size).cardinality() == batches
 
 
@@ -242,7 +254,7 @@ def test_channels_first(clean_folder):
         ({"seed": -1}, ValueError, "Received: seed=-1"),
         ({"variant": "vgg"}, ValueError, "Received: variant='vgg'"),
         ({"augment": "autoaugment"}, ValueError, "Received: augment='autoaugment'"),
-        ({"image_size": 300}, ValueError, "Received: image_size=300"),
+        ({"image_size": 300, "resize_size": 256}, ValueError, "image_size=300"),
         ({"label_mode": "int"}, ValueError, "Received: label_mode='int'"),
         ({"label_smoothing": 1.0}, ValueError, "Received: label_smoothing=1.0"),
         ({"label_smoothing": 0.1}, ValueError, "label_mode='sparse'"),

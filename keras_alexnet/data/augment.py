@@ -369,6 +369,7 @@ def paper_augment(
     lighting_stddev: float = PCA_LIGHTING_STDDEV,
     variant: str | None = None,
     antialias: bool = True,
+    flip: bool = True,
 ) -> tf.Tensor:
     """The paper's training augmentation of one encoded image.
 
@@ -387,6 +388,7 @@ def paper_augment(
             in [0, 255].
         antialias: whether the resize filters like PIL (`True`) or samples like
             OpenCV's `INTER_LINEAR` (`False`).
+        flip: whether to mirror left to right with probability 1/2.
 
     Returns:
         A float32 image `(image_size, image_size, 3)`.
@@ -404,7 +406,7 @@ def paper_augment(
     return finish(
         image,
         variant=variant,
-        flip=tf.random.stateless_uniform([], flip_seed) < 0.5,
+        flip=flip and tf.random.stateless_uniform([], flip_seed) < 0.5,
         rgb_shift=(
             pca_lighting_shift(lighting_seed, lighting_stddev)
             if lighting_stddev
@@ -422,6 +424,7 @@ def modern_augment(
     aspect_ratio_range: tuple[float, float] = (3 / 4, 4 / 3),
     variant: str | None = None,
     antialias: bool = True,
+    flip: bool = True,
 ) -> tf.Tensor:
     """Random resized crop and horizontal flip, the usual modern recipe.
 
@@ -434,6 +437,7 @@ def modern_augment(
         variant: the checkpoint whose preprocessing to apply; `None` leaves RGB
             in [0, 255].
         antialias: whether the resize filters like PIL or samples like OpenCV.
+        flip: whether to mirror left to right with probability 1/2.
 
     Returns:
         A float32 image `(image_size, image_size, 3)`.
@@ -450,8 +454,8 @@ def modern_augment(
         ),
     )
     image = _resize(crop, [image_size, image_size], antialias)
-    flip = tf.random.stateless_uniform([], flip_seed) < 0.5
-    return finish(image, variant=variant, flip=flip)
+    mirror = flip and tf.random.stateless_uniform([], flip_seed) < 0.5
+    return finish(image, variant=variant, flip=mirror)
 
 
 def eval_center_crop(

@@ -21,7 +21,7 @@ Order of the stages, and why:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import keras
@@ -30,7 +30,12 @@ import tensorflow as tf
 
 from keras_alexnet.data import augment as augment_lib
 from keras_alexnet.data.prepare import is_prepared, prepared_records
-from keras_alexnet.data.sources import list_image_folder, tfds_source
+from keras_alexnet.data.sources import (
+    check_same_classes,
+    list_image_folder,
+    split_image_folder,
+    tfds_source,
+)
 from keras_alexnet.weights.registry import check_variant, imagenet_checkpoint
 
 AUGMENT_PRESETS = ("paper", "modern", "center_crop", "ten_crop")
@@ -48,8 +53,15 @@ def imagenet_dataset(
     labels_file: str | os.PathLike | None = None,
     variant: str | None = "original",
     image_size: int | None = None,
-    resize_size: int = augment_lib.RESIZE_SIZE,
+    resize_size: int | None = None,
     augment: str | None = "auto",
+    flip: bool = True,
+    lighting: bool | float = True,
+    scale: tuple[float, float] | None = None,
+    preprocessing: Callable[[Any], Any] | None = None,
+    class_names: Sequence[str] | None = None,
+    validation_split: float | None = None,
+    subset: str | None = None,
     batch_size: int = 128,
     shuffle: bool | None = None,
     shuffle_buffer: int = 10_000,
@@ -79,8 +91,13 @@ def imagenet_dataset(
     - `"paper"`: shorter side to `resize_size` (256), a random `image_size` crop
       of the central square, horizontal flip, PCA lighting (Krizhevsky et al.,
       2012); decoding is fused with the crop (see `keras_alexnet.data.augment`).
-    - `"modern"`: random resized crop (8 % to 100 % of the area, aspect ratio 3/4
-      to 4/3) and horizontal flip.
+    - `"modern"`: random resized crop (`scale`, by default 8 % to 100 % of the
+      area, aspect ratio 3/4 to 4/3) and horizontal flip.
+
+    `flip=False` turns the flips off (digits and text are not mirror-symmetric),
+    `lighting=False` (or a standard deviation other than the paper's 0.1) the
+    PCA lighting; `preprocessing` is any function or Keras layer applied to each
+    batch of images after them (a `keras.layers.RandomRotation`, say).
     - `"center_crop"` or `None`: shorter side to `resize_size`, centre crop; no
       randomness (the evaluation transform).
     - `"ten_crop"`: the paper's ten test patches of the central square.
@@ -112,7 +129,27 @@ def imagenet_dataset(
             otherwise: the input of `AlexNet(include_preprocessing=True)`.
         image_size: the side of the images; defaults to the variant's input size.
         resize_size: the shorter side images are rescaled to before cropping.
+            Defaults to the checkpoint's proportion: 256 for its input size
+            (227 or 224), `round(image_size * 256 / 227)` for another
+            `image_size` with the original variant (so `image_size=67` crops 67
+            of 76 pixels, as 227 of 256, not 67 of 256).
         augment: the preset, see above.
+        flip: whether the training presets mirror images at random.
+        lighting: PCA lighting of the paper preset: `True` (alpha ~ N(0, 0.1)),
+            `False`, or the standard deviation of alpha.
+        scale: `(min, max)` fraction of the image area of the modern preset's
+            random resized crops; defaults to `(0.08, 1.0)`.
+        preprocessing: a function or Keras layer mapping a batch of images
+            (after augmentation and the checkpoint's preprocessing) to a batch
+            of the same shape, run in the `tf.data` pipeline.
+        class_names: the classes in label order (folder sources: every class
+            folder must be one of them; TFDS sources: must equal the dataset's
+            classes). Defaults to the sorted class folders, or the classes of the
+            labels file.
+        validation_split: with `subset`, hold out this fraction of each class of
+            a folder source (see `keras_alexnet.data.split_image_folder`): as
+            `keras.utils.image_dataset_from_directory(validation_split=...)`.
+        subset: `"training"` or `"validation"`, the part of `validation_split`.
         batch_size: images per batch.
         shuffle: whether to shuffle; defaults to `True` for training splits.
         shuffle_buffer: elements buffered for shuffling (TFDS sources, and folder
@@ -132,9 +169,9 @@ def imagenet_dataset(
         on_error: `"skip"` (skip unreadable images, with a warning naming them)
             or `"raise"` (a `ValueError` naming them, before the first epoch).
             With `"skip"`, an image that passed the listing check but fails to
-            decode is dropped with a logged warning (then the dataset's length is
-            unknown, and Keras says "Your input ran out of data" once, at the end
-            of the first epoch), unless `check_files="decode"` decoded them all.
+            decode is dropped with a logged warning (a training split takes the
+            next image instead and keeps its length; an evaluation split's length
+            is then unknown), unless `check_files="decode"` decoded them all.
         check_files: how folder files are checked before training, `"header"`,
             `"decode"` or `None` (see `list_image_folder`).
         download: whether a TFDS source may be downloaded and prepared.
@@ -148,6 +185,10 @@ def imagenet_dataset(
         A `tf.data.Dataset` of `(images, labels)` batches. It also carries
         `class_names` (as `keras.utils.image_dataset_from_directory` does) and
         `skipped_files`, the `(path, reason)` pairs a folder source left out.
+        Its number of batches is known (`cardinality()`, Keras' progress bar
+        total) except for an evaluation split whose images were not all decoded
+        up front; in a training split an image that fails to decode is replaced
+        by the next one, so that the epoch keeps its length.
 
     Example (with the ILSVRC-2012 tars in `~/ILSVRC2012`):
 
@@ -158,12 +199,10 @@ def imagenet_dataset(
     is_folder = _is_folder_source(source)
     check_variant(variant, allow_none=True)
     if image_size is None:
-        image_size = (
-            DEFAULT_IMAGE_SIZE
-            if variant is None
-            else imagenet_checkpoint(variant).input_size
-        )
+        image_size = _default_image_size(variant)
     _check_int("image_size", image_size)
+    if resize_size is None:
+        resize_size = default_resize_size(image_size, variant)
     _check_int("resize_size", resize_size)
     if augment == "auto":
         augment = "paper" if training else "center_crop"
@@ -250,6 +289,50 @@ def imagenet_dataset(
             "`labels_file` is for folder sources, but `source` names a TFDS "
             f"dataset. Received: source={source!r}, labels_file={labels_file!r}"
         )
+    if not isinstance(flip, bool):
+        raise TypeError(f"`flip` should be True or False. Received: flip={flip!r}")
+    if lighting is True:
+        lighting_stddev = augment_lib.PCA_LIGHTING_STDDEV
+    elif lighting is False:
+        lighting_stddev = 0.0
+    elif isinstance(lighting, (int, float)) and lighting >= 0:
+        lighting_stddev = float(lighting)
+    else:
+        raise ValueError(
+            "`lighting` should be True, False or a standard deviation >= 0. "
+            f"Received: lighting={lighting!r}"
+        )
+    if scale is not None:
+        if augment != "modern":
+            raise ValueError(
+                "`scale` is the area range of augment='modern'. Received: "
+                f"scale={scale!r}, augment={augment!r}"
+            )
+        if (
+            not isinstance(scale, (tuple, list))
+            or len(scale) != 2
+            or not all(isinstance(v, (int, float)) for v in scale)
+            or not 0 < scale[0] <= scale[1] <= 1
+        ):
+            raise ValueError(
+                "`scale` should be (min, max) with 0 < min <= max <= 1. "
+                f"Received: scale={scale!r}"
+            )
+    if preprocessing is not None and not callable(preprocessing):
+        raise TypeError(
+            "`preprocessing` should be a function or a Keras layer. Received: "
+            f"preprocessing={preprocessing!r}"
+        )
+    if (validation_split is None) != (subset is None):
+        raise ValueError(
+            "`validation_split` and `subset` go together. Received: "
+            f"validation_split={validation_split!r}, subset={subset!r}"
+        )
+    if validation_split is not None and not is_folder:
+        raise ValueError(
+            "`validation_split` is for folder sources; a TFDS source slices its "
+            f"split instead (split='train[:90%]'). Received: source={source!r}"
+        )
     shuffle = training if shuffle is None else shuffle
     drop_remainder = training if drop_remainder is None else drop_remainder
 
@@ -263,9 +346,12 @@ def imagenet_dataset(
         folder = list_image_folder(
             source,
             labels_file=labels_file,
+            class_names=class_names,
             on_error=on_error,
             check_files=check_files,
         )
+        if validation_split is not None and subset is not None:
+            folder = split_image_folder(folder, validation_split, subset, seed=seed)
         class_names, skipped = folder.class_names, folder.skipped
         file_count = len(folder.files)
         records = tf.data.Dataset.from_tensor_slices(
@@ -282,6 +368,10 @@ def imagenet_dataset(
             shuffle_files=shuffle,
             seed=seed,
         )
+        if class_names is not None:
+            check_same_classes(
+                class_names, tfds_split.class_names, where=f"{source!r} ({split})"
+            )
         class_names, skipped = tfds_split.class_names, ()
         file_count = 0
         records = tfds_split.dataset
@@ -303,15 +393,31 @@ def imagenet_dataset(
             )
             needs_read = False
         records = records.cache("" if cache is True else cache)
+    unshuffled = records
     if shuffle:
         # Without a cache a folder yields file names: shuffling all of them is cheap.
         buffer = file_count if needs_read else shuffle_buffer
         records = records.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    # A training split keeps its length when an image fails to decode: a spare
+    # pass over the records, in file order, follows the epoch's, and the epoch
+    # takes its count of good images, so a dropped image is replaced by one
+    # from the spare pass (the logged warning names the dropped one). The spare
+    # pass is never read when nothing is dropped.
+    length = file_count if is_folder else int(records.cardinality())
+    keep_length = (
+        on_error == "skip"
+        and not (is_folder and check_files == "decode")
+        and training
+        and not repeat
+        and length > 0
+    )
     if repeat:
         records = records.repeat()
 
     # 3. and 4. Key each element, then decode, augment and preprocess it.
-    transform = _transform(augment, image_size, resize_size, variant)
+    transform = _transform(
+        augment, image_size, resize_size, variant, flip, lighting_stddev, scale
+    )
     randomized = augment in ("paper", "modern")
     channels_first = keras.config.image_data_format() == "channels_first"
     global_seed = tf.constant(seed or 0, tf.int64)
@@ -335,38 +441,49 @@ def imagenet_dataset(
             label += label_smoothing / num_classes
         return image, label
 
-    map_fn: Callable[..., tuple[tf.Tensor, tf.Tensor]]
-    if randomized:
-        records = tf.data.Dataset.zip(
+    deterministic = seed is not None or not shuffle
+
+    def decoded(records: tf.data.Dataset) -> tf.data.Dataset:
+        if not randomized:
+            return records.map(
+                element,
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=deterministic,
+            )
+        keyed = tf.data.Dataset.zip(
             records,
             tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True),
         )
+        return keyed.map(
+            lambda record, key: element(record[0], record[1], key),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic,
+        )
 
-        def keyed_element(
-            record: tuple[tf.Tensor, tf.Tensor], key: tf.Tensor
-        ) -> tuple[tf.Tensor, tf.Tensor]:
-            return element(*record, key)
-
-        map_fn = keyed_element
-
-    else:
-        map_fn = element
-    deterministic = seed is not None or not shuffle
-    dataset = records.map(
-        map_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
-    )
+    dataset = decoded(records)
     if on_error == "skip" and not (is_folder and check_files == "decode"):
         # The last resort for files that passed the listing check (or TFDS records)
-        # but still fail to decode: drop them rather than stop the epoch. It makes
-        # the number of batches unknown to Keras until the first epoch ends; files
+        # but still fail to decode: drop them rather than stop the epoch. Files
         # all decoded by the listing need no such net.
         dataset = dataset.ignore_errors(log_warning=True)
+        if keep_length:
+            spare = decoded(unshuffled).ignore_errors(log_warning=True)
+            dataset = dataset.concatenate(spare).take(length)
+            # At most `length` good images in two passes; fewer only when more
+            # than half the files fail, and then the epoch ends with an error.
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(length))
     dataset = dataset.batch(
         batch_size,
         drop_remainder=drop_remainder,
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
     )
+    if preprocessing is not None:
+        dataset = dataset.map(
+            lambda images, labels: (preprocessing(images), labels),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic,
+        )
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = deterministic
@@ -376,8 +493,40 @@ def imagenet_dataset(
     return dataset
 
 
+def default_resize_size(image_size: int, variant: str | None = "original") -> int:
+    """The shorter side to resize to before cropping `image_size` pixels.
+
+    The checkpoint's own proportion of crop to resize (its registry entry):
+    227/256 for the original variant (the paper's), 224/256 for torchvision's
+    and for `None`.
+
+    Example:
+
+    >>> default_resize_size(227), default_resize_size(67)
+    (256, 76)
+    """
+    if variant is None:
+        ratio = augment_lib.RESIZE_SIZE / DEFAULT_IMAGE_SIZE
+    else:
+        constants = _preprocessing(variant)
+        ratio = constants.resize_size / constants.crop_size
+    return max(image_size, round(image_size * ratio))
+
+
+def _default_image_size(variant: str | None) -> int:
+    if variant is None:
+        return DEFAULT_IMAGE_SIZE
+    return imagenet_checkpoint(variant).input_size
+
+
 def _transform(
-    augment: str, image_size: int, resize_size: int, variant: str | None
+    augment: str,
+    image_size: int,
+    resize_size: int,
+    variant: str | None,
+    flip: bool = True,
+    lighting_stddev: float = augment_lib.PCA_LIGHTING_STDDEV,
+    scale: tuple[float, float] | None = None,
 ) -> Callable[..., tf.Tensor]:
     # Resized as the checkpoint's images were (its registry entry: Caffe's by
     # OpenCV, which does not antialias; torchvision's by PIL, which does).
@@ -385,11 +534,18 @@ def _transform(
     options: dict[str, Any] = {"variant": variant, "antialias": antialias}
     if augment == "paper":
         return lambda contents, seed: augment_lib.paper_augment(
-            contents, seed, image_size=image_size, resize_size=resize_size, **options
+            contents,
+            seed,
+            image_size=image_size,
+            resize_size=resize_size,
+            lighting_stddev=lighting_stddev,
+            flip=flip,
+            **options,
         )
     if augment == "modern":
+        area: dict[str, Any] = {} if scale is None else {"area_range": tuple(scale)}
         return lambda contents, seed: augment_lib.modern_augment(
-            contents, seed, image_size=image_size, **options
+            contents, seed, image_size=image_size, flip=flip, **area, **options
         )
     if augment == "ten_crop":
         return lambda contents: augment_lib.eval_ten_crop(
@@ -427,9 +583,15 @@ def _is_folder_source(source: Any) -> bool:
             f"source={source!r}"
         )
     # TFDS names may contain "/" ("imagenette/320px-v2"), paths may not exist yet:
-    # an existing folder or anything written like a path is a folder.
-    return os.path.isdir(os.path.expanduser(source)) or source.startswith(
-        ("/", ".", "~", "\\")
+    # an existing folder or anything written like a path is a folder ("no such
+    # folder" then), as is a name whose first part is an existing folder
+    # ("data/digits_pngx" beside data/).
+    path = os.path.expanduser(source)
+    first = path.replace("\\", "/").split("/")[0]
+    return (
+        os.path.isdir(path)
+        or source.startswith(("/", ".", "~", "\\"))
+        or ("/" in path and os.path.isdir(first))
     )
 
 

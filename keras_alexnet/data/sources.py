@@ -18,6 +18,7 @@ import os
 import re
 import stat
 import struct
+import sys
 import warnings
 import zlib
 from collections.abc import Iterator, Sequence
@@ -47,6 +48,8 @@ _ON_ERROR_MODES = ("skip", "raise")
 _VAL_FILE_NAME = re.compile(r"ILSVRC2012_val_(\d{8})(\.\w+)?$")
 # Warnings name this many files, then give the count of the rest.
 _MAX_NAMED_FILES = 20
+# Listings of at least this many files show a progress bar while checked.
+_PROGRESS_MIN_FILES = 5000
 # Images declaring more pixels are refused before decoding: PIL's default
 # `Image.MAX_IMAGE_PIXELS` (a 64 kB PNG can declare 23000x23000 pixels, which
 # decode to 1.5 GB).
@@ -94,8 +97,9 @@ def list_image_folder(
       `ILSVRC2012_validation_ground_truth.txt` (one ILSVRC2012_ID per line, with
       the devkit's `meta.mat` beside it to translate the IDs, read with SciPy);
       `<file name> <class index or WordNet ID>` lines (Caffe's `val.txt`); or
-      Kaggle's `LOC_val_solution.csv`. Classes default to the 1000 ImageNet
-      WordNet IDs in sorted order.
+      Kaggle's `LOC_val_solution.csv`. The classes are the file's own (see
+      `labels_file_class_names`): the 1000 ImageNet WordNet IDs in sorted order
+      for ImageNet's labels, else the sorted names the file gives.
 
     Only regular files are listed: FIFOs, sockets and devices are skipped (never
     opened: reading them could block or never end), as are files whose name is
@@ -127,8 +131,8 @@ def list_image_folder(
         root: the folder.
         labels_file: the labels of a flat folder; not allowed for a class tree.
         class_names: the classes in label order. For a tree, every folder must be
-            one of them; defaults to the sorted folder names (tree) or the 1000
-            ImageNet WordNet IDs (flat folder).
+            one of them; defaults to the sorted folder names (tree) or the
+            classes of the labels file (flat folder).
         on_error: `"skip"` or `"raise"`, what an unreadable or unlabelled file does.
         check_files: `"header"`, `"decode"` or `None`.
         max_pixels: the most pixels (width times height) an image may declare.
@@ -200,9 +204,9 @@ def list_image_folder(
                 "the devkit's ILSVRC2012_validation_ground_truth.txt, or "
                 "validation_labels.txt from TFDS). Received: labels_file=None"
             )
-        if class_names is None:
-            class_names = tuple(wnid for wnid, _ in imagenet_class_index())
         files, skipped = _regular_files(e for e in entries if not e.is_dir())
+        if class_names is None:
+            class_names = labels_file_class_names(labels_file, files)
         file_labels = read_labels_file(labels_file, files, class_names)
         labels = []
         kept = []
@@ -239,6 +243,108 @@ def list_image_folder(
         class_names=tuple(class_names),
         skipped=tuple(skipped),
     )
+
+
+SUBSETS = ("training", "validation")
+
+
+def split_image_folder(
+    folder: ImageFolder,
+    validation_split: float,
+    subset: str,
+    *,
+    seed: int | None = None,
+) -> ImageFolder:
+    """Holds out a fraction of each class, as `validation_split` does in Keras.
+
+    Like `keras.utils.image_dataset_from_directory(validation_split=...,
+    subset=...)`, but per class (stratified), so that a small class is not left
+    out of either subset: within each class the files are shuffled with `seed`
+    and the last `round(validation_split * count)` of them (at least one when
+    the class has two or more files) form the validation subset. The same
+    `validation_split` and `seed` give two subsets that never share a file.
+
+    Args:
+        folder: a listed folder (`list_image_folder`).
+        validation_split: the fraction held out, in (0, 1).
+        subset: `"training"` or `"validation"`.
+        seed: the seed of the shuffle; `None` means 0, so that the two subsets
+            agree across calls.
+
+    Returns:
+        An `ImageFolder` holding the subset's files, with the same classes.
+    """
+    if (
+        isinstance(validation_split, bool)
+        or not isinstance(validation_split, (int, float))
+        or not 0 < validation_split < 1
+    ):
+        raise ValueError(
+            "`validation_split` should be a number in (0, 1). Received: "
+            f"validation_split={validation_split!r}"
+        )
+    if subset not in SUBSETS:
+        raise ValueError(
+            f"`subset` should be one of {SUBSETS} with `validation_split`. "
+            f"Received: subset={subset!r}"
+        )
+    rng = np.random.default_rng(0 if seed is None else seed)
+    by_class: dict[int, list[str]] = {}
+    for path, label in zip(folder.files, folder.labels, strict=True):
+        by_class.setdefault(label, []).append(path)
+    files, labels = [], []
+    for label in sorted(by_class):
+        paths = by_class[label]
+        order = rng.permutation(len(paths))
+        held = round(validation_split * len(paths))
+        if len(paths) > 1:
+            held = min(max(held, 1), len(paths) - 1)
+        cut = len(paths) - held
+        chosen = order[cut:] if subset == "validation" else order[:cut]
+        for i in sorted(chosen):
+            files.append(paths[i])
+            labels.append(label)
+    return dataclasses.replace(folder, files=tuple(files), labels=tuple(labels))
+
+
+def check_same_classes(
+    train_class_names: Sequence[str],
+    class_names: Sequence[str],
+    *,
+    where: str = "the validation data",
+) -> None:
+    """Raises a `ValueError` naming the classes two datasets disagree on.
+
+    A validation folder lacking one class would otherwise shift every later
+    label by one, silently.
+
+    Args:
+        train_class_names: the classes of the training data.
+        class_names: the classes of the other data.
+        where: how the message names the other data.
+    """
+    train, other = list(train_class_names), list(class_names)
+    if train == other:
+        return
+    missing = [name for name in train if name not in set(other)]
+    extra = [name for name in other if name not in set(train)]
+    parts = []
+    if missing:
+        parts.append(f"lacks the training classes {_some(missing)}")
+    if extra:
+        parts.append(f"has classes the training data lacks: {_some(extra)}")
+    if not parts:
+        parts.append("has the same classes in another order")
+    raise ValueError(
+        f"The classes of {where} should be those of the training data; it "
+        f"{' and '.join(parts)}. Pass the training classes as `class_names` to "
+        "label a subset of them consistently."
+    )
+
+
+def _some(names: list[str]) -> str:
+    more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+    return f"{names[:10]}{more}"
 
 
 def _check_folder(root: Any) -> str:
@@ -368,14 +474,7 @@ def read_labels_file(
         A dict from each labelled path of `files` to its class index.
     """
     labels_file = os.path.expanduser(os.fspath(labels_file))
-    if not os.path.isfile(labels_file):
-        raise ValueError(f"The labels file does not exist. Received: {labels_file!r}")
-    with open(labels_file, encoding="utf-8") as f:
-        lines = [line.strip() for line in f.read().splitlines() if line.strip()]
-    if not lines:
-        raise ValueError(f"The labels file is empty. Received: {labels_file!r}")
     index = {name: i for i, name in enumerate(class_names)}
-    stem_to_path = {_stem(path): path for path in files}
 
     def class_index(token: str, where: str) -> int:
         if token in index:
@@ -387,6 +486,34 @@ def read_labels_file(
             f"one of the {len(class_names)} class names nor an index below "
             f"{len(class_names)}."
         )
+
+    return {
+        path: class_index(token, f"The entry for {_stem(path)!r}")
+        for path, token in read_label_tokens(labels_file, files).items()
+    }
+
+
+def read_label_tokens(
+    labels_file: str | os.PathLike, files: Sequence[str]
+) -> dict[str, str]:
+    """The class of each labelled file of a flat folder, as written in the file.
+
+    Args:
+        labels_file: the labels file (see `list_image_folder` for the formats).
+        files: the paths of the folder's files.
+
+    Returns:
+        A dict from each labelled path of `files` to its class token: a class
+        name (a WordNet ID for ImageNet) or a class index, as a string.
+    """
+    labels_file = os.path.expanduser(os.fspath(labels_file))
+    if not os.path.isfile(labels_file):
+        raise ValueError(f"The labels file does not exist. Received: {labels_file!r}")
+    with open(labels_file, encoding="utf-8") as f:
+        lines = [line.strip() for line in f.read().splitlines() if line.strip()]
+    if not lines:
+        raise ValueError(f"The labels file is empty. Received: {labels_file!r}")
+    stem_to_path = {_stem(path): path for path in files}
 
     if lines[0].replace(" ", "").lower().startswith("imageid,predictionstring"):
         # Kaggle's LOC_val_solution.csv: the first word of each box is its class.
@@ -409,10 +536,40 @@ def read_labels_file(
                 per_stem[_stem(path)] = lines[int(match.group(1)) - 1]
 
     return {
-        stem_to_path[stem]: class_index(token, f"The entry for {stem!r}")
+        stem_to_path[stem]: token
         for stem, token in per_stem.items()
         if stem in stem_to_path
     }
+
+
+def labels_file_class_names(
+    labels_file: str | os.PathLike, files: Sequence[str]
+) -> tuple[str, ...]:
+    """The classes of a flat folder's labels file, in label order.
+
+    A file naming only ImageNet WordNet IDs, or numbering ImageNet's validation
+    images (`ILSVRC2012_val_*` with class indices), has the 1000 ImageNet
+    classes in sorted order, the order of the pretrained heads. Any other file
+    has its own classes: the sorted distinct names it gives, or, for class
+    indices, `"0"` to the largest index.
+
+    Args:
+        labels_file: the labels file (see `list_image_folder` for the formats).
+        files: the paths of the folder's files.
+
+    Returns:
+        The class names.
+    """
+    labelled = read_label_tokens(labels_file, files)
+    tokens = set(labelled.values())
+    imagenet = tuple(wnid for wnid, _ in imagenet_class_index())
+    if tokens <= set(imagenet):
+        return imagenet
+    if all(token.isdigit() for token in tokens):
+        if all(_VAL_FILE_NAME.match(os.path.basename(path)) for path in labelled):
+            return imagenet
+        return tuple(str(i) for i in range(max(int(t) for t in tokens) + 1))
+    return tuple(sorted(tokens))
 
 
 def _stem(path: str) -> str:
@@ -500,8 +657,26 @@ def _check_images(files: list[str], mode: str, max_pixels: int) -> list[str | No
     # overlap both.
     workers = min(32, 4 * (os.cpu_count() or 1))
     check = _decode_problem if mode == "decode" else _header_problem
+    # A folder of ImageNet's size takes minutes to check: show a progress bar.
+    progress = None
+    if len(files) >= _PROGRESS_MIN_FILES:
+        import keras
+
+        print(f"Checking {len(files)} files ({mode})")
+        progress = keras.utils.Progbar(
+            len(files), unit_name="file", verbose=1 if sys.stdout.isatty() else 2
+        )
+    problems: list[str | None] = []
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda path: check(path, max_pixels), files, chunksize=64))
+        for problem in pool.map(
+            lambda path: check(path, max_pixels), files, chunksize=64
+        ):
+            problems.append(problem)
+            if progress is not None and len(problems) % 1000 == 0:
+                progress.update(len(problems))
+    if progress is not None:
+        progress.update(len(problems), finalize=True)
+    return problems
 
 
 def _open_regular(path: str) -> Any:
@@ -834,7 +1009,14 @@ def tfds_source(
     """
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder(name, data_dir=_expand(data_dir))
+    try:
+        builder = tfds.builder(name, data_dir=_expand(data_dir))
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ValueError(
+            f"No such folder or TFDS dataset: {name!r}. A folder path should exist "
+            "(write it as ./name if it is in the current folder); TFDS names are "
+            "listed at https://www.tensorflow.org/datasets/catalog."
+        ) from None
     if download:
         config = tfds.download.DownloadConfig(manual_dir=_expand(manual_dir))
         builder.download_and_prepare(download_config=config)
