@@ -8,6 +8,7 @@ import struct
 import zlib
 
 import keras
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -289,3 +290,67 @@ def test_help_exits_with_status_0(capsys):
     assert all(command in out for command in ("classify", "convert", "info"))
     for command in ("classify", "convert", "info"):
         assert run(capsys, command, "--help")[0] == 0
+
+
+# "  1. 7                              0.1234": a class index, without class names.
+INDEX_LINE = re.compile(r"^  (\d+)\. (\d+) +(\d\.\d{4})$")
+
+
+def test_classify_infers_the_class_count_of_a_pth_and_a_weights_h5(capsys, tmp_path):
+    # A torchvision state dict with a 10-class classifier, saved by torch itself;
+    # the .weights.h5 is its conversion. Each image is one colour, so that any
+    # resize and crop leaves it one colour and the network's input is known by
+    # hand: torchvision's normalisation of that colour.
+    import torch
+
+    from tests.test_conversion import (
+        TORCHVISION_SHAPES,
+        he_weights,
+        torch_functional_alexnet,
+    )
+
+    shapes = dict(TORCHVISION_SHAPES, **{"classifier.6": (10, 4096)})
+    state_dict = {}
+    for name, (weight, bias) in he_weights(shapes, seed=3).items():
+        state_dict[f"{name}.weight"] = torch.from_numpy(weight)
+        state_dict[f"{name}.bias"] = torch.from_numpy(bias)
+    pth = os.fspath(tmp_path / "ten.pth")
+    torch.save(state_dict, pth)
+    colours = [(200, 40, 90), (20, 160, 230)]
+    images = []
+    for index, colour in enumerate(colours):
+        images.append(os.fspath(tmp_path / f"colour{index}.png"))
+        Image.new("RGB", (9, 7), colour).save(images[-1])
+    mean = np.array([0.485, 0.456, 0.406], np.float32)
+    std = np.array([0.229, 0.224, 0.225], np.float32)
+    x = (np.array(colours, np.float32) / 255.0 - mean) / std
+    x = np.broadcast_to(x[:, :, None, None], (2, 3, 224, 224)).copy()
+    logits = torch_functional_alexnet(
+        {key: value.numpy() for key, value in state_dict.items()}, x
+    )
+    expected = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+
+    h5 = os.fspath(tmp_path / "ten.weights.h5")
+    status, out, err = run(capsys, "convert", pth, h5, "--no-parity")
+    assert status == 0, err
+    for weights in (pth, h5):
+        status, out, err = run(
+            capsys, "classify", *images, "--weights", weights, "--top", "3"
+        )
+        assert status == 0, err
+        assert "torchvision variant, 10 classes" in out
+        printed, current = {}, None
+        for line in out.splitlines():
+            match = INDEX_LINE.match(line)
+            if match:
+                printed[current].append((int(match.group(2)), float(match.group(3))))
+            elif not line.startswith("Weights:"):
+                current = line
+                printed[current] = []
+        assert list(printed) == images
+        for path, row in zip(images, expected, strict=True):
+            top = np.argsort(-row)[:3]
+            assert [index for index, _ in printed[path]] == top.tolist()
+            np.testing.assert_allclose(
+                [score for _, score in printed[path]], row[top], atol=2e-4
+            )

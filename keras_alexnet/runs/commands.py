@@ -366,10 +366,8 @@ def classify_trained(args: argparse.Namespace) -> int | None:
     are left to the plain classify.
     """
     weights = args.weights
-    if not os.path.isfile(weights) or not (
-        args.class_names or _run_classes_file(weights)
-    ):
-        return None  # ImageNet's classes, or a problem the plain classify names
+    if not os.path.isfile(weights):
+        return None  # a name ('imagenet', 'none'), or a problem classify names
     import keras
     import numpy as np
 
@@ -377,6 +375,14 @@ def classify_trained(args: argparse.Namespace) -> int | None:
     from keras_alexnet.resources import sample_images
     from keras_alexnet.runs import models
     from keras_alexnet.runs.evaluate import load_any_model
+    from keras_alexnet.weights import loading
+
+    # The class count (and variant) from the file's own arrays; ImageNet's 1000
+    # classes without other names are left to the plain classify.
+    stored = loading.file_classes_and_variant(weights)
+    named = args.class_names or _run_classes_file(weights)
+    if not named and stored["classes"] in (None, 1000):
+        return None
 
     paths = [os.fspath(p) for p in args.images] or [
         os.fspath(p) for p in sample_images()
@@ -384,11 +390,16 @@ def classify_trained(args: argparse.Namespace) -> int | None:
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"No such image file: {', '.join(missing)}")
-    model, variant = load_any_model(weights, variant=args.variant)
+    model, variant = load_any_model(
+        weights,
+        variant=args.variant or stored["variant"],
+        classes=stored["classes"],
+    )
     classes = int(model.output_shape[-1])
-    names = _class_names(args.class_names, weights, classes)
-    if names is None:
-        return None
+    # Without names: the class indices.
+    names = _class_names(args.class_names, weights, classes) or [
+        str(index) for index in range(classes)
+    ]
     size = models.describe_model(model)["image_size"] or models.default_image_size(
         variant
     )

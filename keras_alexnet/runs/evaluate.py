@@ -171,7 +171,8 @@ def load_any_model(
     """Loads a model to evaluate or classify with, inferring what it can.
 
     `.keras` files hold their whole model. `.caffemodel` files are the original
-    variant, `.pth`/`.pt` torchvision's, and their class count is read from the
+    variant, `.pth`/`.pt` torchvision's, a `.weights.h5` the variant it records
+    (else the one its conv1 implies); their class count is read from the
     checkpoint's last layer; `"imagenet"` is the variant's ImageNet checkpoint.
 
     Returns:
@@ -199,17 +200,16 @@ def load_any_model(
             else ("torchvision")
         )
         return model, variant or inferred
-    if lower.endswith(".caffemodel") or lower.endswith((".pth", ".pt")):
+    if lower.endswith((".caffemodel", ".pth", ".pt", ".weights.h5")):
         from keras_alexnet import AlexNet
         from keras_alexnet.weights import loading
 
-        inferred = "original" if lower.endswith(".caffemodel") else "torchvision"
-        variant = variant or inferred
-        arrays = loading.read_checkpoint(path)
-        head = arrays.get("predictions")
-        count = classes or (int(np.shape(head[-1])[0]) if head else 1000)
+        if classes is None or variant is None:
+            stored = loading.file_classes_and_variant(path)
+            classes = classes or stored["classes"] or 1000
+            variant = variant or stored["variant"] or "original"
         # The builder reads the architecture (LRN constants included) from the file.
-        return AlexNet(weights=path, variant=variant, classes=count), variant
+        return AlexNet(weights=path, variant=variant, classes=classes), variant
     raise ValueError(
         f"--weights should end in one of {WEIGHT_SUFFIXES} or be 'imagenet'. "
         f"Received: {text!r}"

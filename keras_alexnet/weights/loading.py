@@ -590,6 +590,54 @@ def file_architecture(path: str) -> dict[str, Any]:
     return _architecture_from_json(stamp, path)
 
 
+# conv1's filter count tells the variants apart in a file that does not say.
+_CONV1_FILTERS_VARIANT = {96: "original", 64: "torchvision"}
+
+
+def file_classes_and_variant(path: str) -> dict[str, Any]:
+    """The class count and variant of the network stored at `path`, from its arrays.
+
+    Returns `{"classes": int | None, "variant": str | None}`: `classes` is the
+    output count of the `predictions` layer (`None` for a file without a top);
+    `variant` is what `file_architecture` says, else what conv1's filter count
+    (96 or 64) implies. Read with this module's readers, without building a
+    model, so that a model with the right number of classes can then be built.
+    """
+    kind = weights_format(path)
+    if kind == "keras":
+        # The whole model is in the archive: its config says it all, so no
+        # array is read.
+        config, _ = _read_keras_archive(path, read_weights=False)
+        top = [
+            layer["config"].get("units")
+            for layer in _layer_configs(config, path)
+            if layer["name"] == "predictions"
+        ]
+        return {
+            "classes": int(top[0]) if top and isinstance(top[0], int) else None,
+            "variant": file_architecture(path).get("variant"),
+        }
+    if kind == "keras_weights":
+        # Keras addresses layers by class and rank: conv1 is the first Conv2D,
+        # and AlexNet's top the only three Dense layers, predictions last.
+        arrays, _ = _read_h5_by_layer(
+            path,
+            [("conv1", "Conv2D")] + [(name, "Dense") for name in TOP_LAYERS],
+            path,
+        )
+    else:
+        arrays = read_checkpoint(path)
+    head = arrays.get("predictions")
+    conv1 = arrays.get("conv1")
+    variant = file_architecture(path).get("variant")
+    if variant is None and conv1:
+        variant = _CONV1_FILTERS_VARIANT.get(int(np.shape(conv1[0])[-1]))
+    return {
+        "classes": int(np.shape(head[-1])[0]) if head else None,  # the bias
+        "variant": variant,
+    }
+
+
 def architecture_dict(architecture: Architecture) -> dict[str, Any]:
     """`Architecture` as the dict `file_architecture` returns."""
     return {
