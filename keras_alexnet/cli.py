@@ -156,6 +156,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip the comparison with PyTorch or OpenCV",
     )
+    run_commands.add_common_options(convert)
     convert.set_defaults(command=_convert)
 
     info = commands.add_parser(
@@ -306,7 +307,9 @@ def _convert(args: argparse.Namespace) -> int:
     if problem:
         print(f"{PROG} convert: error: {problem}", file=sys.stderr)
         return 2
-    model = conversion.convert_checkpoint(args.source, variant=args.variant)
+    model = conversion.convert_checkpoint(
+        args.source, variant=args.variant, verbose=0 if args.quiet else 1
+    )
     variant = loading.file_architecture(args.source)["variant"]
     print(f"Read {args.source} ({variant} variant, {model.count_params():,} params)")
     if args.parity:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from typing import Any
 
 import keras
@@ -35,6 +36,7 @@ def convert_checkpoint(
     variant: str | None = None,
     *,
     classifier_activation: str | None = "softmax",
+    verbose: int = 1,
 ) -> keras.Model:
     """Converts a Caffe `.caffemodel` or a torchvision `.pth` to a Keras model.
 
@@ -57,6 +59,9 @@ def convert_checkpoint(
             extension of `source`. It must agree with the file.
         classifier_activation: the activation of the `predictions` layer,
             `"softmax"` (as `AlexNet(weights="imagenet")`) or `None` for logits.
+        verbose: 1 shows a progress bar (`keras.utils.Progbar`) with a total:
+            its steps are reading the file, building the model, setting its
+            weights and saving. 0 shows nothing.
 
     Returns:
         The Keras model, with the checkpoint's weights.
@@ -80,7 +85,20 @@ def convert_checkpoint(
             "`classifier_activation` should be None or 'softmax'. "
             f"Received: classifier_activation={classifier_activation!r}"
         )
+    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+        raise ValueError(
+            f"`verbose` should be 0, 1 or 2. Received: verbose={verbose!r}"
+        )
+    # Read the file, build the model, set its weights, save.
+    steps = 3 + (dest is not None)
+    progress = None
+    if verbose:
+        # Redrawn in place on a terminal; one line at the end in a log.
+        progress = keras.utils.Progbar(
+            steps, unit_name="step", verbose=verbose if sys.stdout.isatty() else 2
+        )
     weights = loading.read_checkpoint(source)
+    _advance(progress)
     classes = int(np.shape(weights["predictions"][1])[0])
     # The architecture the file's format implies (Caffe's LRN for a .caffemodel).
     architecture = loading.file_architecture(source)
@@ -93,10 +111,18 @@ def convert_checkpoint(
         classes=classes,
         classifier_activation=classifier_activation,
     )
+    _advance(progress)
     loading.assign_weights(model, weights, source=repr(source))
+    _advance(progress)
     if dest is not None:
         save_model_atomically(model, dest)
+        _advance(progress)
     return model
+
+
+def _advance(progress: keras.utils.Progbar | None) -> None:
+    if progress is not None:
+        progress.add(1)
 
 
 def save_model_atomically(model: keras.Model, path: str | os.PathLike) -> None:

@@ -75,6 +75,8 @@ def test_convert_then_classify_with_the_converted_weights(capsys, tmp_path):
     dest = os.fspath(tmp_path / "converted.weights.h5")
     status, out, err = run(capsys, "convert", source, dest)
     assert status == 0, err
+    # The conversion's progress bar with its total (read, build, set weights).
+    assert re.search(r"^3/3 - \d+s - ", out, re.M), out
     assert "Modelling (the same input tensor into both models)" in out
     assert "Modelling parity: OK" in out
     assert f"Saved {dest}" in out and os.path.isfile(dest)
@@ -331,8 +333,9 @@ def test_classify_infers_the_class_count_of_a_pth_and_a_weights_h5(capsys, tmp_p
     expected = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
 
     h5 = os.fspath(tmp_path / "ten.weights.h5")
-    status, out, err = run(capsys, "convert", pth, h5, "--no-parity")
+    status, out, err = run(capsys, "convert", pth, h5, "--no-parity", "--quiet")
     assert status == 0, err
+    assert "/step" not in out  # --quiet: no progress bar
     for weights in (pth, h5):
         status, out, err = run(
             capsys, "classify", *images, "--weights", weights, "--top", "3"

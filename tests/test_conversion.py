@@ -11,7 +11,10 @@ report's own references are checked too.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
 
 import cv2
 import keras
@@ -101,8 +104,11 @@ def torchvision_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("torchvision")
     source = write_torchvision_checkpoint(folder / "alexnet-random.pth")
     dest = os.fspath(folder / "converted.weights.h5")
-    model = convert_checkpoint(source, dest, classifier_activation=None)
-    return source, dest, model
+    # What the conversion prints, for the progress bar's test.
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        model = convert_checkpoint(source, dest, classifier_activation=None)
+    return source, dest, model, printed.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +122,7 @@ def caffe_files(tmp_path_factory):
 
 @pytest.mark.slow
 def test_torchvision_conversion_matches_pytorch(torchvision_files, rng):
-    source, dest, model = torchvision_files
+    source, dest, model, _ = torchvision_files
     assert model.count_params() == 61_100_840
 
     # An independent reference: functional PyTorch on the state dict torch reads.
@@ -189,7 +195,7 @@ def test_caffe_conversion_matches_opencv(caffe_files, rng, tmp_path):
 
 @pytest.mark.slow
 def test_parity_report_detects_a_wrong_conversion(torchvision_files):
-    source, _, model = torchvision_files
+    source, _, model, _ = torchvision_files
     fc6 = model.get_layer("fc6")
     kernel, bias = fc6.get_weights()
     # What forgetting the C, H, W -> H, W, C permutation of fc6 would do.
@@ -259,3 +265,12 @@ def test_save_model_atomically_leaves_no_temporary_file(tmp_path):
     assert sorted(os.listdir(tmp_path / "out")) == ["tiny.keras", "tiny.weights.h5"]
     with pytest.raises(ValueError, match="Received: dest="):
         save_model_atomically(model, tmp_path / "tiny.h5")
+
+
+def test_conversion_shows_a_progress_bar_with_its_total(torchvision_files):
+    # Read, build, set the weights, save: four steps, shown as "4/4" when done
+    # (one line, as in a log: stdout is not a terminal here).
+    source, *_, printed = torchvision_files
+    assert re.fullmatch(r"4/4 - \d+s - .*/step\n", printed), printed
+    with pytest.raises(ValueError, match="Received: verbose=3"):
+        convert_checkpoint(source, verbose=3)

@@ -3,6 +3,7 @@ folder with bad files; preprocessing and labels against closed forms; seeded
 bit-reproducibility; `model.fit` on every pipeline; ten-crop evaluation."""
 
 import os
+import re
 import warnings
 
 import keras
@@ -413,6 +414,21 @@ def test_evaluate_ten_crop_on_the_ten_crop_pipeline(clean_folder):
         correct += int(np.argmax(mean) == label)
     assert result["top1"] == pytest.approx(correct / len(references))
     assert result["top5"] == 1.0  # three classes
+
+
+def test_evaluate_ten_crop_shows_a_progress_bar_with_its_total(capsys):
+    # Seven images in batches of three: three batches, "3/3" when done (one
+    # line: stdout is not a terminal here); verbose=0 prints nothing.
+    model = _tiny_model(8)
+    crops = np.zeros((7, 10, 8, 8, 3), "float32")
+    dataset = tf.data.Dataset.from_tensor_slices((crops, np.zeros(7, "int64")))
+    evaluate_ten_crop(model, dataset.batch(3))
+    assert re.fullmatch(r"3/3 - \d+s - .*/batch\n", capsys.readouterr().out)
+    # A list knows its length too.
+    evaluate_ten_crop(model, [(crops[:2], np.zeros(2))] * 2)
+    assert re.fullmatch(r"2/2 - \d+s - .*/batch\n", capsys.readouterr().out)
+    evaluate_ten_crop(model, dataset.batch(3), verbose=0)
+    assert capsys.readouterr().out == ""
 
 
 def test_evaluate_ten_crop_arguments():

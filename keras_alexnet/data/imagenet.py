@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -844,7 +845,11 @@ def _check_int(name: str, value: Any, minimum: int = 1) -> None:
 
 
 def evaluate_ten_crop(
-    model: keras.Model, dataset: Iterable, *, from_logits: bool = False
+    model: keras.Model,
+    dataset: Iterable,
+    *,
+    from_logits: bool = False,
+    verbose: int = 1,
 ) -> dict[str, float]:
     """Top-1 and top-5 accuracy from the average of ten crops' softmax outputs.
 
@@ -858,6 +863,9 @@ def evaluate_ten_crop(
             such as `imagenet_dataset(..., augment="ten_crop")`.
         from_logits: whether the model outputs logits (a softmax is applied
             before averaging) rather than probabilities.
+        verbose: 1 shows a progress bar (`keras.utils.Progbar`) of batches,
+            with their total when the dataset knows it (`len()`, or a
+            `tf.data.Dataset`'s cardinality); 0 shows nothing.
 
     Returns:
         `{"top1": accuracy, "top5": accuracy, "count": number of images}`.
@@ -876,6 +884,18 @@ def evaluate_ten_crop(
         raise TypeError(
             "`from_logits` should be True or False. Received: "
             f"from_logits={from_logits!r}"
+        )
+    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+        raise ValueError(
+            f"`verbose` should be 0, 1 or 2. Received: verbose={verbose!r}"
+        )
+    progress = None
+    if verbose:
+        # Redrawn in place on a terminal; one line at the end in a log.
+        progress = keras.utils.Progbar(
+            _batch_count(dataset),
+            unit_name="batch",
+            verbose=verbose if sys.stdout.isatty() else 2,
         )
     top1 = top5 = count = 0
     for batch in dataset:
@@ -904,6 +924,19 @@ def evaluate_ten_crop(
         top1 += int(np.sum(ranked[:, 0] == labels))
         top5 += int(np.sum(np.any(ranked[:, :5] == labels[:, None], axis=-1)))
         count += n
+        if progress is not None:
+            progress.add(1)
     if count == 0:
         raise ValueError("`dataset` yielded no images.")
     return {"top1": top1 / count, "top5": top5 / count, "count": count}
+
+
+def _batch_count(dataset: Iterable) -> int | None:
+    """The number of batches of `dataset` if it knows it, else `None`."""
+    if isinstance(dataset, tf.data.Dataset):
+        cardinality = int(dataset.cardinality())
+        return cardinality if cardinality >= 0 else None
+    try:
+        return len(dataset)  # type: ignore[arg-type]
+    except TypeError:
+        return None
