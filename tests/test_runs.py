@@ -329,3 +329,34 @@ def test_distribute_matches_one_device(tmp_path, capsys):
     result = json.loads(finished.stdout.strip().splitlines()[-1])
     assert result["devices"] == 2
     assert result["max_abs_difference"] <= 1e-6 * result["largest_weight"] + 1e-7
+
+
+def test_model_parallel_split_matches_one_device(tmp_path, capsys):
+    # The paper's split (every layer's kernels halved over two virtual CPU
+    # devices, under JAX in a process of its own) against one device: the same
+    # outputs, the same loss of one training step and the same weights after
+    # it, to float32 rounding (1e-6 of the largest value); each device holds
+    # one contiguous half of every kernel's output units, so that conv2, conv4
+    # and conv5's two groups are on their own device each, as in the paper.
+    if keras.backend.backend() != "jax":
+        status = cli.main(["train", str(tmp_path), "--distribute", "model-parallel"])
+        assert status == 1
+        assert "needs the JAX backend" in capsys.readouterr().err
+    script = os.path.join(ROOT, "tests", "model_parallel_check.py")
+    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    finished = subprocess.run(
+        [sys.executable, script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    result = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert result["devices"] == 2
+    tolerance = 1e-6
+    assert result["max_output_difference"] <= tolerance * result["largest_output"]
+    assert result["loss_two"] == pytest.approx(result["loss_one"], rel=tolerance)
+    assert result["max_weight_difference"] <= tolerance * result["largest_weight"]
+    layers = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
+    layout = result["layout"]
+    assert sorted(layout) == sorted(f"{n}/kernel" for n in [*layers, "predictions"])
+    for entry in layout.values():
+        half = entry["units"] // 2
+        assert entry["parts"] == [[0, 0, half], [1, half, 2 * half]]

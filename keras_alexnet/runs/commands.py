@@ -127,9 +127,13 @@ def _run_options(parser: argparse.ArgumentParser, output: str) -> None:
     )
     parser.add_argument(
         "--distribute",
-        action="store_true",
-        help="data parallelism over all local devices (TensorFlow: "
-        "MirroredStrategy; JAX: keras.distribution.DataParallel)",
+        nargs="?",
+        const="data-parallel",
+        choices=("data-parallel", "model-parallel"),
+        help="data-parallel (the default of a bare --distribute): over all local "
+        "devices (TensorFlow: MirroredStrategy; JAX: "
+        "keras.distribution.DataParallel); model-parallel: the paper's split of "
+        "every layer over two devices (JAX: keras.distribution.ModelParallel)",
     )
     add_common_options(parser)
 
@@ -294,7 +298,7 @@ def _train(args: argparse.Namespace) -> int:
         ten_crop=args.ten_crop,
         seed=args.seed,
         mixed_precision=args.mixed_precision,
-        distribute=args.distribute,
+        distribute=args.distribute or False,
         verbose=_verbose(args),
     )
     return 0
@@ -320,7 +324,7 @@ def _finetune(args: argparse.Namespace) -> int:
         validation_split=args.validation_split,
         seed=args.seed,
         mixed_precision=args.mixed_precision,
-        distribute=args.distribute,
+        distribute=args.distribute or False,
         verbose=_verbose(args),
     )
     return 0

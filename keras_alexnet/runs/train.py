@@ -45,7 +45,7 @@ def train(
     ten_crop: bool | None = None,
     seed: int = 0,
     mixed_precision: bool = False,
-    distribute: bool = False,
+    distribute: bool | str = False,
     verbose: int = 1,
 ) -> dict[str, Any]:
     """Trains AlexNet from scratch on `data` and writes the run to `output`.
@@ -75,9 +75,11 @@ def train(
             defaults to the recipe's.
         seed: seeds the initialisation, shuffling, augmentation and split.
         mixed_precision: compute in float16 (GPU) or bfloat16 (CPU).
-        distribute: data parallelism over all local devices
-            (`tf.distribute.MirroredStrategy` on TensorFlow,
-            `keras.distribution.DataParallel` on JAX).
+        distribute: `True` or `"data-parallel"`: data parallelism over all
+            local devices (`tf.distribute.MirroredStrategy` on TensorFlow,
+            `keras.distribution.DataParallel` on JAX); `"model-parallel"`:
+            the paper's two-GPU split of every layer
+            (`keras_alexnet.runs.distribution.model_parallel`, JAX only).
         verbose: 0 silent, 1 progress bars.
 
     Returns:
@@ -104,7 +106,7 @@ def train(
         "ten_crop": chosen.ten_crop if ten_crop is None else ten_crop,
         "seed": seed,
         "mixed_precision": mixed_precision,
-        "distribute": distribute,
+        "distribute": _distribute_mode(distribute),
         "backend": keras.backend.backend(),
     }
     _check_config(config)
@@ -141,7 +143,7 @@ def finetune(
     validation_split: float | None = None,
     seed: int = 0,
     mixed_precision: bool = False,
-    distribute: bool = False,
+    distribute: bool | str = False,
     verbose: int = 1,
 ) -> dict[str, Any]:
     """Fine-tunes a pretrained AlexNet on `data` with a new classifier head.
@@ -197,7 +199,7 @@ def finetune(
         "ten_crop": False,
         "seed": seed,
         "mixed_precision": mixed_precision,
-        "distribute": distribute,
+        "distribute": _distribute_mode(distribute),
         "backend": keras.backend.backend(),
     }
     _check_config(config)
@@ -244,11 +246,39 @@ def _check_config(config: dict[str, Any]) -> None:
             "`distribute` needs the TensorFlow or JAX backend. Received: backend "
             f"{config['backend']!r}"
         )
+    if config["distribute"] == "model-parallel" and config["backend"] != "jax":
+        raise ValueError(
+            "`distribute='model-parallel'` needs the JAX backend "
+            f"(keras.distribution). Received: backend {config['backend']!r}"
+        )
 
 
-def _distribution_scope(distribute: bool) -> Any:
-    """MirroredStrategy's scope on TensorFlow; DataParallel set on JAX."""
+DISTRIBUTE_MODES = ("data-parallel", "model-parallel")
+
+
+def _distribute_mode(distribute: Any) -> str | bool:
+    """`False`, `"data-parallel"` (also `True`) or `"model-parallel"`."""
+    if distribute is None or distribute is False:
+        return False
+    if distribute is True:
+        return "data-parallel"
+    if distribute not in DISTRIBUTE_MODES:
+        raise ValueError(
+            f"`distribute` should be a bool or one of {DISTRIBUTE_MODES}. "
+            f"Received: distribute={distribute!r}"
+        )
+    return str(distribute)
+
+
+def _distribution_scope(distribute: bool | str) -> Any:
+    """MirroredStrategy's scope on TensorFlow; DataParallel or the paper's
+    ModelParallel set on JAX."""
     if not distribute:
+        return contextlib.nullcontext()
+    if distribute == "model-parallel":
+        from keras_alexnet.runs.distribution import model_parallel
+
+        keras.distribution.set_distribution(model_parallel())
         return contextlib.nullcontext()
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
