@@ -486,3 +486,32 @@ def test_unknown_file_type_is_refused(tmp_path):
     path.write_bytes(b"PK")
     with pytest.raises(ValueError, match=r"Received: weights='.*weights\.npz'"):
         AlexNet(weights=str(path))
+
+
+@pytest.mark.parametrize("variant, filters", [("original", 96), ("torchvision", 64)])
+def test_file_classes_and_variant_of_a_plain_weights_h5(tmp_path, variant, filters):
+    # model.save_weights records no architecture: the class count comes from
+    # the last Dense layer's shape, the variant from conv1's filter count. The
+    # expected values are those the models are built with.
+    from keras_alexnet.runs import models
+
+    model = models.build_classifier(
+        7, variant=variant, image_size=67, fc_units=8, dropout=0.0
+    )
+    assert model.get_layer("conv1").kernel.shape[-1] == filters
+    path = os.fspath(tmp_path / "plain.weights.h5")
+    model.save_weights(path)
+    assert loading.file_architecture(path) == {}
+    assert loading.file_classes_and_variant(path) == {"classes": 7, "variant": variant}
+    archive = os.fspath(tmp_path / "whole.keras")
+    model.save(archive)
+    assert loading.file_classes_and_variant(archive) == {
+        "classes": 7,
+        "variant": variant,
+    }
+    headless = AlexNet(weights=None, include_top=False, input_shape=(67, 67, 3))
+    headless.save_weights(path)
+    assert loading.file_classes_and_variant(path) == {
+        "classes": None,
+        "variant": "original",
+    }
