@@ -159,9 +159,42 @@ def _parser() -> argparse.ArgumentParser:
     )
     info.set_defaults(command=_info)
 
+    prepare = commands.add_parser(
+        "prepare",
+        help="store an image folder at 256 pixels in TFRecord shards, once",
+        description="Rescales every image of SOURCE so that its shorter side is "
+        "256 pixels, as the paper did, and writes them with their labels into "
+        "TFRecord shards in OUTPUT, which imagenet_dataset(source=OUTPUT) reads "
+        "with the same augmentation, faster. Rerun to resume.",
+    )
+    prepare.add_argument("source", help="ImageNet-style folder (root/<wnid>/*)")
+    prepare.add_argument("output", help="folder for the shards")
+    prepare.add_argument("--labels-file", help="labels of a flat folder")
+    prepare.add_argument("--resize-size", type=int, default=256)
+    prepare.add_argument("--shard-size", type=int, default=1024)
+    prepare.set_defaults(command=_prepare)
     _add_export_parser(commands)
     run_commands.add_commands(commands)
     return parser
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    # Imported here: `import keras_alexnet` does not load TensorFlow.
+    from keras_alexnet.data.prepare import prepare_imagenet
+
+    manifest = prepare_imagenet(
+        args.source,
+        args.output,
+        labels_file=args.labels_file,
+        resize_size=args.resize_size,
+        shard_size=args.shard_size,
+    )
+    print(
+        f"{manifest['images']} images of {len(manifest['class_names'])} classes in "
+        f"{len(manifest['shards'])} shards in {args.output}; "
+        f"{len(manifest['skipped_files'])} skipped"
+    )
+    return 0
 
 
 def _top_count(text: str) -> int:

@@ -90,7 +90,7 @@ def _prefetch(
         stop.set()
 
 
-def _converter():
+def _converter() -> Callable[[Any], Any]:
     """Returns a function taking one array to the backend's default device."""
     backend = keras.backend.backend()
     if backend == "jax":

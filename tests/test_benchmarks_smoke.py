@@ -30,6 +30,10 @@ EXPECTED_RATIOS = {
         for mode in ("forward", r"fwd\+bwd")
         for layer in ("conv2", "conv4", "conv5")
     ],
+    "prepared_data.py": [
+        rf"ratio prepared_data {augment} img/s: prepared/original = "
+        for augment in ("paper", "center_crop")
+    ],
     "inference.py": [
         r"ratio inference tensorflow original img/s: ours/OpenCV = ",
         r"ratio inference tensorflow original img/s: ours/PyTorch = ",

@@ -87,7 +87,9 @@ def test_every_readable_image_comes_out_rgb_at_the_model_size(
     labels = np.concatenate([y for _, y in batches])
     shape = (size, size, 3) if crops is None else (crops, size, size, 3)
     assert images.shape == (len(expected["readable"]), *shape)
-    assert images.dtype == np.float32 and labels.dtype == np.int32
+    # Unpreprocessed images come as uint8 pixels, for include_preprocessing=True.
+    assert images.dtype == (np.uint8 if variant is None else np.float32)
+    assert labels.dtype == np.int32
     assert np.isfinite(images).all()
     assert sorted(labels) == sorted(label for label, _ in expected["readable"].values())
     assert len(dataset.skipped_files) == len(expected["unreadable"])

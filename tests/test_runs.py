@@ -199,6 +199,27 @@ def test_finetune_trains_the_head_then_everything(tmp_path):
     assert model.get_layer("base").trainable
 
 
+def test_modern_recipe_warms_up_then_follows_the_cosine(quick):
+    # BatchNorm, MixUp/CutMix on one-hot labels, label smoothing, and the
+    # schedule: 5 steps an epoch, 10 in all, 1 step of warm-up to 0.1, then
+    # 0.1 * (1 + cos(pi * (step - 1) / 9)) / 2, read at the end of each epoch.
+    from keras_alexnet.runs import train
+
+    output, _ = quick
+    train(
+        output / "digits", output / "modern", recipe="modern", image_size=67,
+        batch_size=6, epochs=2, fc_units=16, flip=False, verbose=0,
+    )  # fmt: skip
+    rows = _log(output / "modern" / "log.csv")
+    for row, step in zip(rows, (5, 10), strict=True):
+        expected = 0.1 * (1 + np.cos(np.pi * (step - 1) / 9)) / 2
+        assert float(row["learning_rate"]) == pytest.approx(expected, abs=1e-6)
+    config = json.loads((output / "modern" / "config.json").read_text())
+    assert config["normalization"] == "batchnorm" and config["augment"] == "modern"
+    model = keras.saving.load_model(output / "modern" / "best.keras")
+    assert model.get_layer("bn1") is not None
+
+
 def test_resume_after_sigkill_mid_epoch(tmp_path, capsys):
     # A real training process (the keras-alexnet script), killed (SIGKILL)
     # during its second epoch, then the same command again: log.csv holds every

@@ -46,6 +46,55 @@ def test_lrn_in_bfloat16_stays_within_two_roundings(rng, implementation):
 
 
 @pytest.mark.backend
+def test_lrn_in_float16_computes_the_sum_in_float32(rng):
+    # For GPUs without bfloat16: squares of 3000 (9e6) overflow float16's 65504,
+    # so every way sums in float32 and only the output is rounded to float16.
+    x = rng.uniform(0, 3000, (2, 7, 5, 96)).astype("float32")
+    for implementation in ("matmul", "slices"):
+        layer = LocalResponseNormalization(
+            **CAFFE, implementation=implementation, dtype="mixed_float16"
+        )
+        inputs = keras.ops.cast(x, "float16")
+        outputs = to_numpy(keras.ops.cast(layer(inputs), "float32")).astype("float64")
+        exact = _lrn_float64(
+            to_numpy(keras.ops.cast(inputs, "float32")).astype("float64"), **CAFFE
+        )
+        assert np.all(np.isfinite(outputs)), implementation
+        # float16 keeps 11 significant bits: 2 ** -11 = 0.05 % per rounding.
+        np.testing.assert_allclose(outputs, exact, rtol=2e-3, atol=1e-3)
+
+
+@pytest.mark.backend
+def test_fit_under_mixed_float16_stays_finite(rng):
+    from keras_alexnet import AlexNet
+
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(4)
+        base = AlexNet(
+            weights=None,
+            include_top=False,
+            pooling="avg",
+            input_shape=(67, 67, 3),
+            include_preprocessing=True,
+        )
+        outputs = keras.layers.Dense(3, dtype="float32")(base.output)
+        model = keras.Model(base.input, outputs)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert base.get_layer("norm1").compute_dtype == "float16"
+    model.compile(
+        optimizer=keras.optimizers.SGD(1e-4),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    # Keras wraps the optimizer in dynamic loss scaling for float16.
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    x = rng.integers(0, 256, (4, 67, 67, 3), dtype="uint8")
+    history = model.fit(x, np.arange(4) % 3, batch_size=4, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+@pytest.mark.backend
 def test_prefetch_to_device_keeps_values_and_structure(rng):
     arrays = [rng.integers(0, 256, (2, 3), dtype="uint8") for _ in range(4)]
     batches = ((a, {"label": np.arange(2) + i}) for i, a in enumerate(arrays))

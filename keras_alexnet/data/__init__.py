@@ -15,6 +15,7 @@ from keras_alexnet.data.imagenet import default_resize_size as default_resize_si
 from keras_alexnet.data.imagenet import evaluate_ten_crop as evaluate_ten_crop
 from keras_alexnet.data.imagenet import imagenet_dataset as imagenet_dataset
 from keras_alexnet.data.images import load_image as load_image
+from keras_alexnet.data.prepare import prepare_imagenet as prepare_imagenet
 from keras_alexnet.data.sources import DEFAULT_MAX_PIXELS as DEFAULT_MAX_PIXELS
 from keras_alexnet.data.sources import ImageFolder as ImageFolder
 from keras_alexnet.data.sources import check_image_file as check_image_file
@@ -33,6 +34,7 @@ __all__ = [
     "evaluate_ten_crop",
     "imagenet_dataset",
     "list_image_folder",
+    "prepare_imagenet",
     "load_image",
     "pca_lighting",
     "split_image_folder",

@@ -4,22 +4,28 @@
 augmentation of `keras_alexnet.data.augment` and the preprocessing of the chosen
 checkpoint into a batched, prefetched `tf.data.Dataset` for `model.fit`.
 
-Order of the stages, and why:
+Order of the stages, and why (each a helper below):
 
-1. the source yields encoded bytes (TFDS) or file paths (folders), never decoded
-   images, so that `cache=True` keeps the compact bytes and decoding is fused with
-   the crop;
-2. cache, then shuffle (a folder without cache shuffles its whole file list, which
+1. `_resolve_options` checks every argument and resolves the defaults first, so
+   that a mistake fails before any file is listed;
+2. the source (`_list_source`) yields encoded bytes (TFDS) or file paths
+   (folders), never decoded images, so that `cache=True` keeps the compact bytes
+   and the training crops can fuse decoding with the crop;
+3. cache, then shuffle (a folder without cache shuffles its whole file list, which
    costs only the names), then repeat, so that every epoch is reshuffled;
-3. each element is zipped with a draw of `tf.data.Dataset.random`, the per-image
+4. each element is zipped with a draw of `tf.data.Dataset.random`, the per-image
    key of the stateless random ops: with a seed the draws depend only on the seed,
    the element's position and the epoch, so parallel maps stay bit-reproducible;
-4. one parallel map decodes, crops, augments, preprocesses and encodes the label;
-   with `on_error="skip"`, an image that still fails to decode is dropped there.
+5. one parallel map reads, decodes, crops or augments, applies the checkpoint's
+   preprocessing and encodes the label; with `on_error="skip"`, an image that
+   still fails to decode is dropped after it (and a training split refills its
+   epoch from a spare pass, so it keeps its length);
+6. batching, then the user's `preprocessing` on whole batches, then prefetch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -29,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_alexnet.data import augment as augment_lib
+from keras_alexnet.data.prepare import is_prepared, prepared_records
 from keras_alexnet.data.sources import (
     check_same_classes,
     list_image_folder,
@@ -74,12 +81,14 @@ def imagenet_dataset(
     on_error: str = "skip",
     check_files: str | None = "header",
     download: bool = True,
+    dtype: str | None = None,
 ) -> tf.data.Dataset:
     """Builds a batched, prefetched ImageNet dataset ready for `model.fit`.
 
     Yields `(images, labels)`: float32 images `(batch, image_size, image_size, 3)`
     (channels first if `keras.config.image_data_format()` says so) preprocessed
-    for the checkpoint of `variant`, and int32 class indices (`label_mode="sparse"`)
+    for the checkpoint of `variant` (uint8 pixels with `variant=None`, see
+    `dtype`), and int32 class indices (`label_mode="sparse"`)
     or float32 one-hot rows. With `augment="ten_crop"`, images are
     `(batch, 10, image_size, image_size, 3)`, for `evaluate_ten_crop`.
 
@@ -90,16 +99,16 @@ def imagenet_dataset(
       2012); decoding is fused with the crop (see `keras_alexnet.data.augment`).
     - `"modern"`: random resized crop (`scale`, by default 8 % to 100 % of the
       area, aspect ratio 3/4 to 4/3) and horizontal flip.
-
-    `flip=False` turns the flips off (digits and text are not mirror-symmetric),
-    `lighting=False` (or a standard deviation other than the paper's 0.1) the
-    PCA lighting; `preprocessing` is any function or Keras layer applied to each
-    batch of images after them (a `keras.layers.RandomRotation`, say).
     - `"center_crop"` or `None`: shorter side to `resize_size`, centre crop; no
       randomness (the evaluation transform).
     - `"ten_crop"`: the paper's ten test patches of the central square.
     - `"auto"`: `"paper"` for a split whose name starts with "train", else
       `"center_crop"`.
+
+    `flip=False` turns the flips off (digits and text are not mirror-symmetric),
+    `lighting=False` (or a standard deviation other than the paper's 0.1) the
+    PCA lighting; `preprocessing` is any function or Keras layer applied to each
+    batch of images after them (a `keras.layers.RandomRotation`, say).
 
     Resizing is bilinear, antialiased (like PIL, which made torchvision's
     training images) except for `variant="original"` (like OpenCV, which made
@@ -112,7 +121,9 @@ def imagenet_dataset(
         source: `"imagenet2012"`, any TFDS image-classification dataset name
             (`"imagenette/320px-v2"`, `"tf_flowers"`), or the path of an
             ImageNet-style folder holding this split (`root/<wnid>/*.JPEG`, or a
-            flat folder with `labels_file`; see `list_image_folder`).
+            flat folder with `labels_file`; see `list_image_folder`), or a
+            folder written by `prepare_imagenet` (images stored at 256 pixels,
+            read at least twice as fast).
         data_dir: TFDS's data directory (TFDS sources).
         manual_dir: the folder of manually downloaded archives (TFDS sources;
             `imagenet2012` needs `ILSVRC2012_img_train.tar` and
@@ -120,7 +131,8 @@ def imagenet_dataset(
         labels_file: the labels of a flat folder (folder sources).
         variant: `"original"` (Caffe preprocessing, 227 px) or `"torchvision"`
             (224 px), the checkpoint the images are preprocessed for; `None` keeps
-            RGB pixels in [0, 255] (224 px).
+            RGB pixels in [0, 255] (224 px), as uint8 unless `dtype` says
+            otherwise: the input of `AlexNet(include_preprocessing=True)`.
         image_size: the side of the images; defaults to the variant's input size.
         resize_size: the shorter side images are rescaled to before cropping.
             Defaults to the checkpoint's proportion: 256 for its input size
@@ -169,6 +181,11 @@ def imagenet_dataset(
         check_files: how folder files are checked before training, `"header"`,
             `"decode"` or `None` (see `list_image_folder`).
         download: whether a TFDS source may be downloaded and prepared.
+        dtype: the images' dtype: `"uint8"` (rounded pixels, only with
+            `variant=None`) or `"float32"`. `None`: uint8 with `variant=None`,
+            where the model normalises the pixels itself
+            (`AlexNet(include_preprocessing=True)`), since a GPU receives a
+            quarter of float32's bytes; float32 otherwise.
 
     Returns:
         A `tf.data.Dataset` of `(images, labels)` batches. It also carries
@@ -184,6 +201,142 @@ def imagenet_dataset(
         train = imagenet_dataset("train", manual_dir="~/ILSVRC2012")
         model.fit(train, epochs=90)
     """
+    # 1. Every argument checked before any file is read.
+    options = _resolve_options(
+        split,
+        source=source,
+        data_dir=data_dir,
+        manual_dir=manual_dir,
+        labels_file=labels_file,
+        variant=variant,
+        image_size=image_size,
+        resize_size=resize_size,
+        augment=augment,
+        flip=flip,
+        lighting=lighting,
+        scale=scale,
+        preprocessing=preprocessing,
+        class_names=class_names,
+        validation_split=validation_split,
+        subset=subset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        shuffle_buffer=shuffle_buffer,
+        seed=seed,
+        cache=cache,
+        repeat=repeat,
+        drop_remainder=drop_remainder,
+        label_mode=label_mode,
+        label_smoothing=label_smoothing,
+        num_classes=num_classes,
+        on_error=on_error,
+        check_files=check_files,
+        download=download,
+        dtype=dtype,
+    )
+    # 2. The source: encoded bytes, or paths still to read.
+    listed = _list_source(options)
+    num_classes = _num_classes(options, listed.class_names)
+    # 3. Cache, shuffle, repeat.
+    records, unshuffled, needs_read = _cache_and_shuffle(options, listed)
+    length = _kept_length(options, listed, records)
+    if options.repeat:
+        records = records.repeat()
+    # 4. to 6. Key each element, decode, augment and preprocess it; batch, prefetch.
+    dataset = _map_stages(options, records, unshuffled, needs_read, num_classes, length)
+    dataset.class_names = list(listed.class_names)
+    dataset.skipped_files = list(listed.skipped)
+    return dataset
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """The checked arguments of `imagenet_dataset`, defaults resolved."""
+
+    split: str
+    source: str | os.PathLike
+    data_dir: str | os.PathLike | None
+    manual_dir: str | os.PathLike | None
+    labels_file: str | os.PathLike | None
+    variant: str | None
+    image_size: int
+    resize_size: int
+    augment: str
+    flip: bool
+    lighting_stddev: float
+    scale: tuple[float, float] | None
+    preprocessing: Callable[[Any], Any] | None
+    class_names: Sequence[str] | None
+    validation_split: float | None
+    subset: str | None
+    batch_size: int
+    shuffle: bool
+    shuffle_buffer: int
+    seed: int | None
+    cache: bool | str
+    repeat: bool
+    drop_remainder: bool
+    label_mode: str
+    label_smoothing: float
+    num_classes: int | None
+    on_error: str
+    check_files: str | None
+    download: bool
+    dtype: str
+    training: bool
+    is_folder: bool
+
+    @property
+    def randomized(self) -> bool:
+        return self.augment in ("paper", "modern")
+
+    @property
+    def deterministic(self) -> bool:
+        return self.seed is not None or not self.shuffle
+
+    @property
+    def skips_failures(self) -> bool:
+        """Whether images that fail to decode in the map are dropped."""
+        # Files all decoded by the listing need no such net.
+        return self.on_error == "skip" and not (
+            self.is_folder and self.check_files == "decode"
+        )
+
+
+def _resolve_options(
+    split: str,
+    *,
+    source: str | os.PathLike,
+    data_dir: str | os.PathLike | None,
+    manual_dir: str | os.PathLike | None,
+    labels_file: str | os.PathLike | None,
+    variant: str | None,
+    image_size: int | None,
+    resize_size: int | None,
+    augment: str | None,
+    flip: bool,
+    lighting: bool | float,
+    scale: tuple[float, float] | None,
+    preprocessing: Callable[[Any], Any] | None,
+    class_names: Sequence[str] | None,
+    validation_split: float | None,
+    subset: str | None,
+    batch_size: int,
+    shuffle: bool | None,
+    shuffle_buffer: int,
+    seed: int | None,
+    cache: bool | str,
+    repeat: bool,
+    drop_remainder: bool | None,
+    label_mode: str,
+    label_smoothing: float,
+    num_classes: int | None,
+    on_error: str,
+    check_files: str | None,
+    download: bool,
+    dtype: str | None,
+) -> _Options:
+    """Checks the arguments of `imagenet_dataset` and resolves their defaults."""
     training = _is_training_split(split)
     is_folder = _is_folder_source(source)
     check_variant(variant, allow_none=True)
@@ -206,6 +359,14 @@ def imagenet_dataset(
         raise ValueError(
             f"`image_size` should be at most `resize_size` ({resize_size}) for "
             f"augment={augment!r}. Received: image_size={image_size}"
+        )
+    if dtype is None:
+        dtype = "uint8" if variant is None else "float32"
+    if dtype not in ("uint8", "float32") or (dtype == "uint8" and variant):
+        raise ValueError(
+            "`dtype` should be None, 'float32', or 'uint8' with variant=None "
+            f"(preprocessed images are not pixels). Received: dtype={dtype!r}, "
+            f"variant={variant!r}"
         )
     _check_int("batch_size", batch_size)
     _check_int("shuffle_buffer", shuffle_buffer)
@@ -316,42 +477,100 @@ def imagenet_dataset(
         )
     shuffle = training if shuffle is None else shuffle
     drop_remainder = training if drop_remainder is None else drop_remainder
+    return _Options(
+        split=split,
+        source=source,
+        data_dir=data_dir,
+        manual_dir=manual_dir,
+        labels_file=labels_file,
+        variant=variant,
+        image_size=image_size,
+        resize_size=resize_size,
+        augment=augment,
+        flip=flip,
+        lighting_stddev=lighting_stddev,
+        scale=scale,
+        preprocessing=preprocessing,
+        class_names=class_names,
+        validation_split=validation_split,
+        subset=subset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        shuffle_buffer=shuffle_buffer,
+        seed=seed,
+        cache=cache,
+        repeat=repeat,
+        drop_remainder=drop_remainder,
+        label_mode=label_mode,
+        label_smoothing=label_smoothing,
+        num_classes=num_classes,
+        on_error=on_error,
+        check_files=check_files,
+        download=download,
+        dtype=dtype,
+        training=training,
+        is_folder=is_folder,
+    )
 
-    # 1. The source: encoded bytes, or paths still to read.
-    if is_folder:
+
+@dataclasses.dataclass(frozen=True)
+class _Listed:
+    """What a source holds: records, classes, and what the listing left out."""
+
+    records: tf.data.Dataset
+    class_names: Sequence[str]
+    skipped: Sequence[tuple[str, str]]
+    # The number of files of a folder source (0 for TFDS).
+    file_count: int
+    # Whether the records are `(path, label)` (folders) rather than encoded bytes.
+    needs_read: bool
+
+
+def _list_source(options: _Options) -> _Listed:
+    """Lists a folder source, or opens a TFDS one, as undecoded records."""
+    source, split, class_names = options.source, options.split, options.class_names
+    if options.is_folder and is_prepared(source):
+        # Shards written by prepare_imagenet: JPEG bytes at 256 pixels.
+        records, prepared_class_names, skipped = prepared_records(
+            source, options.shuffle, options.seed
+        )
+        return _Listed(records, prepared_class_names, skipped, 0, False)
+    if options.is_folder:
         folder = list_image_folder(
             source,
-            labels_file=labels_file,
+            labels_file=options.labels_file,
             class_names=class_names,
-            on_error=on_error,
-            check_files=check_files,
+            on_error=options.on_error,
+            check_files=options.check_files,
         )
-        if validation_split is not None and subset is not None:
-            folder = split_image_folder(folder, validation_split, subset, seed=seed)
-        class_names, skipped = folder.class_names, folder.skipped
-        file_count = len(folder.files)
+        if options.validation_split is not None and options.subset is not None:
+            folder = split_image_folder(
+                folder, options.validation_split, options.subset, seed=options.seed
+            )
         records = tf.data.Dataset.from_tensor_slices(
             (list(folder.files), np.asarray(folder.labels, np.int64))
         )
-        needs_read = True
-    else:
-        tfds_split = tfds_source(
-            os.fspath(source),
-            split,
-            data_dir=data_dir,
-            manual_dir=manual_dir,
-            download=download,
-            shuffle_files=shuffle,
-            seed=seed,
+        return _Listed(
+            records, folder.class_names, folder.skipped, len(folder.files), True
         )
-        if class_names is not None:
-            check_same_classes(
-                class_names, tfds_split.class_names, where=f"{source!r} ({split})"
-            )
-        class_names, skipped = tfds_split.class_names, ()
-        file_count = 0
-        records = tfds_split.dataset
-        needs_read = False
+    tfds_split = tfds_source(
+        os.fspath(source),
+        split,
+        data_dir=options.data_dir,
+        manual_dir=options.manual_dir,
+        download=options.download,
+        shuffle_files=options.shuffle,
+        seed=options.seed,
+    )
+    if class_names is not None:
+        check_same_classes(
+            class_names, tfds_split.class_names, where=f"{source!r} ({split})"
+        )
+    return _Listed(tfds_split.dataset, tfds_split.class_names, (), 0, False)
+
+
+def _num_classes(options: _Options, class_names: Sequence[str]) -> int:
+    num_classes = options.num_classes
     if num_classes is None:
         num_classes = len(class_names)
     elif num_classes < len(class_names):
@@ -359,44 +578,95 @@ def imagenet_dataset(
             f"`num_classes` should be at least the {len(class_names)} classes of the "
             f"source. Received: num_classes={num_classes}"
         )
+    return num_classes
 
-    # 2. Cache, shuffle, repeat.
-    if cache is not False:
+
+def _cache_and_shuffle(
+    options: _Options, listed: _Listed
+) -> tuple[tf.data.Dataset, tf.data.Dataset, bool]:
+    """Caches and shuffles the records: `(records, unshuffled, needs_read)`."""
+    records, needs_read = listed.records, listed.needs_read
+    if options.cache is not False:
         if needs_read:
             records = records.map(
                 lambda path, label: (tf.io.read_file(path), label),
                 num_parallel_calls=tf.data.AUTOTUNE,
             )
             needs_read = False
-        records = records.cache("" if cache is True else cache)
+        records = records.cache("" if options.cache is True else options.cache)
     unshuffled = records
-    if shuffle:
+    if options.shuffle:
         # Without a cache a folder yields file names: shuffling all of them is cheap.
-        buffer = file_count if needs_read else shuffle_buffer
-        records = records.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        buffer = listed.file_count if needs_read else options.shuffle_buffer
+        records = records.shuffle(
+            buffer, seed=options.seed, reshuffle_each_iteration=True
+        )
+    return records, unshuffled, needs_read
+
+
+def _kept_length(options: _Options, listed: _Listed, records: tf.data.Dataset) -> int:
+    """The length a training split keeps when images fail to decode, else 0."""
     # A training split keeps its length when an image fails to decode: a spare
     # pass over the records, in file order, follows the epoch's, and the epoch
     # takes its count of good images, so a dropped image is replaced by one
     # from the spare pass (the logged warning names the dropped one). The spare
     # pass is never read when nothing is dropped.
-    length = file_count if is_folder else int(records.cardinality())
+    length = listed.file_count if options.is_folder else int(records.cardinality())
     keep_length = (
-        on_error == "skip"
-        and not (is_folder and check_files == "decode")
-        and training
-        and not repeat
+        options.skips_failures
+        and options.training
+        and not options.repeat
         and length > 0
     )
-    if repeat:
-        records = records.repeat()
+    return length if keep_length else 0
 
-    # 3. and 4. Key each element, then decode, augment and preprocess it.
+
+def _map_stages(
+    options: _Options,
+    records: tf.data.Dataset,
+    unshuffled: tf.data.Dataset,
+    needs_read: bool,
+    num_classes: int,
+    length: int,
+) -> tf.data.Dataset:
+    """Decodes, augments, preprocesses, batches and prefetches the records.
+
+    `length`, when not 0, is the number of images an epoch keeps by replacing
+    the ones that fail to decode from a spare pass over `unshuffled`.
+    """
+    element = _element_stage(options, needs_read, num_classes)
+    dataset = _decode_stage(options, element, records)
+    if options.skips_failures:
+        # The last resort for files that passed the listing check (or TFDS records)
+        # but still fail to decode: drop them rather than stop the epoch.
+        dataset = dataset.ignore_errors(log_warning=True)
+        if length:
+            spare = _decode_stage(options, element, unshuffled)
+            spare = spare.ignore_errors(log_warning=True)
+            dataset = dataset.concatenate(spare).take(length)
+            # At most `length` good images in two passes; fewer only when more
+            # than half the files fail, and then the epoch ends with an error.
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(length))
+    return _batch_stage(options, dataset)
+
+
+def _element_stage(
+    options: _Options, needs_read: bool, num_classes: int
+) -> Callable[..., tuple[tf.Tensor, tf.Tensor]]:
+    """The per-element map: read, decode and crop or augment, label encoding."""
     transform = _transform(
-        augment, image_size, resize_size, variant, flip, lighting_stddev, scale
+        options.augment,
+        options.image_size,
+        options.resize_size,
+        options.variant,
+        options.flip,
+        options.lighting_stddev,
+        options.scale,
     )
-    randomized = augment in ("paper", "modern")
+    randomized, augment = options.randomized, options.augment
+    label_mode, label_smoothing = options.label_mode, options.label_smoothing
     channels_first = keras.config.image_data_format() == "channels_first"
-    global_seed = tf.constant(seed or 0, tf.int64)
+    global_seed = tf.constant(options.seed or 0, tf.int64)
 
     def element(
         x: tf.Tensor, label: tf.Tensor, key: tf.Tensor | None = None
@@ -406,6 +676,8 @@ def imagenet_dataset(
             image = transform(contents, tf.stack([global_seed, key]))
         else:
             image = transform(contents)
+        if options.dtype == "uint8":
+            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
         if channels_first:
             perm = [2, 0, 1] if augment != "ten_crop" else [0, 3, 1, 2]
             image = tf.transpose(image, perm)
@@ -415,40 +687,38 @@ def imagenet_dataset(
             label += label_smoothing / num_classes
         return image, label
 
-    deterministic = seed is not None or not shuffle
+    return element
 
-    def decoded(records: tf.data.Dataset) -> tf.data.Dataset:
-        if not randomized:
-            return records.map(
-                element,
-                num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=deterministic,
-            )
-        keyed = tf.data.Dataset.zip(
-            records,
-            tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True),
-        )
-        return keyed.map(
-            lambda record, key: element(record[0], record[1], key),
+
+def _decode_stage(
+    options: _Options,
+    element: Callable[..., tuple[tf.Tensor, tf.Tensor]],
+    records: tf.data.Dataset,
+) -> tf.data.Dataset:
+    """Maps `element` over the records, keyed by random draws when augmenting."""
+    if not options.randomized:
+        return records.map(
+            element,
             num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=deterministic,
+            deterministic=options.deterministic,
         )
+    keyed = tf.data.Dataset.zip(
+        records,
+        tf.data.Dataset.random(seed=options.seed, rerandomize_each_iteration=True),
+    )
+    return keyed.map(
+        lambda record, key: element(record[0], record[1], key),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=options.deterministic,
+    )
 
-    dataset = decoded(records)
-    if on_error == "skip" and not (is_folder and check_files == "decode"):
-        # The last resort for files that passed the listing check (or TFDS records)
-        # but still fail to decode: drop them rather than stop the epoch. Files
-        # all decoded by the listing need no such net.
-        dataset = dataset.ignore_errors(log_warning=True)
-        if keep_length:
-            spare = decoded(unshuffled).ignore_errors(log_warning=True)
-            dataset = dataset.concatenate(spare).take(length)
-            # At most `length` good images in two passes; fewer only when more
-            # than half the files fail, and then the epoch ends with an error.
-            dataset = dataset.apply(tf.data.experimental.assert_cardinality(length))
+
+def _batch_stage(options: _Options, dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Batches, applies the user's `preprocessing` to batches, prefetches."""
+    deterministic, preprocessing = options.deterministic, options.preprocessing
     dataset = dataset.batch(
-        batch_size,
-        drop_remainder=drop_remainder,
+        options.batch_size,
+        drop_remainder=options.drop_remainder,
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
     )
@@ -459,12 +729,9 @@ def imagenet_dataset(
             deterministic=deterministic,
         )
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    options.deterministic = deterministic
-    dataset = dataset.with_options(options)
-    dataset.class_names = list(class_names)
-    dataset.skipped_files = list(skipped)
-    return dataset
+    data_options = tf.data.Options()
+    data_options.deterministic = deterministic
+    return dataset.with_options(data_options)
 
 
 def default_resize_size(image_size: int, variant: str | None = "original") -> int:

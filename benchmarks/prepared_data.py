@@ -1,0 +1,144 @@
+"""Reading prepared 256-pixel shards against decoding the original JPEGs.
+
+Writes a folder of JPEGs of ImageNet's typical size (500x375, quality 90,
+fine-grained content, 110 KiB per file like ImageNet), prepares it once with
+`prepare_imagenet`
+(shorter side 256, TFRecord shards), then times one epoch of
+`imagenet_dataset(..., augment="paper")` from each, side by side, with
+TensorFlow limited to one thread: images per second per core. Both pipelines
+apply the same augmentation (random crop of the central square, flip, PCA
+lighting, Caffe preprocessing) and yield the same batches' shapes.
+
+Usage: python benchmarks/prepared_data.py [--quick] [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(1, os.path.dirname(HERE))  # the repository root, for tests/
+from _common import format_table, median, ratio_line  # noqa: E402
+
+
+def photo_like(height, width, seed):
+    """Fine-grained noise on gradients: about ImageNet's 110 KiB per JPEG.
+
+    Decoding time grows with the entropy of the file, so smoother synthetic
+    images (30 KiB) would flatter the original JPEGs' decoding.
+    """
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    noise = Image.fromarray((rng.random((height, width, 3)) * 255).astype(np.uint8))
+    detail = np.asarray(noise.filter(ImageFilter.GaussianBlur(0.7)), np.float64)
+    y = np.linspace(0, 1, height)[:, None, None]
+    x = np.linspace(0, 1, width)[None, :, None]
+    ramp = 60 * y + 60 * x * np.array([1.0, -0.5, 0.3])
+    return np.clip(detail * 0.9 + ramp + 10, 0, 255).astype(np.uint8)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke test")
+    parser.add_argument("--repeats", type=int, default=None)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    count = 24 if args.quick else 384
+    repeats = args.repeats or (1 if args.quick else 3)
+
+    import tensorflow as tf
+
+    from keras_alexnet.data import imagenet_dataset, prepare_imagenet
+    from tests.data_fixtures import TREE_CLASSES, encode, write
+
+    load = os.getloadavg()[0]
+    print(
+        f"tensorflow {tf.__version__}; one thread; {os.cpu_count()} CPUs, "
+        f"load average {load:.2f} at start; {count} images of 500x375"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        source = os.path.join(folder, "train")
+        for index in range(count):
+            wnid = TREE_CLASSES[index % len(TREE_CLASSES)]
+            image = photo_like(375, 500, seed=index)
+            write(
+                os.path.join(source, wnid, f"{index}.JPEG"), encode(image, quality=90)
+            )
+        prepared = os.path.join(folder, "prepared")
+        start = time.perf_counter()
+        prepare_imagenet(source, prepared, shard_size=64, verbose=0)
+        prepare_seconds = time.perf_counter() - start
+
+        def sizes(root):
+            return sum(
+                os.path.getsize(os.path.join(d, f))
+                for d, _, files in os.walk(root)
+                for f in files
+            )
+
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = 1
+        options.threading.max_intra_op_parallelism = 1
+        roots = {"original JPEGs": source, "prepared shards": prepared}
+        datasets = {
+            f"{name}, {augment}": imagenet_dataset(
+                "train",
+                source=root,
+                augment=augment,
+                batch_size=32,
+                seed=0,
+                drop_remainder=False,
+            ).with_options(options)
+            for augment in ("paper", "center_crop")
+            for name, root in roots.items()
+        }
+
+        def epoch(dataset):
+            images = 0
+            for batch, _ in dataset:
+                images += int(batch.shape[0])
+            return images
+
+        for dataset in datasets.values():  # warm-up: traces the functions
+            epoch(dataset)
+        seconds = {name: [] for name in datasets}
+        for repeat in range(repeats):
+            names = list(datasets) if repeat % 2 == 0 else list(datasets)[::-1]
+            for name in names:
+                start = time.perf_counter()
+                images = epoch(datasets[name])
+                seconds[name].append(time.perf_counter() - start)
+        rates = {name: images / median(values) for name, values in seconds.items()}
+        rows = [
+            [
+                name,
+                f"{rates[name]:.1f}",
+                f"{images / max(seconds[name]):.1f}-{images / min(seconds[name]):.1f}",
+                f"{sizes(roots[name.split(',')[0]]) / count / 1024:.0f}",
+            ]
+            for name in datasets
+        ]
+    print(f"prepare_imagenet: {count / prepare_seconds:.1f} images/s (all threads)")
+    print(
+        format_table(
+            ["source", "images/s, 1 thread", "range", "KiB per image on disk"], rows
+        )
+    )
+    for augment in ("paper", "center_crop"):
+        value = (
+            rates[f"prepared shards, {augment}"] / rates[f"original JPEGs, {augment}"]
+        )
+        print(
+            ratio_line(f"prepared_data {augment} img/s", "prepared", "original", value)
+        )
+
+
+if __name__ == "__main__":
+    main()

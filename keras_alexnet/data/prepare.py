@@ -1,0 +1,259 @@
+"""ImageNet stored once at 256 pixels, as the paper did: sharded TFRecord files.
+
+Krizhevsky et al. rescaled every image so that its shorter side was 256 pixels
+before training. `prepare_imagenet` does that once for an image folder and
+writes the results, re-encoded as JPEG, into TFRecord shards that
+`imagenet_dataset(..., source=output_dir)` reads back with the same
+augmentation. Decoding a 256-pixel JPEG costs a fraction of decoding the
+original (ImageNet's average is about 400x350, many are far larger), and one
+sequential file per shard replaces a file open per image
+(`benchmarks/prepared_data.py`, `docs/performance.md`).
+
+The work is resumable: each shard is written to a temporary file and renamed
+when complete, and a run finds the shards an earlier run finished (with the
+same files and settings, recorded in `prepare.json`) and writes only the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_alexnet.data.sources import list_image_folder
+
+MANIFEST = "prepare.json"
+_FORMAT = "keras_alexnet.prepared_imagenet/1"
+_FEATURES = {
+    "image": tf.io.FixedLenFeature([], tf.string),
+    "label": tf.io.FixedLenFeature([], tf.int64),
+}
+
+
+def prepare_imagenet(
+    source: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    labels_file: str | os.PathLike | None = None,
+    resize_size: int = 256,
+    shard_size: int = 1024,
+    quality: int = 95,
+    seed: int = 0,
+    check_files: str | None = "header",
+    verbose: int = 1,
+) -> dict[str, Any]:
+    """Rescales an image folder to `resize_size` pixels once, into TFRecord shards.
+
+    Every image's shorter side becomes `resize_size` (bilinear, aspect ratio
+    kept; smaller images are enlarged, as the paper's were), it is re-encoded as
+    a JPEG of `quality`, and written with its label into
+    `output_dir/shard-XXXXX-of-YYYYY.tfrecord`, `shard_size` images per shard,
+    in an order shuffled once with `seed` so that every shard mixes the classes.
+    Unreadable images are left out and listed in the manifest.
+
+    Args:
+        source: an ImageNet-style folder (`root/<wnid>/*.JPEG`, or a flat folder
+            with `labels_file`), as for `imagenet_dataset`.
+        output_dir: the folder for the shards and `prepare.json`; created if
+            missing. Rerunning with the same arguments resumes.
+        labels_file: the labels of a flat folder.
+        resize_size: the shorter side of the stored images.
+        shard_size: images per shard.
+        quality: the JPEG quality of the stored images, 1 to 100.
+        seed: the seed of the order of the images in the shards.
+        check_files: how files are checked before the work starts,
+            `"header"`, `"decode"` or `None` (see `list_image_folder`).
+        verbose: 1 shows a progress bar, 0 nothing.
+
+    Returns:
+        The manifest written to `output_dir/prepare.json`: the shard names, the
+        class names, the image count, the settings and the skipped files.
+
+    Example:
+
+        prepare_imagenet("~/ILSVRC2012/train", "~/imagenet256/train")
+        train = imagenet_dataset("train", source="~/imagenet256/train")
+    """
+    for name, value, low, high in (
+        ("resize_size", resize_size, 1, 1 << 16),
+        ("shard_size", shard_size, 1, 1 << 24),
+        ("quality", quality, 1, 100),
+        ("seed", seed, 0, 1 << 62),
+    ):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not low <= value <= high
+        ):
+            raise ValueError(
+                f"`{name}` should be an integer from {low} to {high}. "
+                f"Received: {name}={value!r}"
+            )
+    if verbose not in (0, 1):
+        raise ValueError(f"`verbose` should be 0 or 1. Received: verbose={verbose!r}")
+    output_dir = os.path.expanduser(os.fspath(output_dir))
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise NotADirectoryError(
+            f"`output_dir` should be a folder. Received: output_dir={output_dir!r}"
+        )
+    folder = list_image_folder(
+        source, labels_file=labels_file, on_error="skip", check_files=check_files
+    )
+    if not folder.files:
+        raise ValueError(
+            f"No readable images in the folder. Received: source={source!r}"
+        )
+    order = np.random.default_rng(seed).permutation(len(folder.files))
+    files = [folder.files[i] for i in order]
+    labels = [int(folder.labels[i]) for i in order]
+    shard_count = -(-len(files) // shard_size)
+    shards = [
+        f"shard-{index:05d}-of-{shard_count:05d}.tfrecord"
+        for index in range(shard_count)
+    ]
+    plan = hashlib.sha256(
+        json.dumps(
+            [files, labels, resize_size, shard_size, quality], ensure_ascii=False
+        ).encode()
+    ).hexdigest()
+    manifest = {
+        "format": _FORMAT,
+        "plan": plan,
+        "resize_size": resize_size,
+        "quality": quality,
+        "shard_size": shard_size,
+        "images": len(files),
+        "class_names": list(folder.class_names),
+        "shards": shards,
+        "skipped_files": [list(item) for item in folder.skipped],
+    }
+    os.makedirs(output_dir, exist_ok=True)
+    existing = _read_manifest(output_dir, missing_ok=True)
+    if existing is not None and existing.get("plan") != plan:
+        raise ValueError(
+            f"{output_dir} holds shards prepared from other files or settings; "
+            "pass an empty folder, or the same arguments to resume. "
+            f"Received: output_dir={output_dir!r}"
+        )
+    # The manifest first: a resumed run checks its plan against it.
+    _write_json(os.path.join(output_dir, MANIFEST), {**manifest, "complete": False})
+
+    progress = keras.utils.Progbar(len(files), unit_name="image") if verbose else None
+    done = 0
+    for index, shard in enumerate(shards):
+        start, stop = index * shard_size, min((index + 1) * shard_size, len(files))
+        path = os.path.join(output_dir, shard)
+        if not os.path.exists(path):
+            _write_shard(
+                path, files[start:stop], labels[start:stop], resize_size, quality
+            )
+        done = stop
+        if progress is not None:
+            progress.update(done)
+    _write_json(os.path.join(output_dir, MANIFEST), {**manifest, "complete": True})
+    return manifest
+
+
+def _write_shard(
+    path: str, files: list[str], labels: list[int], resize_size: int, quality: int
+) -> None:
+    def resized(file, label):
+        image = tf.io.decode_image(
+            tf.io.read_file(file), channels=3, expand_animations=False
+        )
+        shape = tf.cast(tf.shape(image)[:2], tf.float32)
+        scale = resize_size / tf.reduce_min(shape)
+        size = tf.cast(tf.round(shape * scale), tf.int32)
+        image = tf.image.resize(image, tf.maximum(size, 1), antialias=True)
+        image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        return tf.io.encode_jpeg(image, quality=quality), label
+
+    dataset = tf.data.Dataset.from_tensor_slices((files, np.asarray(labels, np.int64)))
+    dataset = dataset.map(resized, num_parallel_calls=tf.data.AUTOTUNE)
+    temporary = path + ".tmp"
+    with tf.io.TFRecordWriter(temporary) as writer:
+        for encoded, label in dataset:
+            example = tf.train.Example(
+                features=tf.train.Features(
+                    feature={
+                        "image": tf.train.Feature(
+                            bytes_list=tf.train.BytesList(value=[encoded.numpy()])
+                        ),
+                        "label": tf.train.Feature(
+                            int64_list=tf.train.Int64List(value=[int(label)])
+                        ),
+                    }
+                )
+            )
+            writer.write(example.SerializeToString())
+    os.replace(temporary, path)
+
+
+def is_prepared(source: Any) -> bool:
+    """Whether `source` is a folder written by `prepare_imagenet`."""
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    return os.path.isfile(os.path.join(os.path.expanduser(os.fspath(source)), MANIFEST))
+
+
+def prepared_records(
+    source: str | os.PathLike, shuffle_files: bool, seed: int | None
+) -> tuple[tf.data.Dataset, tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """Returns `(dataset of (jpeg_bytes, label), class_names, skipped)`."""
+    root = os.path.expanduser(os.fspath(source))
+    manifest = _read_manifest(root)
+    if manifest is None or not manifest.get("complete"):
+        raise ValueError(
+            f"{root} was not fully prepared: run prepare_imagenet (or "
+            "`keras-alexnet prepare`) again with the same arguments to finish it. "
+            f"Received: source={os.fspath(source)!r}"
+        )
+    paths = [os.path.join(root, shard) for shard in manifest["shards"]]
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        raise FileNotFoundError(f"Prepared shard missing: {missing[0]}")
+    files = tf.data.Dataset.from_tensor_slices(paths)
+    if shuffle_files:
+        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    records = files.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(paths), 8),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=seed is not None or not shuffle_files,
+    )
+
+    def parse(serialized):
+        example = tf.io.parse_single_example(serialized, _FEATURES)
+        return example["image"], example["label"]
+
+    records = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    skipped = tuple(
+        (str(path), str(reason)) for path, reason in manifest.get("skipped_files", [])
+    )
+    return records, tuple(manifest["class_names"]), skipped
+
+
+def _read_manifest(root: str, missing_ok: bool = False) -> dict[str, Any] | None:
+    path = os.path.join(root, MANIFEST)
+    if missing_ok and not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            manifest = json.load(file)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"Cannot read the manifest {path}: {error}") from error
+    if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
+        raise ValueError(f"{path} is not a keras-alexnet prepare manifest.")
+    return manifest
+
+
+def _write_json(path: str, value: dict[str, Any]) -> None:
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as file:
+        json.dump(value, file, indent=1)
+    os.replace(temporary, path)

@@ -1,0 +1,194 @@
+"""What `DATA` names: a TFDS dataset, a folder of `train/` and `val/` class
+folders, or one class-folder tree split by `validation_split`."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from keras_alexnet.data import imagenet as imagenet_lib
+from keras_alexnet.data.sources import check_same_classes
+
+VALIDATION_FOLDERS = ("val", "validation")
+# Below this many validation files, every one is decoded up front: the
+# evaluation then knows its length (a progress bar with a total) and can drop
+# nothing silently.
+DECODE_CHECK_LIMIT = 20_000
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """Where the training and validation images of a run come from.
+
+    Attributes:
+        kind: `"folders"` (`train/` and `val/`), `"split"` (one tree,
+            `validation_split` held out) or `"tfds"`.
+        train: the training folder or TFDS name.
+        val: the validation folder or TFDS name.
+        train_split: the TFDS split of training images (`"train"` for folders).
+        val_split: the TFDS split of validation images.
+        validation_split: the fraction held out of one tree (`"split"` kind).
+    """
+
+    kind: str
+    train: str
+    val: str
+    train_split: str = "train"
+    val_split: str = "validation"
+    validation_split: float | None = None
+
+
+def resolve_data(data: Any, *, validation_split: float | None = None) -> DataSpec:
+    """Finds the training and validation images `data` names.
+
+    Args:
+        data: a folder holding `train/` and `val/` (or `validation/`) class
+            folders; a class-folder tree (with `validation_split`); or a TFDS
+            dataset name (its `validation` split, else `test`, else
+            `validation_split` of `train`).
+        validation_split: the fraction of each class held out of a single tree
+            (or of a TFDS train split without a validation split).
+
+    Returns:
+        A `DataSpec`.
+    """
+    if not isinstance(data, (str, os.PathLike)) or not os.fspath(data):
+        raise TypeError(
+            f"DATA should be a folder or a TFDS dataset name. Received: {data!r}"
+        )
+    text = os.fspath(data)
+    if imagenet_lib._is_folder_source(text):
+        root = os.path.abspath(os.path.expanduser(text))
+        if not os.path.isdir(root):
+            raise ValueError(f"No such folder: {text!r}")
+        train = os.path.join(root, "train")
+        val = next(
+            (
+                os.path.join(root, name)
+                for name in VALIDATION_FOLDERS
+                if os.path.isdir(os.path.join(root, name))
+            ),
+            None,
+        )
+        if os.path.isdir(train) and val is not None:
+            if validation_split is not None:
+                raise ValueError(
+                    f"{text!r} already holds train/ and {os.path.basename(val)}/; "
+                    "--validation-split is for a single class-folder tree. Received: "
+                    f"validation_split={validation_split}"
+                )
+            return DataSpec("folders", train, val)
+        if validation_split is None:
+            raise ValueError(
+                f"{text!r} should hold train/ and val/ (or validation/) class "
+                "folders; for a single tree of class folders pass "
+                "--validation-split (e.g. 0.2)."
+            )
+        return DataSpec(
+            "split", root, root, "train", "validation", float(validation_split)
+        )
+    splits = _tfds_splits(text)
+    if "validation" in splits and validation_split is None:
+        return DataSpec("tfds", text, text, "train", "validation")
+    if "test" in splits and validation_split is None:
+        return DataSpec("tfds", text, text, "train", "test")
+    fraction = 0.1 if validation_split is None else float(validation_split)
+    percent = round(100 * (1 - fraction))
+    return DataSpec("tfds", text, text, f"train[:{percent}%]", f"train[{percent}%:]")
+
+
+def _tfds_splits(name: str) -> set[str]:
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ValueError(
+            f"No such folder or TFDS dataset: {name!r}. A folder path should exist "
+            "(write ./name for a folder in the current one)."
+        ) from None
+    return set(builder.info.splits.keys()) or {"train", "validation"}
+
+
+def class_names_of(spec: DataSpec) -> list[str] | None:
+    """The classes of a folder spec, checked to agree between train and val.
+
+    Returns `None` for TFDS (the dataset's own classes).
+    """
+    if spec.kind == "tfds":
+        return None
+    train = _class_folders(spec.train)
+    if not train:
+        raise ValueError(f"{spec.train!r} holds no class folders.")
+    if spec.kind == "folders":
+        check_same_classes(
+            train, _class_folders(spec.val), where=f"the validation folder {spec.val!r}"
+        )
+    return train
+
+
+def _class_folders(root: str) -> list[str]:
+    return sorted(
+        entry.name
+        for entry in os.scandir(root)
+        if entry.is_dir() and not entry.name.startswith(".")
+    )
+
+
+def _file_count(root: str) -> int:
+    return sum(len(files) for _, _, files in os.walk(root))
+
+
+def make_datasets(
+    spec: DataSpec, *, seed: int | None, **options: Any
+) -> tuple[Any, Any, list[str]]:
+    """The training and validation `tf.data` pipelines of a spec.
+
+    Args:
+        spec: a `DataSpec`.
+        seed: the seed of shuffling, augmentation and the held-out split.
+        **options: `imagenet_dataset` options; `augment`, `flip`, `lighting`,
+            `scale`, `label_mode`, `label_smoothing` apply to training only,
+            `eval_augment` (`"center_crop"` or `"ten_crop"`) to validation.
+
+    Returns:
+        `(train, val, class_names)`.
+    """
+    class_names = class_names_of(spec)
+    train_only = ("augment", "flip", "lighting", "scale", "label_smoothing")
+    eval_augment = options.pop("eval_augment", "center_crop")
+    common = {k: v for k, v in options.items() if k not in train_only}
+    common["seed"] = seed
+    if spec.kind == "tfds":
+        train = imagenet_lib.imagenet_dataset(
+            spec.train_split, source=spec.train, **options, seed=seed
+        )
+        val = imagenet_lib.imagenet_dataset(
+            spec.val_split,
+            source=spec.val,
+            **{**common, "augment": eval_augment, "shuffle": False},
+            drop_remainder=False,
+        )
+        return train, val, list(train.class_names)
+    split: dict[str, Any] = (
+        {"validation_split": spec.validation_split} if spec.kind == "split" else {}
+    )
+    train = imagenet_lib.imagenet_dataset(
+        "train",
+        source=spec.train,
+        class_names=class_names,
+        **options,
+        seed=seed,
+        **({**split, "subset": "training"} if split else {}),
+    )
+    check = "decode" if _file_count(spec.val) <= DECODE_CHECK_LIMIT else "header"
+    val = imagenet_lib.imagenet_dataset(
+        "validation",
+        source=spec.val,
+        class_names=class_names,
+        **{**common, "augment": eval_augment},
+        check_files=check,
+        **({**split, "subset": "validation"} if split else {}),
+    )
+    return train, val, list(class_names or train.class_names)

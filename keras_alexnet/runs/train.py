@@ -1,0 +1,484 @@
+"""`train` and `finetune`: one call runs a whole, resumable training run.
+
+Both write a run folder (`keras_alexnet.runs.run_folder`): configuration,
+checkpoints, `log.csv`, TensorBoard logs, `curves.png`, `conv1_filters.png` and
+`metrics.json`. Calling again with the same arguments after an interruption
+continues from the last completed epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_alexnet.runs import models, plots, recipes
+from keras_alexnet.runs.datasets import make_datasets, resolve_data
+from keras_alexnet.runs.evaluate import evaluate_model
+from keras_alexnet.runs.run_folder import EpochRecorder, RunFolder
+
+DISTRIBUTE_BACKENDS = ("tensorflow", "jax")
+
+
+def train(
+    data: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    recipe: str = "paper",
+    variant: str = "original",
+    normalization: str | None = None,
+    init: str | None = None,
+    fc_units: int = models.FC_UNITS,
+    dropout: float = 0.5,
+    image_size: int | None = None,
+    batch_size: int | None = None,
+    epochs: int | None = None,
+    learning_rate: float | None = None,
+    flip: bool | None = None,
+    lighting: bool | None = None,
+    augment: str | None = None,
+    validation_split: float | None = None,
+    ten_crop: bool | None = None,
+    seed: int = 0,
+    mixed_precision: bool = False,
+    distribute: bool = False,
+    verbose: int = 1,
+) -> dict[str, Any]:
+    """Trains AlexNet from scratch on `data` and writes the run to `output`.
+
+    Args:
+        data: a folder with `train/` and `val/` class folders, a class-folder
+            tree with `validation_split`, or a TFDS name (see
+            `keras_alexnet.runs.datasets.resolve_data`).
+        output: the run folder; rerunning with the same arguments resumes.
+        recipe: `"paper"` or `"modern"` (see `keras_alexnet.runs.recipes`).
+        variant: `"original"` (the paper's layout) or `"torchvision"`.
+        normalization: overrides the recipe's (`"lrn"`, `"batchnorm"`, `"none"`).
+        init: overrides the recipe's initialisation (`"paper"`, `"he"`).
+        fc_units: the width of fc6 and fc7 (4096 in the paper; narrower trains
+            faster on small datasets).
+        dropout: the dropout rate of fc6 and fc7 (0.5 in the paper).
+        image_size: the input side; defaults to the variant's (227 or 224).
+        batch_size: overrides the recipe's.
+        epochs: overrides the recipe's.
+        learning_rate: overrides the recipe's (the peak of `modern`'s schedule).
+        flip: overrides the recipe's random flips.
+        lighting: overrides the recipe's PCA lighting.
+        augment: overrides the recipe's augmentation preset (`"paper"`,
+            `"modern"`, `"center_crop"` for none; see `imagenet_dataset`).
+        validation_split: the fraction of each class held out of a single tree.
+        ten_crop: whether the final evaluation uses the paper's ten crops;
+            defaults to the recipe's.
+        seed: seeds the initialisation, shuffling, augmentation and split.
+        mixed_precision: compute in float16 (GPU) or bfloat16 (CPU).
+        distribute: data parallelism over all local devices
+            (`tf.distribute.MirroredStrategy` on TensorFlow,
+            `keras.distribution.DataParallel` on JAX).
+        verbose: 0 silent, 1 progress bars.
+
+    Returns:
+        The final metrics, as written to `metrics.json`.
+    """
+    chosen = recipes.get_recipe(recipe)
+    config = {
+        "command": "train",
+        "data": os.fspath(data),
+        "recipe": chosen.name,
+        "variant": variant,
+        "normalization": normalization or chosen.normalization,
+        "init": init or chosen.init,
+        "fc_units": fc_units,
+        "dropout": dropout,
+        "image_size": image_size or models.default_image_size(variant),
+        "batch_size": batch_size or chosen.batch_size,
+        "epochs": epochs or chosen.epochs,
+        "learning_rate": learning_rate or chosen.learning_rate,
+        "flip": chosen.flip if flip is None else flip,
+        "lighting": chosen.lighting if lighting is None else lighting,
+        "augment": augment or chosen.augment,
+        "validation_split": validation_split,
+        "ten_crop": chosen.ten_crop if ten_crop is None else ten_crop,
+        "seed": seed,
+        "mixed_precision": mixed_precision,
+        "distribute": distribute,
+        "backend": keras.backend.backend(),
+    }
+    _check_config(config)
+
+    def build(classes: int) -> tuple[keras.Model, None]:
+        model = models.build_classifier(
+            classes,
+            variant=variant,
+            image_size=config["image_size"],
+            normalization=config["normalization"],
+            init=config["init"],
+            seed=seed,
+            fc_units=fc_units,
+            dropout=dropout,
+        )
+        return model, None
+
+    return _run(config, output, chosen, build, verbose=verbose)
+
+
+def finetune(
+    data: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    weights: str | None = "imagenet",
+    variant: str = "original",
+    image_size: int | None = None,
+    batch_size: int = 32,
+    head_epochs: int = 5,
+    epochs: int = 10,
+    learning_rate: float = 1e-3,
+    finetune_learning_rate: float = 1e-4,
+    flip: bool = True,
+    validation_split: float | None = None,
+    seed: int = 0,
+    mixed_precision: bool = False,
+    distribute: bool = False,
+    verbose: int = 1,
+) -> dict[str, Any]:
+    """Fine-tunes a pretrained AlexNet on `data` with a new classifier head.
+
+    Two phases, the usual recipe: for `head_epochs` only the new head learns
+    (Adam, `learning_rate`) on the frozen base (`include_top=False`, global
+    average pooling); then the whole network, base in inference mode, with
+    `PaperSGD` at `finetune_learning_rate`, until `epochs` in all.
+
+    Args:
+        data: as for `train`.
+        output: the run folder; rerunning with the same arguments resumes.
+        weights: `"imagenet"`, a weights file (`.keras`, `.weights.h5`,
+            `.caffemodel`, `.pth`), or `None` (a random base).
+        variant: `"original"` or `"torchvision"`.
+        image_size: the input side (any from 67); defaults to the variant's.
+        batch_size: images per batch.
+        head_epochs: epochs of the first phase.
+        epochs: epochs in all.
+        learning_rate: the head's learning rate in the first phase.
+        finetune_learning_rate: the learning rate of the second phase.
+        flip: random flips.
+        validation_split: the fraction of each class held out of a single tree.
+        seed: seeds shuffling, augmentation and the split.
+        mixed_precision: as for `train`.
+        distribute: as for `train`.
+        verbose: 0 silent, 1 progress bars.
+
+    Returns:
+        The final metrics, as written to `metrics.json`.
+    """
+    if weights not in (None, "imagenet") and not os.path.isfile(
+        os.path.expanduser(os.fspath(weights))
+    ):
+        raise ValueError(
+            "`weights` should be 'imagenet', None or a weights file. Received: "
+            f"weights={weights!r}, which is not a file"
+        )
+    config = {
+        "command": "finetune",
+        "data": os.fspath(data),
+        "weights": None if weights is None else os.fspath(weights),
+        "variant": variant,
+        "image_size": image_size or models.default_image_size(variant),
+        "batch_size": batch_size,
+        "head_epochs": head_epochs,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "finetune_learning_rate": finetune_learning_rate,
+        "flip": flip,
+        "lighting": False,
+        "validation_split": validation_split,
+        "ten_crop": False,
+        "seed": seed,
+        "mixed_precision": mixed_precision,
+        "distribute": distribute,
+        "backend": keras.backend.backend(),
+    }
+    _check_config(config)
+    if not 0 <= head_epochs <= epochs:
+        raise ValueError(
+            "`head_epochs` should be from 0 to `epochs`. Received: "
+            f"head_epochs={head_epochs}, epochs={epochs}"
+        )
+    chosen = dataclasses_replace(recipes.RECIPES["paper"], augment="paper")
+
+    def build(classes: int) -> tuple[keras.Model, keras.Model]:
+        return models.build_finetune_model(
+            classes,
+            weights=config["weights"],
+            variant=variant,
+            image_size=config["image_size"],
+        )
+
+    return _run(config, output, chosen, build, verbose=verbose)
+
+
+def dataclasses_replace(recipe: recipes.Recipe, **changes: Any) -> recipes.Recipe:
+    import dataclasses
+
+    return dataclasses.replace(recipe, **changes)
+
+
+def _check_config(config: dict[str, Any]) -> None:
+    for key in ("image_size", "batch_size", "epochs"):
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"`{key}` should be an integer >= 1. Received: {key}={value!r}"
+            )
+    for key in ("learning_rate", "finetune_learning_rate"):
+        if key in config and not (
+            isinstance(config[key], (int, float)) and config[key] > 0
+        ):
+            raise ValueError(
+                f"`{key}` should be a number > 0. Received: {key}={config[key]!r}"
+            )
+    if config["distribute"] and config["backend"] not in DISTRIBUTE_BACKENDS:
+        raise ValueError(
+            "`distribute` needs the TensorFlow or JAX backend. Received: backend "
+            f"{config['backend']!r}"
+        )
+
+
+def _distribution_scope(distribute: bool) -> Any:
+    """MirroredStrategy's scope on TensorFlow; DataParallel set on JAX."""
+    if not distribute:
+        return contextlib.nullcontext()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.distribute.MirroredStrategy().scope()
+    keras.distribution.set_distribution(keras.distribution.DataParallel())
+    return contextlib.nullcontext()
+
+
+def _run(
+    config: dict[str, Any],
+    output: str | os.PathLike,
+    recipe: recipes.Recipe,
+    build: Any,
+    *,
+    verbose: int,
+) -> dict[str, Any]:
+    folder = RunFolder(output)
+    config = {**config, "output": folder.root}
+    state = folder.start(config)
+    completed = int(state.get("epoch", 0))
+    if config["mixed_precision"]:
+        policy = "mixed_bfloat16" if _on_cpu() else "mixed_float16"
+        keras.mixed_precision.set_global_policy(policy)
+    keras.utils.set_random_seed(config["seed"])
+
+    sparse = not (config.get("command") == "train" and recipe.mix)
+    smoothing = recipe.label_smoothing if config["command"] == "train" else 0.0
+    train_data, val_data, class_names = make_datasets(
+        resolve_data(config["data"], validation_split=config["validation_split"]),
+        seed=config["seed"],
+        variant=config["variant"],
+        image_size=config["image_size"],
+        batch_size=config["batch_size"],
+        augment=config.get("augment", recipe.augment),
+        flip=config["flip"],
+        lighting=config["lighting"],
+        label_mode="sparse" if sparse and not smoothing else "one_hot",
+        label_smoothing=smoothing,
+    )
+    classes = len(class_names)
+    if recipe.mix and config["command"] == "train":
+        train_data = recipes.mix_batches(train_data, config["seed"])
+    steps = int(train_data.cardinality())
+    folder.write_json("classes.json", class_names)
+
+    with _distribution_scope(config["distribute"]):
+        if completed:
+            model = keras.saving.load_model(folder.checkpoint(completed))
+            base = _find_base(model)
+        else:
+            model, base = build(classes)
+            if config["mixed_precision"]:
+                # Scores and metrics in float32, as Keras' mixed precision
+                # guide asks of a model's output.
+                scores = keras.layers.Activation(
+                    "linear", dtype="float32", name="predictions_float32"
+                )(model.output)
+                model = keras.Model(model.input, scores, name=model.name)
+        for index, (start, end, base_trainable, rate) in enumerate(
+            _phases(config, completed)
+        ):
+            optimizer, stateful = _optimizer(
+                config, recipe, index, rate, steps, verbose
+            )
+            # Within a phase, the checkpoint carries the compiled optimizer and
+            # its state; a new phase (or a new run) compiles afresh.
+            if not (completed and start == completed and _same_phase(config, start)):
+                if base is not None:
+                    base.trainable = base_trainable
+                _compile(model, optimizer, classes, sparse and not smoothing)
+            recorder = EpochRecorder(folder, state=state, stateful_callbacks=stateful)
+            callbacks = [
+                *stateful.values(),
+                recorder,
+                keras.callbacks.TensorBoard(
+                    folder.path("tensorboard"), write_graph=False
+                ),
+            ]
+            if end > start:
+                model.fit(
+                    train_data,
+                    validation_data=val_data,
+                    epochs=end,
+                    initial_epoch=start,
+                    callbacks=callbacks,
+                    verbose=_fit_verbose(verbose),
+                    # The pipeline shuffles; Keras' own flag only warns.
+                    shuffle=False,
+                )
+            state = folder.state()
+
+    if config["distribute"]:
+        # The final scores on one device: predict_on_batch under a strategy
+        # hands each replica the whole batch.
+        keras.distribution.set_distribution(None)
+        model = keras.saving.load_model(folder.checkpoint(folder.state()["epoch"]))
+    metrics = evaluate_model(
+        model,
+        val_data,
+        class_names,
+        folder=folder,
+        ten_crop_data=_ten_crop_data(config, class_names)
+        if config["ten_crop"]
+        else None,
+        verbose=verbose,
+    )
+    metrics["epochs"] = int(folder.state().get("epoch", 0))
+    metrics["best_val_accuracy"] = folder.state().get("best")
+    folder.write_json("metrics.json", metrics)
+    _pictures(folder, model, config)
+    if verbose:
+        print(f"Run folder: {folder.root}")
+    return metrics
+
+
+def _phases(config, completed):
+    """`(first epoch, end epoch, base trainable, learning rate)` still to run."""
+    epochs = config["epochs"]
+    if config["command"] != "finetune":
+        return [(completed, epochs, True, config["learning_rate"])]
+    head = config["head_epochs"]
+    phases = []
+    if completed < head:
+        phases.append((completed, head, False, config["learning_rate"]))
+    phases.append(
+        (max(completed, head), epochs, True, config["finetune_learning_rate"])
+    )
+    return phases
+
+
+def _same_phase(config, start):
+    # Resuming at the first epoch of fine-tuning's second phase starts it.
+    return config["command"] != "finetune" or start != config["head_epochs"]
+
+
+def _optimizer(config, recipe, phase, rate, steps, verbose):
+    if config["command"] == "finetune":
+        if phase == 0 and config["head_epochs"] and rate == config["learning_rate"]:
+            return keras.optimizers.Adam(rate), {}
+        return recipes.training.PaperSGD(learning_rate=rate), {}
+    return recipes.optimizer_and_callbacks(
+        recipe,
+        learning_rate=rate,
+        epochs=config["epochs"],
+        steps_per_epoch=steps,
+        verbose=verbose,
+    )
+
+
+def _compile(model, optimizer, classes, sparse):
+    k = min(5, classes)
+    if sparse:
+        loss = keras.losses.SparseCategoricalCrossentropy()
+        metrics = [
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.SparseTopKCategoricalAccuracy(k, name="top5"),
+        ]
+    else:
+        loss = keras.losses.CategoricalCrossentropy()
+        metrics = [
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+            keras.metrics.TopKCategoricalAccuracy(k, name="top5"),
+        ]
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+
+
+def _find_base(model: keras.Model) -> keras.Model | None:
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and layer.name == "base":
+            return layer
+    return None
+
+
+def _ten_crop_data(config, class_names):
+    spec = resolve_data(config["data"], validation_split=config["validation_split"])
+    _, val, _ = make_datasets(
+        spec,
+        seed=config["seed"],
+        variant=config["variant"],
+        image_size=config["image_size"],
+        batch_size=max(1, config["batch_size"] // 10),
+        eval_augment="ten_crop",
+    )
+    return val
+
+
+def _fit_verbose(verbose: int) -> int:
+    if not verbose:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
+
+
+def _on_cpu() -> bool:
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return not tf.config.list_physical_devices("GPU")
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.default_backend() == "cpu"
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def _pictures(folder: RunFolder, model: keras.Model, config: dict[str, Any]) -> None:
+    log = (
+        plots.read_log(folder.path("log.csv"))
+        if os.path.isfile(folder.path("log.csv"))
+        else {}
+    )
+    plots.plot_curves(
+        {config.get("normalization", "model"): log},
+        folder.path("curves.png"),
+        title=f"{config['command']} on {os.path.basename(config['data'].rstrip('/'))}",
+    )
+    kernel = conv1_kernel(model)
+    plots.plot_conv1_filters(
+        kernel,
+        folder.path("conv1_filters.png"),
+        title=f"conv1: {kernel.shape[-1]} filters of "
+        f"{kernel.shape[0]}x{kernel.shape[1]}x3",
+    )
+
+
+def conv1_kernel(model: keras.Model) -> np.ndarray:
+    """conv1's kernel `(height, width, 3, filters)` of a model or its base."""
+    for layer in models._all_layers(model):
+        if layer.name == "conv1":
+            return np.asarray(keras.ops.convert_to_numpy(layer.kernel), np.float32)
+    raise ValueError(f"The model {model.name!r} has no conv1 layer.")

@@ -1,0 +1,200 @@
+"""prepare_imagenet and `keras-alexnet prepare`: 256-pixel shards, resumable."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from keras_alexnet.data import imagenet_dataset, prepare_imagenet
+from tests.data_fixtures import TREE_CLASSES, encode, natural_image, write
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIZES = [(40, 60), (60, 30), (36, 36)]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "train"
+    images = {}
+    for label, wnid in enumerate(TREE_CLASSES[:2]):
+        for index, (height, width) in enumerate(SIZES):
+            image = natural_image(height, width, seed=10 * label + index)
+            path = write(str(root / wnid / f"{index}.JPEG"), encode(image, quality=95))
+            images[path] = (image, label)
+    return str(root), images
+
+
+def _stored(output):
+    """The (image, label) pairs of every shard, decoded by PIL."""
+    with open(os.path.join(output, "prepare.json")) as file:
+        manifest = json.load(file)
+    pairs = []
+    for shard in manifest["shards"]:
+        for record in tf.data.TFRecordDataset(os.path.join(output, shard)):
+            example = tf.train.Example.FromString(record.numpy())
+            data = example.features.feature["image"].bytes_list.value[0]
+            label = example.features.feature["label"].int64_list.value[0]
+            pairs.append((np.asarray(Image.open(io.BytesIO(data))), label))
+    return manifest, pairs
+
+
+def test_prepare_stores_every_image_at_the_shorter_side(folder, tmp_path):
+    source, images = folder
+    output = str(tmp_path / "prepared")
+    manifest = prepare_imagenet(source, output, resize_size=32, shard_size=4, verbose=0)
+    assert manifest["images"] == 6
+    assert manifest["shards"] == [
+        "shard-00000-of-00002.tfrecord",
+        "shard-00001-of-00002.tfrecord",
+    ]
+    assert manifest["class_names"] == list(TREE_CLASSES[:2])
+    manifest, pairs = _stored(output)
+    assert manifest["complete"] is True
+    assert len(pairs) == 6
+    # Each stored image against PIL's antialiased bilinear resize of the
+    # original: same size (shorter side 32), same pixels up to JPEG and filters.
+    matched = 0
+    for image, label in images.values():
+        height, width = image.shape[:2]
+        scale = 32 / min(height, width)
+        size = (round(width * scale), round(height * scale))
+        reference = np.asarray(
+            Image.fromarray(image).resize(size, Image.Resampling.BILINEAR), np.float64
+        )
+        for stored, stored_label in pairs:
+            if stored.shape == reference.shape:
+                error = np.mean(np.abs(stored - reference))
+                if error < 6 and stored_label == label:
+                    matched += 1
+                    break
+    assert matched == 6
+
+
+def test_prepare_resumes_and_refuses_other_settings(folder, tmp_path):
+    source, _ = folder
+    output = str(tmp_path / "prepared")
+    prepare_imagenet(source, output, resize_size=32, shard_size=4, verbose=0)
+    first = os.path.join(output, "shard-00000-of-00002.tfrecord")
+    second = os.path.join(output, "shard-00001-of-00002.tfrecord")
+    with open(second, "rb") as file:
+        second_bytes = file.read()
+    os.remove(second)
+    # An interrupted run leaves a temporary file and no shard: it is redone.
+    with open(second + ".tmp", "wb") as file:
+        file.write(b"half")
+    before = os.stat(first).st_mtime_ns
+    prepare_imagenet(source, output, resize_size=32, shard_size=4, verbose=0)
+    assert os.stat(first).st_mtime_ns == before
+    with open(second, "rb") as file:
+        assert file.read() == second_bytes
+    with pytest.raises(ValueError, match=r"other files or settings"):
+        prepare_imagenet(source, output, resize_size=48, shard_size=4, verbose=0)
+
+
+def test_imagenet_dataset_reads_prepared_shards(folder, tmp_path):
+    source, _ = folder
+    output = str(tmp_path / "prepared")
+    prepare_imagenet(source, output, resize_size=32, shard_size=4, verbose=0)
+    for augment in ("paper", "center_crop"):
+        dataset = imagenet_dataset(
+            "train",
+            source=output,
+            variant=None,
+            image_size=24,
+            resize_size=32,
+            augment=augment,
+            batch_size=6,
+            drop_remainder=False,
+            seed=1,
+        )
+        images, labels = next(iter(dataset))
+        assert images.shape == (6, 24, 24, 3)
+        assert sorted(labels.numpy().tolist()) == [0, 0, 0, 1, 1, 1]
+        assert dataset.class_names == list(TREE_CLASSES[:2])
+
+
+def test_imagenet_dataset_refuses_an_unfinished_folder(folder, tmp_path):
+    source, _ = folder
+    output = str(tmp_path / "prepared")
+    prepare_imagenet(source, output, resize_size=32, shard_size=4, verbose=0)
+    manifest_path = os.path.join(output, "prepare.json")
+    with open(manifest_path) as file:
+        manifest = json.load(file)
+    manifest["complete"] = False
+    with open(manifest_path, "w") as file:
+        json.dump(manifest, file)
+    with pytest.raises(ValueError, match=r"not fully prepared"):
+        imagenet_dataset("train", source=output, variant=None)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"resize_size": 0}, r"Received: resize_size=0"),
+        ({"shard_size": 2.5}, r"Received: shard_size=2\.5"),
+        ({"quality": 101}, r"Received: quality=101"),
+    ],
+)
+def test_prepare_rejects_bad_arguments(folder, tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        prepare_imagenet(folder[0], str(tmp_path / "out"), verbose=0, **kwargs)
+
+
+def test_cli_prepare(folder, tmp_path):
+    source, _ = folder
+    output = str(tmp_path / "prepared")
+    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "keras_alexnet", "prepare", source, output]
+    result = subprocess.run(
+        [*command, "--resize-size", "32", "--shard-size", "4"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "6 images of 2 classes in 2 shards" in result.stdout
+    bad = subprocess.run(
+        [*command, "--shard-size", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert bad.returncode == 1
+    # One line from keras-alexnet (TensorFlow may log before it), no traceback.
+    assert "Traceback" not in bad.stderr
+    last = bad.stderr.strip().splitlines()[-1]
+    assert last.startswith("keras-alexnet: error: ") and "shard_size=0" in last
+
+
+def test_unpreprocessed_images_come_as_uint8_pixels(folder):
+    source, _ = folder
+    common = {
+        "source": source,
+        "variant": None,
+        "image_size": 24,
+        "resize_size": 32,
+        "augment": "center_crop",
+        "batch_size": 6,
+    }
+    pixels, _ = next(iter(imagenet_dataset("validation", **common)))
+    floats, _ = next(iter(imagenet_dataset("validation", dtype="float32", **common)))
+    assert pixels.dtype == tf.uint8 and floats.dtype == tf.float32
+    # The same images, rounded to whole pixel values.
+    expected = np.clip(np.round(floats.numpy()), 0, 255)
+    np.testing.assert_array_equal(pixels.numpy(), expected)
+    with pytest.raises(
+        ValueError, match=r"Received: dtype='uint8', variant='original'"
+    ):
+        imagenet_dataset("validation", source=source, variant="original", dtype="uint8")
