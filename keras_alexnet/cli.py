@@ -21,7 +21,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import keras
 import numpy as np
@@ -66,8 +66,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # Subcommand parsers take the class of their parent.
+    parser = _OneLineParser(
         prog=PROG,
         description="AlexNet for Keras 3: classify images, convert Caffe and "
         "torchvision checkpoints, list the pretrained weights.",

@@ -213,12 +213,15 @@ def test_imagenet_weights_without_network_give_a_clear_error(
         (["classify", "--top", "five"], "Received: 'five'"),
         (["classify", "--variant", "vgg"], "invalid choice: 'vgg'"),
         (["convert", "only_source.pth"], "required: DEST"),
+        (["train", "data", "--epochs", "-1"], "should be an integer >= 1"),
     ],
 )
 def test_bad_arguments_exit_with_status_2(capsys, argv, message):
     status, _, err = run(capsys, *argv)
     assert status == 2
     assert message in err
+    # One line, naming the problem: not argparse's whole usage block.
+    assert len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err
 
 
