@@ -3,10 +3,11 @@
     python benchmarks/plot_performance.py                 # docs/images/performance.png
     python benchmarks/plot_performance.py --data my.json --output chart.png
 
-Reads `benchmarks/recorded.json` (the numbers published in docs/performance.md,
-measured by benchmarks/inference.py and benchmarks/grouped_conv.py); it runs no
-benchmark itself. After new runs, update the JSON with the tables and rerun this
-script. Needs matplotlib (`pip install "keras-alexnet[docs]"`).
+Reads `benchmarks/recorded.json` (the CPU numbers published in
+docs/performance.md, measured by benchmarks/inference.py and
+benchmarks/grouped_conv.py); it runs no benchmark itself. The GPU chart has its
+own script, benchmarks/plot_gpu.py. After new runs, update the JSON with the
+tables and rerun this script. Needs matplotlib (`pip install "keras-alexnet[docs]"`).
 """
 
 from __future__ import annotations
@@ -33,15 +34,9 @@ def plot(data: dict, output: pathlib.Path) -> None:
     import numpy as np
 
     inference, grouped = data["inference"], data["grouped_conv_fwd_bwd"]
-    gpu = data.get("gpu")
-    panels = 3 if gpu else 2
-    figure, axes = plt.subplots(
-        1,
-        panels,
-        figsize=(6.5 * panels, 5),
-        gridspec_kw={"width_ratios": [1.25, 1, 1][:panels]},
+    figure, (left, right) = plt.subplots(
+        1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [1.25, 1]}
     )
-    left, right = axes[0], axes[1]
 
     backends = list(inference["rows"])
     columns = inference["columns"]
@@ -77,30 +72,11 @@ def plot(data: dict, output: pathlib.Path) -> None:
     )
     right.legend(fontsize=8, loc="lower right")
 
-    if gpu:
-        _plot_gpu(axes[2], gpu, np)
-
-    figure.suptitle(f"keras-alexnet; CPU: {data['machine']}", fontsize=9)
+    figure.suptitle(f"keras-alexnet on {data['machine']}", fontsize=9)
     figure.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(output, dpi=110)
     plt.close(figure)
-
-
-def _plot_gpu(ax, gpu: dict, np) -> None:
-    frameworks = list(gpu["rows"])
-    y = np.arange(len(frameworks))
-    height = 0.8 / len(gpu["columns"])
-    for index, column in enumerate(gpu["columns"]):
-        values = [gpu["rows"][name][index] for name in frameworks]
-        bars = ax.barh(y + (index - 0.5) * height, values, height, label=column)
-        ax.bar_label(bars, labels=[f"{v:,}" for v in values], fontsize=7, padding=2)
-    ax.set_yticks(y, frameworks, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("images / s (higher is better)")
-    ax.set_xlim(0, max(max(row) for row in gpu["rows"].values()) * 1.25)
-    ax.set_title(f"GPU: {gpu['card']}\noriginal layout, batch 256", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
 
 
 def main() -> None:

@@ -107,10 +107,6 @@ def test_chart_is_drawn_from_the_numbers_of_the_tables(tmp_path):
         (row,) = rows
         cells = [float(cell.strip(" *")) for cell in row.split("|")[2:-1]]
         assert cells == values, (backend, cells, values)
-    # The GPU numbers are quoted from performance.md's H100 section.
-    for name, values in data["gpu"]["rows"].items():
-        for value in values:
-            assert f"{value:,}" in table, (name, value)
     output = tmp_path / "chart.png"
     plot_performance.plot(data, output)
     with open(output, "rb") as file:
