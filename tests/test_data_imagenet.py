@@ -190,8 +190,8 @@ def test_seed_makes_the_pipeline_bit_reproducible(clean_folder):
 
 def test_order_is_deterministic_only_when_asked(clean_folder):
     root, _ = clean_folder
-    assert _dataset(root).options().deterministic is False
-    assert _dataset(root, seed=1).options().deterministic is True
+    assert _dataset(root, batch_size=4).options().deterministic is False
+    assert _dataset(root, seed=1, batch_size=4).options().deterministic is True
     assert _dataset(root, "validation").options().deterministic is True
 
 
@@ -230,6 +230,16 @@ def test_batching_repeat_and_cache(clean_folder, tmp_path):
         for _ in range(2):
             assert sum(len(y) for _, y in _batches(cached)) == 8
     assert any(name.startswith("cache") for name in os.listdir(tmp_path))
+
+
+def test_a_batch_larger_than_the_training_images_is_refused(clean_folder):
+    root, _ = clean_folder
+    # Nine images, batches of ten, incomplete batches dropped: no batch at all.
+    with pytest.raises(ValueError, match=r"`batch_size` \(10\) is larger than the 9"):
+        _dataset(root, image_size=24, resize_size=28, batch_size=10)
+    # Validation keeps its incomplete batch, so one batch of nine is fine.
+    validation = _dataset(root, "validation", image_size=24, batch_size=10)
+    assert [len(y) for _, y in _batches(validation)] == [9]
 
 
 def test_channels_first(clean_folder):

@@ -238,6 +238,7 @@ def imagenet_dataset(
     # 2. The source: encoded bytes, or paths still to read.
     listed = _list_source(options)
     num_classes = _num_classes(options, listed.class_names)
+    _check_enough_for_a_batch(options, listed)
     # 3. Cache, shuffle, repeat.
     records, unshuffled, needs_read = _cache_and_shuffle(options, listed)
     length = _kept_length(options, listed, records)
@@ -568,6 +569,19 @@ def _list_source(options: _Options) -> _Listed:
             class_names, tfds_split.class_names, where=f"{source!r} ({split})"
         )
     return _Listed(tfds_split.dataset, tfds_split.class_names, (), 0, False)
+
+
+def _check_enough_for_a_batch(options: _Options, listed: _Listed) -> None:
+    # With drop_remainder, fewer images than a batch make an empty epoch: `fit`
+    # would "train" without a single step and only warn that the data ran out.
+    if options.drop_remainder and 0 < listed.file_count < options.batch_size:
+        raise ValueError(
+            f"`batch_size` ({options.batch_size}) is larger than the "
+            f"{listed.file_count} images of {options.source!r} ({options.split}), "
+            "and incomplete batches are dropped (`drop_remainder`): an epoch "
+            "would have no batch. Pass a smaller batch size. Received: "
+            f"batch_size={options.batch_size}"
+        )
 
 
 def _num_classes(options: _Options, class_names: Sequence[str]) -> int:
