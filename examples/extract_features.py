@@ -14,7 +14,6 @@ same way: `conv1` ... `conv5`, `norm1`, `norm2`, `pool1`, `pool2`, `pool5`,
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import keras
@@ -28,27 +27,19 @@ LAYERS = ("pool5", "fc7")
 
 
 def explain_download(variant: str) -> bool:
-    """With no arguments and nothing cached: says what a run would download.
+    """With no arguments, says what a run would download, if anything.
 
     Returns whether it did (then the example stops: it never reaches for the
     network unasked).
     """
-    checkpoint = registry.imagenet_checkpoint(variant)
-    cached = (
-        os.path.isfile(loading.converted_weights_path(checkpoint))
-        or os.path.isfile(os.path.join(loading.cache_dir(), checkpoint.file_name))
-        or os.environ.get(loading.MIRROR_ENV)
+    hint = (
+        None
+        if len(sys.argv) > 1
+        else loading.download_hint(registry.imagenet_checkpoint(variant))
     )
-    if len(sys.argv) > 1 or cached:
-        return False
-    print(
-        f"This example needs the {checkpoint.name} weights: run with --weights "
-        f"imagenet to download {checkpoint.file_name} (about 233 MB) from "
-        f"{checkpoint.url} into {loading.cache_dir()}; or, without network, put "
-        f"that file in a folder and set {loading.MIRROR_ENV} to it; or try "
-        "--weights none (random weights, offline)."
-    )
-    return True
+    if hint:
+        print(hint)
+    return hint is not None
 
 
 def main() -> None:

@@ -291,6 +291,28 @@ def converted_weights_path(checkpoint: Checkpoint) -> str:
     )
 
 
+def download_hint(checkpoint: Checkpoint) -> str | None:
+    """What loading `checkpoint` would download, or `None` if it needs no network.
+
+    `None` when its conversion or source file is in the cache, or a mirror is set
+    (`KERAS_ALEXNET_WEIGHTS_MIRROR`). Otherwise one sentence naming the file, its
+    size and URL, the cache folder, and how to load it without network. The
+    examples print it instead of reaching for the network unasked.
+    """
+    if (
+        os.path.isfile(converted_weights_path(checkpoint))
+        or os.path.isfile(os.path.join(cache_dir(), checkpoint.file_name))
+        or os.environ.get(MIRROR_ENV)
+    ):
+        return None
+    return (
+        f"This needs the {checkpoint.name} weights: pass --weights imagenet to "
+        f"download {checkpoint.file_name} (about 233 MB) from {checkpoint.url} "
+        f"into {cache_dir()}; or, without network, put that file in a folder and "
+        f"set {MIRROR_ENV} to it; or try --weights none (random weights, offline)."
+    )
+
+
 def imagenet_weights(checkpoint: Checkpoint) -> str:
     """Returns the path of `checkpoint`'s converted weights, converting them once.
 
