@@ -18,6 +18,10 @@ JAX, eager `no_grad` under PyTorch. All return fc8's logits; the table gives the
 largest difference from keras-alexnet's, to show that the networks are the same.
 Inputs are 227x227 (original) and 224x224 (torchvision).
 
+It also measures the backend's float32 matmul peak (4096x4096, the best of
+five) and prints the share of it that the paper's network reaches in
+effective FLOP/s (2 x its 0.72 G multiply-adds per image).
+
 Usage: python benchmarks/inference.py [--backend tensorflow|jax|torch|all]
 [--quick]
 """
@@ -166,7 +170,39 @@ def _load_torch(model, blobs):
         with torch.inference_mode():
             return model(torch.from_numpy(x_nchw)).numpy()
 
+    run.model = model  # type: ignore[attr-defined]  # for benchmarks/train_step.py
     return run
+
+
+def model_flops(model) -> int:
+    """Multiply-adds x 2 per image of the convolutions and dense layers."""
+    import keras
+
+    flops = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, height, width, filters = layer.output.shape
+            kernel_h, kernel_w, fan_in, _ = layer.kernel.shape  # fan_in per group
+            flops += 2 * height * width * filters * kernel_h * kernel_w * fan_in
+        elif isinstance(layer, keras.layers.Dense):
+            flops += 2 * int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+    return flops
+
+
+def matmul_peak(size: int = 4096) -> float:
+    """The backend's float32 matmul rate in FLOP/s, the best of five runs."""
+    import time
+
+    import keras
+
+    a = keras.ops.convert_to_tensor(np.ones((size, size), "float32"))
+    b = keras.ops.convert_to_tensor(np.ones((size, size), "float32"))
+    best = float("inf")
+    for _ in range(6):
+        start = time.perf_counter()
+        keras.ops.convert_to_numpy(keras.ops.matmul(a, b)[0, 0])
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
 
 
 def main(argv=None) -> None:
@@ -241,6 +277,8 @@ def main(argv=None) -> None:
         )
 
     rate = {name: batch / median(values) for name, values in times.items()}
+    peak = matmul_peak(1024 if args.quick else 4096)
+    flops = model_flops(original)
     rows = []
     for name, (_, ours) in candidates.items():
         difference = ""
@@ -287,6 +325,20 @@ def main(argv=None) -> None:
         ),
         ("original", ours, ours_g1, "groups=2", "groups=1"),
     ]
+    ours_flops = flops * rate[ours]
+    print(
+        f"original: {flops / 1e9:.3f} GFLOP per image, {ours_flops / 1e9:.0f} "
+        f"GFLOP/s at the median; {keras.backend.backend()} float32 matmul peak "
+        f"{peak / 1e9:.0f} GFLOP/s"
+    )
+    print(
+        ratio_line(
+            f"inference {backend} original GFLOP/s",
+            "ours",
+            "matmul peak",
+            ours_flops / peak,
+        )
+    )
     for variant, numerator, denominator, top, bottom in comparisons:
         print(
             ratio_line(

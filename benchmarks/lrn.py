@@ -10,6 +10,9 @@ and norm2 (64, 27, 27, 256), channels last, with the paper's constants:
   channels (`keras.ops.average_pool`), as PyTorch's own LRN does;
 - `native`: the layer calling `tf.nn.local_response_normalization`
   (TensorFlow only). It is TensorFlow's reference, timed once under both names;
+- `auto (XLA)`: under TensorFlow on CPU, the layer's default: the slices, the
+  squares and the power compiled by XLA (traced under the name of Keras' step
+  function, so that the layer takes the path it takes in `fit` and `predict`);
 - `reference`: `torch.nn.functional.local_response_norm` on the same data in
   NCHW, PyTorch's own layout: what a PyTorch user runs. JAX has no LRN.
 
@@ -52,13 +55,18 @@ def make_layer(implementation: str, shape):
 
 
 def layer_implementations(backend: str) -> list[str]:
-    from keras_alexnet.layers.local_response_normalization import IMPLEMENTATIONS
+    from keras_alexnet.layers.local_response_normalization import (
+        IMPLEMENTATIONS,
+        _compiles_with_xla,
+    )
 
-    return [
+    names = [
         name
         for name in IMPLEMENTATIONS
         if name != "auto" and (backend == "tensorflow" or name != "native")
     ]
+    # "auto" differs from the named ways only where it compiles with XLA.
+    return names + ["auto"] if _compiles_with_xla() else names
 
 
 def tensorflow_candidates(x_nhwc, upstream_nhwc, implementations):
@@ -69,14 +77,22 @@ def tensorflow_candidates(x_nhwc, upstream_nhwc, implementations):
     candidates, outputs = {}, {}
     for name in implementations:
         layer = make_layer(name, x.shape)
-        forward = tf.function(layer)
 
-        @tf.function
-        def backward(v, g, layer=layer):
+        # Named as Keras' TensorFlow trainer names its step: the layer compiles
+        # itself with XLA only there (and when eager), see its docstring.
+        def one_step_on_data(v, layer=layer):
+            return layer(v)
+
+        forward = tf.function(one_step_on_data)
+
+        def one_step_on_data_backward(v, g, layer=layer):
             with tf.GradientTape() as tape:
                 tape.watch(v)
                 y = layer(v, training=True)
             return tape.gradient(y, v, output_gradients=g)
+
+        one_step_on_data_backward.__name__ = "one_step_on_data"
+        backward = tf.function(one_step_on_data_backward)
 
         candidates[name] = (
             lambda forward=forward: forward(x),
@@ -158,6 +174,7 @@ def torch_candidates(x_nhwc, upstream_nhwc, implementations):
 
 
 LABELS = {
+    "auto": "auto (XLA)",
     "native": "native = tf.nn.local_response_normalization",
     "reference": "F.local_response_norm (NCHW)",
 }
@@ -176,13 +193,17 @@ def main(argv=None) -> None:
     )
 
     forward, training = default_implementations(rank=4)
-    defaults = {"forward": forward, "fwd+bwd": training}
+    implementations = layer_implementations(backend)
+    compiled = "auto" in implementations
     print(machine_line(backend))
     print(
-        f"layer defaults on this machine: {defaults['forward']} for inference, "
-        f"{defaults['fwd+bwd']} for training (the fwd+bwd rows call training=True)"
+        f"layer defaults on this machine: {forward} for inference, "
+        f"{training} for training (the fwd+bwd rows call training=True)"
+        + (", compiled by XLA" if compiled else "")
     )
-    implementations = layer_implementations(backend)
+    if compiled:
+        forward = training = "auto"
+    defaults = {"forward": forward, "fwd+bwd": training}
     make = {
         "tensorflow": tensorflow_candidates,
         "jax": jax_candidates,

@@ -39,6 +39,11 @@ EXPECTED_RATIOS = {
         r"ratio inference tensorflow original img/s: ours/PyTorch = ",
         r"ratio inference tensorflow torchvision img/s: ours/PyTorch = ",
         r"ratio inference tensorflow original img/s: groups=2/groups=1 = ",
+        r"ratio inference tensorflow original GFLOP/s: ours/matmul peak = ",
+    ],
+    "train_step.py": [
+        rf"ratio train step tensorflow {layout} img/s: ours/PyTorch = "
+        for layout in ("original", "torchvision")
     ],
 }
 

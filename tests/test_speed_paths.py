@@ -147,3 +147,87 @@ def test_prefetch_to_device_rejects_a_bad_size(size):
 def test_prefetch_to_device_rejects_a_non_iterable():
     with pytest.raises(TypeError, match=r"Received: batches=int"):
         prefetch_to_device(3)
+
+
+def _alexnet_lrn_model():
+    inputs = keras.Input((9, 9, 3))
+    x = keras.layers.Conv2D(16, 3, activation="relu")(inputs)
+    x = LocalResponseNormalization(**CAFFE, name="norm")(x)
+    outputs = keras.layers.Dense(4)(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+def _count_xla_calls(monkeypatch):
+    from keras_alexnet.layers import local_response_normalization as module
+
+    calls = []
+    original = module._XlaFunctions.__call__
+
+    def counted(self, inputs, training):
+        calls.append(training)
+        return original(self, inputs, training)
+
+    monkeypatch.setattr(module._XlaFunctions, "__call__", counted)
+    return calls
+
+
+def test_tensorflow_cpu_compiles_lrn_in_fit_and_predict_only(rng, monkeypatch):
+    # TensorFlow on CPU: Keras compiles nothing, the layer compiles itself
+    # (3-4x TensorFlow's own LRN kernel, docs/performance.md). Only in Keras'
+    # own steps: a graph traced for export must stay convertible.
+    import tensorflow as tf
+
+    assert keras.backend.backend() == "tensorflow"
+    calls = _count_xla_calls(monkeypatch)
+    model = _alexnet_lrn_model()
+    x = rng.uniform(0, 255, (4, 9, 9, 3)).astype("float32")
+    model.fit(x, np.zeros((4, 4), "float32"), epochs=1, verbose=0)
+    assert True in calls  # the training step
+    calls.clear()
+    logits = model.predict(x, verbose=0)
+    assert calls == [False]
+    calls.clear()
+    traced = tf.function(lambda v: model(v, training=False))
+    np.testing.assert_allclose(traced(x).numpy(), logits, rtol=1e-5, atol=1e-5)
+    assert calls == []  # a user's tf.function: plain operations
+
+
+def test_model_export_to_onnx_after_predict_runs_in_onnxruntime(rng, tmp_path):
+    # `predict` has compiled the layer with XLA; Keras' own export must still
+    # give a graph that tf2onnx converts and onnxruntime runs (an XLA function
+    # in it would be an unknown `PartitionedCall` node).
+    import onnxruntime
+
+    model = _alexnet_lrn_model()
+    x = rng.uniform(0, 255, (4, 9, 9, 3)).astype("float32")
+    logits = model.predict(x, verbose=0)
+    path = str(tmp_path / "model.onnx")
+    model.export(path, format="onnx", verbose=False)
+    session = onnxruntime.InferenceSession(path)
+    (exported,) = session.run(None, {session.get_inputs()[0].name: x})
+    np.testing.assert_allclose(exported, logits, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.backend
+def test_lrn_without_gradient_leaves_its_input_and_matches_the_formula(rng):
+    # Under PyTorch without a gradient tape the layer works in place on its
+    # own buffers; neither the input nor a gradient-recording call may change.
+    x = rng.uniform(0, 3000, (2, 5, 4, 32)).astype("float32")
+    expected = _lrn_float64(x.astype("float64"), **CAFFE)
+    layer = LocalResponseNormalization(**CAFFE)
+    tensor = keras.ops.convert_to_tensor(x)
+    if keras.backend.backend() == "torch":
+        import torch
+
+        with torch.no_grad():
+            outputs = to_numpy(layer(tensor))
+        graded = torch.tensor(x, requires_grad=True)
+        recorded = layer(graded)
+        recorded.sum().backward()  # would fail had it been overwritten in place
+        np.testing.assert_allclose(to_numpy(recorded.detach()), expected, rtol=1e-5)
+    else:
+        outputs = to_numpy(layer(tensor))
+    np.testing.assert_array_equal(to_numpy(tensor), x)
+    np.testing.assert_allclose(outputs, expected, rtol=1e-5)

@@ -17,6 +17,10 @@ _LOW_PRECISION = ("float16", "bfloat16")
 # (`default_implementations`); "native" is TensorFlow's own kernel, 4-D input only.
 IMPLEMENTATIONS = ("auto", "matmul", "slices", "pool", "native")
 
+# The names of the `tf.function`s in which Keras' TensorFlow trainer runs a
+# step of `fit`, `evaluate` and `predict` (and their `*_on_batch` forms).
+_KERAS_STEP_FUNCTIONS = ("one_step_on_data",)
+
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
 class LocalResponseNormalization(keras.layers.Layer):
@@ -49,20 +53,22 @@ class LocalResponseNormalization(keras.layers.Layer):
     TensorFlow and JAX, whose float32 matmuls may run in TF32, it is a sum of
     shifted slices, exact in float32; under PyTorch, which keeps float32
     matmuls exact by default, one matmul by a banded 0/1 channel matrix. On
-    CPU: under TensorFlow,
-    inference calls TensorFlow's own kernel, `tf.nn.local_response_normalization`,
-    and training (`training=True`) multiplies the squares by a banded 0/1 channel
-    matrix, whose gradient TensorFlow computes faster; under JAX, inference sums
-    shifted slices and training takes a 1-D average pool over the channels; under
-    PyTorch, both multiply by the banded matrix. Under mixed precision the
-    squares, their sum and the power are computed in float32, so activations of
-    AlexNet's magnitude never overflow to inf or NaN; the output is cast back to
-    the compute dtype. The exception is the matmul in bfloat16, which has
-    float32's range: the squares and the matmul stay in bfloat16 (every BLAS
-    accumulates it in float32), which halves their memory traffic and keeps
-    the output within 1 % of the exact value. `implementation` names one way
-    for both inference and training, to compare them or to pin one; it is saved
-    in the layer's config.
+    CPU: under TensorFlow, in `fit`, `evaluate`, `predict` and eager calls, the
+    sum of shifted slices, the squares and the power are compiled by XLA into
+    one pass over the activations, forward and gradient, although Keras does
+    not compile the model there (elsewhere, as in `model.export`, plain
+    TensorFlow operations are traced, so that converters can read the graph);
+    under JAX, inference sums shifted slices and training takes a 1-D average
+    pool over the channels; under PyTorch, both multiply by the banded matrix
+    (in place, on two buffers, where no gradient is recorded). Under mixed
+    precision the squares, their sum and the power are computed in float32, so
+    activations of AlexNet's magnitude never overflow to inf or NaN; the output
+    is cast back to the compute dtype. The exception is the matmul in
+    bfloat16, which has float32's range: the squares and the matmul stay in
+    bfloat16 (every BLAS accumulates it in float32), which halves their memory
+    traffic and keeps the output within 1 % of the exact value.
+    `implementation` names one way for both inference and training, to compare
+    them or to pin one; it is saved in the layer's config.
 
     Args:
         size: the number of channels in the window, an odd integer >= 1.
@@ -75,7 +81,8 @@ class LocalResponseNormalization(keras.layers.Layer):
             built), `"matmul"` (a banded 0/1 channel matrix), `"slices"` (a sum
             of shifted slices), `"pool"` (a 1-D average pool over the channels)
             or `"native"` (`tf.nn.local_response_normalization`: TensorFlow
-            backend and 4-D input only).
+            backend and 4-D input only). Only `"auto"` compiles the layer
+            with XLA under TensorFlow on CPU.
         **kwargs: base layer arguments such as `name` and `dtype`.
 
     Example:
@@ -143,8 +150,11 @@ class LocalResponseNormalization(keras.layers.Layer):
         radius = self.size // 2
         offsets = np.arange(channels)[:, None] - np.arange(channels)[None, :]
         self._band = (np.abs(offsets) <= radius).astype("float32")
+        self._xla: _XlaFunctions | None = None
         if self.implementation == "auto":
             self._inference_way, self._training_way = default_implementations(rank)
+            if _compiles_with_xla():
+                self._xla = _XlaFunctions(self._compute)
         else:
             if self.implementation == "native" and (
                 keras.backend.backend() != "tensorflow" or rank != 4
@@ -159,6 +169,11 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=None):
+        if self._xla is not None and _in_keras_step_or_eager():
+            return self._xla(inputs, bool(training))
+        return self._compute(inputs, training)
+
+    def _compute(self, inputs, training):
         compute_dtype = keras.backend.standardize_dtype(inputs.dtype)
         x = inputs
         moved = self._channel_axis != self._rank - 1
@@ -180,6 +195,8 @@ class LocalResponseNormalization(keras.layers.Layer):
     def _float32(self, x, implementation):
         if implementation == "native":
             return self._tensorflow_lrn(x)
+        if implementation == "matmul" and _torch_without_gradient(x):
+            return self._torch_in_place(x)
         squares = ops.square(x)
         if implementation == "matmul":
             scaled_sum = ops.matmul(squares, self._band_matrix("float32", self.alpha))
@@ -211,6 +228,33 @@ class LocalResponseNormalization(keras.layers.Layer):
         window_sum = ops.cast(ops.matmul(ops.square(inputs), band), "float32")
         x = ops.cast(inputs, "float32")
         return x * _inverse_power(self.bias + self.alpha * window_sum, self.beta)
+
+    def _torch_in_place(self, x):
+        # The band matmul with two buffers instead of five: where no gradient
+        # is recorded (`predict`, `torch.no_grad`) nothing needs the
+        # intermediates, and on CPU each fresh buffer of conv1's activations
+        # costs more in page faults than the arithmetic (2.2x as fast, see
+        # docs/performance.md).
+        import torch
+
+        x = x.contiguous()
+        channels = x.shape[-1]
+        band = self._band_matrix("float32", self.alpha)
+        squares = torch.square(x)
+        denominator = torch.addmm(
+            torch.tensor(self.bias, dtype=x.dtype, device=x.device),
+            squares.view(-1, channels),
+            band,
+        ).view(x.shape)
+        inverse_sqrt = denominator.rsqrt_()  # denominator ** -0.5
+        # The squares are spent: their buffer takes the factor.
+        if self.beta == 0.75:
+            factor = torch.sqrt(inverse_sqrt, out=squares).mul_(inverse_sqrt)
+        elif self.beta == 0.5:
+            factor = inverse_sqrt
+        else:
+            factor = torch.pow(inverse_sqrt, 2.0 * self.beta, out=squares)
+        return factor.mul_(x)
 
     def _sum_of_shifted_slices(self, squares):
         radius = self.size // 2
@@ -275,6 +319,28 @@ def _inverse_power(x: Any, beta: float) -> Any:
     return ops.power(x, -beta)
 
 
+class _XlaFunctions:
+    """A layer's computation compiled by XLA, one function per mode.
+
+    A plain object, not a dict: TensorFlow tracks the dicts and functions set
+    on a layer and would try (and fail) to save them with the model.
+    """
+
+    def __init__(self, compute: Any) -> None:
+        self._compute = compute
+        self._functions: dict[bool, Any] = {}
+
+    def __call__(self, inputs: Any, training: bool) -> Any:
+        if training not in self._functions:
+            import tensorflow as tf
+
+            compute = self._compute
+            self._functions[training] = tf.function(
+                lambda x: compute(x, training), jit_compile=True, autograph=False
+            )
+        return self._functions[training](inputs)
+
+
 def default_implementations(rank: int = 4) -> tuple[str, str]:
     """Returns what `implementation="auto"` runs here: (inference, training).
 
@@ -295,13 +361,52 @@ def default_implementations(rank: int = 4) -> tuple[str, str]:
             return "matmul", "matmul"
         return "slices", "slices"
     if backend == "tensorflow":
-        # TensorFlow's LRN kernel takes 4-D channels-last input only; its
-        # gradient kernel was mostly slower than the autodiff of the band matmul.
-        return ("native" if rank == 4 else "matmul"), "matmul"
+        # Compiled by XLA (`_compiles_with_xla`), the slices fuse with the
+        # squares and powers into one loop, forward and backward: 3 to 4 times
+        # TensorFlow's own kernel forward and 1.2 to 1.9 times the band
+        # matmul's gradient, the fastest uncompiled ways (benchmarks/lrn.py).
+        return "slices", "slices"
     if backend == "jax":
         # XLA fuses the slices into one pass, but their gradient is slow.
         return "slices", "pool"
     return "matmul", "matmul"
+
+
+def _compiles_with_xla() -> bool:
+    """Whether `implementation="auto"` compiles the layer with XLA: TF on CPU.
+
+    Keras compiles whole models with XLA on GPUs (`jit_compile="auto"`) but not
+    on CPU, where XLA's convolutions trail oneDNN's; the layer alone is worth
+    compiling there.
+    """
+    return keras.backend.backend() == "tensorflow" and not _accelerator_available()
+
+
+def _torch_without_gradient(x: Any) -> bool:
+    """Whether `x` is a PyTorch tensor whose operations autograd will not record."""
+    if keras.backend.backend() != "torch":
+        return False
+    import torch
+
+    return not (torch.is_grad_enabled() and x.requires_grad)
+
+
+def _in_keras_step_or_eager() -> bool:
+    """Whether the layer runs eagerly or in Keras' own fit/evaluate/predict step.
+
+    Elsewhere (`model.export`, `tf.saved_model.save`, a user's `tf.function`)
+    the graph may be saved and converted, and converters (tf2onnx, LiteRT) and
+    TF Serving cannot run an XLA function: there the layer traces plain
+    TensorFlow operations, equal to float32 rounding. Should Keras rename its
+    step functions, the layer would only lose speed (tests/test_speed_paths.py
+    checks that `fit` and `predict` compile it).
+    """
+    import tensorflow as tf
+
+    if tf.executing_eagerly():
+        return True
+    name = getattr(tf.compat.v1.get_default_graph(), "name", "")
+    return isinstance(name, str) and name.startswith(_KERAS_STEP_FUNCTIONS)
 
 
 def _accelerator_available() -> bool:
