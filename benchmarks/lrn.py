@@ -10,9 +10,10 @@ and norm2 (64, 27, 27, 256), channels last, with the paper's constants:
   channels (`keras.ops.average_pool`), as PyTorch's own LRN does;
 - `native`: the layer calling `tf.nn.local_response_normalization`
   (TensorFlow only). It is TensorFlow's reference, timed once under both names;
-- `auto (XLA)`: under TensorFlow on CPU, the layer's default: the slices, the
-  squares and the power compiled by XLA (traced under the name of Keras' step
-  function, so that the layer takes the path it takes in `fit` and `predict`);
+- `auto (XLA)`: under TensorFlow on CPU, the layer's default: for inference
+  the slices, the squares and the power compiled by XLA, for training the
+  uncompiled matmul (traced under the name of Keras' step function, so that
+  the layer takes the path it takes in `fit` and `predict`);
 - `reference`: `torch.nn.functional.local_response_norm` on the same data in
   NCHW, PyTorch's own layout: what a PyTorch user runs. JAX has no LRN.
 
@@ -199,7 +200,7 @@ def main(argv=None) -> None:
     print(
         f"layer defaults on this machine: {forward} for inference, "
         f"{training} for training (the fwd+bwd rows call training=True)"
-        + (", compiled by XLA" if compiled else "")
+        + (", inference compiled by XLA" if compiled else "")
     )
     if compiled:
         forward = training = "auto"

@@ -53,17 +53,18 @@ class LocalResponseNormalization(keras.layers.Layer):
     TensorFlow and JAX, whose float32 matmuls may run in TF32, it is a sum of
     shifted slices, exact in float32; under PyTorch, which keeps float32
     matmuls exact by default, one matmul by a banded 0/1 channel matrix. On
-    CPU: under TensorFlow, in `fit`, `evaluate`, `predict` and eager calls, the
-    sum of shifted slices, the squares and the power are compiled by XLA into
-    one pass over the activations, forward and gradient, although Keras does
-    not compile the model there (elsewhere, as in `model.export`, plain
-    TensorFlow operations are traced, so that converters can read the graph);
-    under JAX, inference sums shifted slices and training takes a 1-D average
-    pool over the channels; under PyTorch, both multiply by the banded matrix
-    (in place, on two buffers, where no gradient is recorded). Under mixed
-    precision the squares, their sum and the power are computed in float32, so
-    activations of AlexNet's magnitude never overflow to inf or NaN; the output
-    is cast back to the compute dtype. The exception is the matmul in
+    CPU: under TensorFlow, inference (in `evaluate`, `predict` and eager
+    calls) sums shifted slices compiled by XLA with the squares and the power
+    into one pass over the activations, although Keras does not compile the
+    model there (elsewhere, as in `model.export`, plain TensorFlow operations
+    are traced, so that converters can read the graph), and training
+    multiplies by the banded matrix; under JAX, inference sums shifted slices
+    and training takes a 1-D average pool over the channels; under PyTorch,
+    both multiply by the banded matrix (in place, on two buffers, where no
+    gradient is recorded). Under mixed precision the squares, their sum and
+    the power are computed in float32, so activations of AlexNet's magnitude
+    never overflow to inf or NaN; the output is cast back to the compute
+    dtype. The exception is the matmul in
     bfloat16, which has float32's range: the squares and the matmul stay in
     bfloat16 (every BLAS accumulates it in float32), which halves their memory
     traffic and keeps the output within 1 % of the exact value.
@@ -169,8 +170,8 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=None):
-        if self._xla is not None and _in_keras_step_or_eager():
-            return self._xla(inputs, bool(training))
+        if self._xla is not None and not training and _in_keras_step_or_eager():
+            return self._xla(inputs)
         return self._compute(inputs, training)
 
     def _compute(self, inputs, training):
@@ -320,25 +321,26 @@ def _inverse_power(x: Any, beta: float) -> Any:
 
 
 class _XlaFunctions:
-    """A layer's computation compiled by XLA, one function per mode.
+    """A layer's inference computation compiled by XLA, made on first use.
 
-    A plain object, not a dict: TensorFlow tracks the dicts and functions set
-    on a layer and would try (and fail) to save them with the model.
+    A plain object, not a layer attribute holding the function: TensorFlow
+    tracks the functions set on a layer and would try (and fail) to save them
+    with the model.
     """
 
     def __init__(self, compute: Any) -> None:
         self._compute = compute
-        self._functions: dict[bool, Any] = {}
+        self._function: Any = None
 
-    def __call__(self, inputs: Any, training: bool) -> Any:
-        if training not in self._functions:
+    def __call__(self, inputs: Any) -> Any:
+        if self._function is None:
             import tensorflow as tf
 
             compute = self._compute
-            self._functions[training] = tf.function(
-                lambda x: compute(x, training), jit_compile=True, autograph=False
+            self._function = tf.function(
+                lambda x: compute(x, False), jit_compile=True, autograph=False
             )
-        return self._functions[training](inputs)
+        return self._function(inputs)
 
 
 def default_implementations(rank: int = 4) -> tuple[str, str]:
@@ -361,11 +363,13 @@ def default_implementations(rank: int = 4) -> tuple[str, str]:
             return "matmul", "matmul"
         return "slices", "slices"
     if backend == "tensorflow":
-        # Compiled by XLA (`_compiles_with_xla`), the slices fuse with the
-        # squares and powers into one loop, forward and backward: 3 to 4 times
-        # TensorFlow's own kernel forward and 1.2 to 1.9 times the band
-        # matmul's gradient, the fastest uncompiled ways (benchmarks/lrn.py).
-        return "slices", "slices"
+        # For inference, compiled by XLA (`_compiles_with_xla`), the slices
+        # fuse with the squares and the power into one loop: 4.5 to 6.4 times
+        # TensorFlow's own kernel (benchmarks/lrn.py), 1.15 to 1.2 times the
+        # whole model. Compiled, the layer's gradient alone was 1.9 to 2.9 times
+        # the band matmul's too, yet a whole training step was no faster (1622
+        # against 1609 ms): training keeps the band matmul, uncompiled.
+        return "slices", "matmul"
     if backend == "jax":
         # XLA fuses the slices into one pass, but their gradient is slow.
         return "slices", "pool"
