@@ -34,6 +34,11 @@ def prefetch_to_device(batches: Iterable[Any], size: int = 2) -> Iterator[Any]:
     Returns:
         A generator, to pass to `model.fit` (or to iterate); each batch has the
         structure of the input's, with backend tensors on the default device.
+        Like any generator it is consumed once: for several epochs, give it a
+        repeating source and `steps_per_epoch`, as in
+        `model.fit(prefetch_to_device(dataset.repeat()), epochs=10,
+        steps_per_epoch=len(dataset))`. Without `steps_per_epoch`, Keras ends
+        training after the first pass, warning that the input ran out of data.
 
     Example:
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -114,16 +116,21 @@ def test_prefetch_to_device_feeds_fit(rng):
     x = rng.standard_normal((32, 4)).astype("float32")
     y = x @ np.array([[1.0], [-2.0], [0.5], [3.0]], "float32")
 
-    def batches():
-        for start in range(0, 32, 8):
-            yield x[start : start + 8], y[start : start + 8]
+    def batches():  # endless, as the docstring's dataset.repeat()
+        while True:
+            for start in range(0, 32, 8):
+                yield x[start : start + 8], y[start : start + 8]
 
-    losses = [
-        model.fit(
-            prefetch_to_device(batches()), epochs=1, verbose=0, shuffle=False
-        ).history["loss"][0]
-        for _ in range(5)
-    ]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*ran out of data")
+        losses = model.fit(
+            prefetch_to_device(batches()),
+            epochs=5,
+            steps_per_epoch=4,
+            verbose=0,
+            shuffle=False,
+        ).history["loss"]
+    assert len(losses) == 5
     assert losses[-1] < losses[0] / 4, losses
 
 
