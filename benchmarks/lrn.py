@@ -200,7 +200,12 @@ def main(argv=None) -> None:
     print(
         f"layer defaults on this machine: {forward} for inference, "
         f"{training} for training (the fwd+bwd rows call training=True)"
-        + (", inference compiled by XLA" if compiled else "")
+        + (
+            "; in Keras' steps and eager calls, inference runs the slices "
+            "compiled by XLA (row 'auto (XLA)')"
+            if compiled
+            else ""
+        )
     )
     if compiled:
         forward = training = "auto"

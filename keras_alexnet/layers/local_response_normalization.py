@@ -51,25 +51,24 @@ class LocalResponseNormalization(keras.layers.Layer):
     `benchmarks/lrn.py` and `benchmarks/gpu.py` (see `docs/performance.md`);
     every way gives the same values to float32 rounding. On GPUs, under
     TensorFlow and JAX, whose float32 matmuls may run in TF32, it is a sum of
-    shifted slices, exact in float32; under PyTorch, which keeps float32
-    matmuls exact by default, one matmul by a banded 0/1 channel matrix. On
-    CPU: under TensorFlow, inference (in `evaluate`, `predict` and eager
-    calls) sums shifted slices compiled by XLA with the squares and the power
-    into one pass over the activations, although Keras does not compile the
-    model there (elsewhere, as in `model.export`, plain TensorFlow operations
-    are traced, so that converters can read the graph), and training
-    multiplies by the banded matrix; under JAX, inference sums shifted slices
-    and training takes a 1-D average pool over the channels; under PyTorch,
-    both multiply by the banded matrix (in place, on two buffers, where no
-    gradient is recorded). Under mixed precision the squares, their sum and
+    shifted slices, exact in float32; under PyTorch, which keeps float32 matmuls
+    exact by default, one matmul by a banded 0/1 channel matrix. On CPU: under
+    TensorFlow, inference (in `evaluate`, `predict` and eager calls) sums
+    shifted slices compiled by XLA with the squares and the power into one pass
+    over the activations, although Keras does not compile the model there
+    (elsewhere, as in `model.export`, plain TensorFlow operations are traced,
+    TensorFlow's own kernel then, so that converters can read the graph), and
+    training multiplies by the banded matrix; under JAX, inference sums shifted
+    slices and training takes a 1-D average pool over the channels; under
+    PyTorch, both multiply by the banded matrix (in place, on two buffers, where
+    no gradient is recorded). Under mixed precision the squares, their sum and
     the power are computed in float32, so activations of AlexNet's magnitude
-    never overflow to inf or NaN; the output is cast back to the compute
-    dtype. The exception is the matmul in
-    bfloat16, which has float32's range: the squares and the matmul stay in
-    bfloat16 (every BLAS accumulates it in float32), which halves their memory
-    traffic and keeps the output within 1 % of the exact value.
-    `implementation` names one way for both inference and training, to compare
-    them or to pin one; it is saved in the layer's config.
+    never overflow to inf or NaN; the output is cast back to the compute dtype.
+    The exception is the matmul in bfloat16, which has float32's range: the
+    squares and the matmul stay in bfloat16 (every BLAS accumulates it in
+    float32), which halves their memory traffic and keeps the output within 1 %
+    of the exact value. `implementation` names one way for both inference and
+    training, to compare them or to pin one; it is saved in the layer's config.
 
     Args:
         size: the number of channels in the window, an odd integer >= 1.
@@ -155,7 +154,7 @@ class LocalResponseNormalization(keras.layers.Layer):
         if self.implementation == "auto":
             self._inference_way, self._training_way = default_implementations(rank)
             if _compiles_with_xla():
-                self._xla = _XlaFunctions(self._compute)
+                self._xla = _XlaFunctions(lambda x: self._compute(x, "slices"))
         else:
             if self.implementation == "native" and (
                 keras.backend.backend() != "tensorflow" or rank != 4
@@ -172,15 +171,15 @@ class LocalResponseNormalization(keras.layers.Layer):
     def call(self, inputs, training=None):
         if self._xla is not None and not training and _in_keras_step_or_eager():
             return self._xla(inputs)
-        return self._compute(inputs, training)
+        way = self._training_way if training else self._inference_way
+        return self._compute(inputs, way)
 
-    def _compute(self, inputs, training):
+    def _compute(self, inputs, implementation):
         compute_dtype = keras.backend.standardize_dtype(inputs.dtype)
         x = inputs
         moved = self._channel_axis != self._rank - 1
         if moved:
             x = ops.moveaxis(x, self._channel_axis, -1)
-        implementation = self._training_way if training else self._inference_way
         if implementation == "matmul" and compute_dtype == "bfloat16":
             outputs = self._bfloat16_by_matmul(x)
         else:
@@ -336,9 +335,8 @@ class _XlaFunctions:
         if self._function is None:
             import tensorflow as tf
 
-            compute = self._compute
             self._function = tf.function(
-                lambda x: compute(x, False), jit_compile=True, autograph=False
+                self._compute, jit_compile=True, autograph=False
             )
         return self._function(inputs)
 
@@ -363,13 +361,15 @@ def default_implementations(rank: int = 4) -> tuple[str, str]:
             return "matmul", "matmul"
         return "slices", "slices"
     if backend == "tensorflow":
-        # For inference, compiled by XLA (`_compiles_with_xla`), the slices
-        # fuse with the squares and the power into one loop: 4.5 to 6.4 times
-        # TensorFlow's own kernel (benchmarks/lrn.py), 1.15 to 1.2 times the
-        # whole model. Compiled, the layer's gradient alone was 1.9 to 2.9 times
-        # the band matmul's too, yet a whole training step was no faster (1622
-        # against 1609 ms): training keeps the band matmul, uncompiled.
-        return "slices", "matmul"
+        # Uncompiled, TensorFlow's kernel (4-D channels-last input only) is the
+        # fastest forward; its gradient kernel was mostly slower than the
+        # autodiff of the band matmul. `implementation="auto"` runs inference
+        # through XLA-compiled slices instead where it can (`_compiles_with_xla`,
+        # `_in_keras_step_or_eager`): 4.5 to 6.4 times TensorFlow's kernel,
+        # 1.15 to 1.2 times the whole model. Compiled, the gradient alone was
+        # 1.9 to 2.9 times the band matmul's too, yet a whole training step
+        # was no faster (1622 against 1609 ms): training stays uncompiled.
+        return ("native" if rank == 4 else "matmul"), "matmul"
     if backend == "jax":
         # XLA fuses the slices into one pass, but their gradient is slow.
         return "slices", "pool"
@@ -396,14 +396,14 @@ def _torch_without_gradient(x: Any) -> bool:
 
 
 def _in_keras_step_or_eager() -> bool:
-    """Whether the layer runs eagerly or in Keras' own fit/evaluate/predict step.
+    """Whether the layer runs eagerly or in Keras' own evaluate/predict step.
 
     Elsewhere (`model.export`, `tf.saved_model.save`, a user's `tf.function`)
     the graph may be saved and converted, and converters (tf2onnx, LiteRT) and
     TF Serving cannot run an XLA function: there the layer traces plain
     TensorFlow operations, equal to float32 rounding. Should Keras rename its
     step functions, the layer would only lose speed (tests/test_speed_paths.py
-    checks that `fit` and `predict` compile it).
+    checks that `predict` and `evaluate` compile it).
     """
     import tensorflow as tf
 
