@@ -204,6 +204,25 @@ def test_tensorflow_cpu_compiles_lrn_in_predict_and_evaluate_only(rng, monkeypat
     assert calls == []  # a user's tf.function: plain operations
 
 
+def test_tensorflow_cpu_does_not_compile_lrn_for_images_of_any_size(rng, monkeypatch):
+    # With free spatial dimensions every new image size would cost an XLA
+    # compilation (about 0.1 s, more than the layer's work): plain operations.
+    import tensorflow as tf
+
+    calls = _count_xla_calls(monkeypatch)
+    inputs = keras.Input((None, None, 16))
+    model = keras.Model(inputs, LocalResponseNormalization(**CAFFE)(inputs))
+    for size in (5, 7):
+        x = rng.uniform(0, 3000, (2, size, size + 1, 16)).astype("float32")
+        expected = tf.nn.local_response_normalization(
+            x, depth_radius=2, bias=1.0, alpha=2e-5, beta=0.75
+        ).numpy()
+        np.testing.assert_allclose(
+            model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6
+        )
+    assert calls == []
+
+
 def test_model_export_to_onnx_after_predict_runs_in_onnxruntime(rng, tmp_path):
     # `predict` has compiled the layer with XLA; Keras' own export must still
     # give a graph that tf2onnx converts and onnxruntime runs (an XLA function

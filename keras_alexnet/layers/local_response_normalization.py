@@ -53,22 +53,23 @@ class LocalResponseNormalization(keras.layers.Layer):
     TensorFlow and JAX, whose float32 matmuls may run in TF32, it is a sum of
     shifted slices, exact in float32; under PyTorch, which keeps float32 matmuls
     exact by default, one matmul by a banded 0/1 channel matrix. On CPU: under
-    TensorFlow, inference (in `evaluate`, `predict` and eager calls) sums
-    shifted slices compiled by XLA with the squares and the power into one pass
-    over the activations, although Keras does not compile the model there
-    (elsewhere, as in `model.export`, plain TensorFlow operations are traced,
-    TensorFlow's own kernel then, so that converters can read the graph), and
-    training multiplies by the banded matrix; under JAX, inference sums shifted
-    slices and training takes a 1-D average pool over the channels; under
-    PyTorch, both multiply by the banded matrix (in place, on two buffers, where
-    no gradient is recorded). Under mixed precision the squares, their sum and
-    the power are computed in float32, so activations of AlexNet's magnitude
-    never overflow to inf or NaN; the output is cast back to the compute dtype.
-    The exception is the matmul in bfloat16, which has float32's range: the
-    squares and the matmul stay in bfloat16 (every BLAS accumulates it in
-    float32), which halves their memory traffic and keeps the output within 1 %
-    of the exact value. `implementation` names one way for both inference and
-    training, to compare them or to pin one; it is saved in the layer's config.
+    TensorFlow, inference of inputs of a fixed size (in `evaluate`, `predict`
+    and eager calls) sums shifted slices compiled by XLA with the squares and
+    the power into one pass over the activations, although Keras does not
+    compile the model there (elsewhere, as in `model.export`, plain TensorFlow
+    operations are traced, TensorFlow's own kernel then, so that converters can
+    read the graph), and training multiplies by the banded matrix; under JAX,
+    inference sums shifted slices and training takes a 1-D average pool over the
+    channels; under PyTorch, both multiply by the banded matrix (in place, on
+    two buffers, where no gradient is recorded). Under mixed precision the
+    squares, their sum and the power are computed in float32, so activations of
+    AlexNet's magnitude never overflow to inf or NaN; the output is cast back to
+    the compute dtype. The exception is the matmul in bfloat16, which has
+    float32's range: the squares and the matmul stay in bfloat16 (every BLAS
+    accumulates it in float32), which halves their memory traffic and keeps the
+    output within 1 % of the exact value. `implementation` names one way for
+    both inference and training, to compare them or to pin one; it is saved in
+    the layer's config.
 
     Args:
         size: the number of channels in the window, an odd integer >= 1.
@@ -153,7 +154,9 @@ class LocalResponseNormalization(keras.layers.Layer):
         self._xla: _XlaFunctions | None = None
         if self.implementation == "auto":
             self._inference_way, self._training_way = default_implementations(rank)
-            if _compiles_with_xla():
+            # XLA compiles once per input shape (about 0.1 s): worth it for a
+            # model of fixed image size, not when every image has its own.
+            if _compiles_with_xla() and None not in tuple(input_shape)[1:]:
                 self._xla = _XlaFunctions(lambda x: self._compute(x, "slices"))
         else:
             if self.implementation == "native" and (
