@@ -245,7 +245,8 @@ class LocalResponseNormalization(keras.layers.Layer):
         band = self._band_matrix("float32", self.alpha)
         squares = torch.square(x)
         denominator = torch.addmm(
-            torch.tensor(self.bias, dtype=x.dtype, device=x.device),
+            # Filled on the device: no copy from the host (and no wait for it).
+            squares.new_full((), self.bias),
             squares.view(-1, channels),
             band,
         ).view(x.shape)
