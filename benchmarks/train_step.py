@@ -55,7 +55,7 @@ def keras_model(keras, AlexNet, dropout, **kwargs):
 
 
 def torch_step(torch_network, dropout_on=True):
-    """Returns (step, model): one eager SGD step of the plain-PyTorch network."""
+    """Returns one eager SGD step of the plain-PyTorch network, as a function."""
     import torch
 
     model = torch_network.model

@@ -170,13 +170,13 @@ def _count_xla_calls(monkeypatch):
     from keras_alexnet.layers import local_response_normalization as module
 
     calls = []
-    original = module._XlaFunctions.__call__
+    original = module._XlaFunction.__call__
 
     def counted(self, inputs):
         calls.append(inputs)
         return original(self, inputs)
 
-    monkeypatch.setattr(module._XlaFunctions, "__call__", counted)
+    monkeypatch.setattr(module._XlaFunction, "__call__", counted)
     return calls
 
 

@@ -151,13 +151,13 @@ class LocalResponseNormalization(keras.layers.Layer):
         radius = self.size // 2
         offsets = np.arange(channels)[:, None] - np.arange(channels)[None, :]
         self._band = (np.abs(offsets) <= radius).astype("float32")
-        self._xla: _XlaFunctions | None = None
+        self._xla: _XlaFunction | None = None
         if self.implementation == "auto":
             self._inference_way, self._training_way = default_implementations(rank)
             # XLA compiles once per input shape (about 0.1 s): worth it for a
             # model of fixed image size, not when every image has its own.
             if _compiles_with_xla() and None not in tuple(input_shape)[1:]:
-                self._xla = _XlaFunctions(lambda x: self._compute(x, "slices"))
+                self._xla = _XlaFunction(lambda x: self._compute(x, "slices"))
         else:
             if self.implementation == "native" and (
                 keras.backend.backend() != "tensorflow" or rank != 4
@@ -323,7 +323,7 @@ def _inverse_power(x: Any, beta: float) -> Any:
     return ops.power(x, -beta)
 
 
-class _XlaFunctions:
+class _XlaFunction:
     """A layer's inference computation compiled by XLA, made on first use.
 
     A plain object, not a layer attribute holding the function: TensorFlow
