@@ -260,3 +260,64 @@ def test_lrn_without_gradient_leaves_its_input_and_matches_the_formula(rng):
         outputs = to_numpy(layer(tensor))
     np.testing.assert_array_equal(to_numpy(tensor), x)
     np.testing.assert_allclose(outputs, expected, rtol=1e-5)
+
+
+_NO_SCALAR_COPIES = r"""
+import collections, os, sys, traceback
+import keras, numpy as np, torch
+from keras_alexnet import AlexNet
+
+copies = collections.Counter()
+tracing = []
+for name in ("as_tensor", "tensor"):
+    original = getattr(torch, name)
+
+    def traced(data, *args, _original=original, **kwargs):
+        if tracing and isinstance(data, (int, float, list, tuple)):
+            frames = traceback.extract_stack()[:-1]
+            package = os.sep + "keras_alexnet" + os.sep
+            ours = [f for f in frames if package in f.filename]
+            if ours:
+                copies[f"{ours[-1].filename}:{ours[-1].lineno}"] += 1
+        return _original(data, *args, **kwargs)
+
+    setattr(torch, name, traced)
+
+for policy in ("float32", "mixed_bfloat16"):
+    keras.config.set_dtype_policy(policy)
+    for lrn in ("paper", {"size": 5, "bias": 1.0, "alpha": 1e-4, "beta": 0.6}):
+        model = AlexNet(weights=None, variant="original", input_shape=(67, 67, 3),
+                        include_top=False, pooling="avg", include_preprocessing=True,
+                        lrn=lrn)
+        x = torch.tensor(np.random.default_rng(0).uniform(0, 255, (2, 67, 67, 3)),
+                         dtype=torch.float32)
+        for _ in range(2):  # the first call builds what is built once
+            tracing[:] = [_ > 0]
+            model(x, training=True).float().sum().backward()
+            with torch.no_grad():
+                model(x, training=False)
+            tracing.clear()
+print(dict(copies))
+sys.exit(1 if copies else 0)
+"""
+
+
+def test_pytorch_layers_copy_no_python_numbers_to_the_device():
+    # Under PyTorch a Python number made a tensor on a GPU is a copy from the
+    # host after which the CPU waits for the GPU to finish all queued work:
+    # the LRN band matrix did that twice a step, stalling the queue. On CPU
+    # the same call is what gives it away: keras-alexnet's layers, forward and
+    # backward, in float32 and bfloat16, must make none.
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, KERAS_BACKEND="torch")
+    result = subprocess.run(
+        [sys.executable, "-c", _NO_SCALAR_COPIES],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

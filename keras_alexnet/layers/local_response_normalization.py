@@ -215,11 +215,15 @@ class LocalResponseNormalization(keras.layers.Layer):
     def _band_matrix(self, dtype, value=1.0):
         # Made by device ops rather than from a NumPy array: under PyTorch a
         # host array would be copied to the GPU, and the CPU would wait for it,
-        # at every call; compilers fold it into a constant.
+        # at every call; compilers fold it into a constant. For the same reason
+        # `value` stays a Python number (an operand of the kernel): through
+        # `ops.cast` or `ops.multiply` it would become a one-element copy to
+        # the GPU, and the CPU would wait for the GPU to drain its queue.
         channels = self._band.shape[0]
         index = ops.arange(channels)
         near = ops.abs(index[:, None] - index[None, :]) <= self.size // 2
-        return ops.cast(near, dtype) * ops.cast(value, dtype)
+        band = ops.cast(near, dtype)
+        return band if value == 1.0 else band * value
 
     def _bfloat16_by_matmul(self, inputs):
         # bfloat16 has float32's range, so its squares cannot overflow, and every
@@ -320,7 +324,9 @@ def _inverse_power(x: Any, beta: float) -> Any:
         return ops.rsqrt(x)
     if beta == 1.0:
         return 1.0 / x
-    return ops.power(x, -beta)
+    # `**` with a Python exponent: `ops.power` would copy it to the device
+    # (under PyTorch, a wait for the GPU at every call).
+    return x ** (-beta)
 
 
 class _XlaFunction:
