@@ -31,9 +31,11 @@ from keras import layers
 
 from keras_alexnet.layers import (
     AdaptiveAveragePooling2D,
+    Conv2D,
     GroupedConv2D,
     ImagePreprocessing,
     LocalResponseNormalization,
+    MaxPooling2D,
 )
 from keras_alexnet.weights import loading, registry
 from keras_alexnet.weights.registry import (
@@ -321,7 +323,7 @@ def AlexNet(
         x = _conv_block(x, row, config)
         if row.pooled:
             name = "pool5" if row.index == "5" else f"pool{row.index}"
-            x = layers.MaxPooling2D(3, strides=2, name=name)(x)
+            x = MaxPooling2D(3, strides=2, name=name)(x)
 
     if config.include_top:
         # Classifier: (adaptive pool to 6x6,) flatten, fc6 and fc7 with dropout
@@ -363,7 +365,9 @@ def _conv_block(x: Any, row: ConvRow, config: AlexNetConfig) -> Any:
     batchnorm = config.normalization == "batchnorm"
     groups = config.groups if row.grouped else 1
     name = f"conv{row.index}"
-    conv_class = GroupedConv2D if groups > 1 else layers.Conv2D
+    # keras-alexnet's Conv2D and MaxPooling2D are Keras' own, saved alike, minus
+    # the layout copies Keras' PyTorch backend makes (layers/channels_last.py).
+    conv_class = GroupedConv2D if groups > 1 else Conv2D
     x = conv_class(
         row.filters,
         row.kernel_size,

@@ -7,11 +7,13 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_alexnet.layers.channels_last import Conv2D
+
 IMPLEMENTATIONS = ("auto", "native", "split")
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
-class GroupedConv2D(keras.layers.Conv2D):
+class GroupedConv2D(Conv2D):
     """`keras.layers.Conv2D` with `groups > 1`, fast on every backend.
 
     The paper split conv2, conv4 and conv5 over two GPUs, each half seeing only
@@ -27,7 +29,9 @@ class GroupedConv2D(keras.layers.Conv2D):
     (`benchmarks/grouped_conv.py`, `docs/performance.md`). JAX splits on GPUs
     too: on an H100, XLA's grouped convolution made AlexNet's inference 1.3 to
     1.6 times slower than the split (`benchmarks/gpu.py`). PyTorch (CPU and
-    GPU) and TensorFlow on GPUs run the native grouped convolution.
+    GPU) and TensorFlow on GPUs run the native grouped convolution, under
+    PyTorch on channels-last views without Keras' layout copies (it is
+    keras-alexnet's `Conv2D`).
     `implementation` pins either way; it is saved in the layer's config.
 
     Args:

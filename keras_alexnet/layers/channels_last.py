@@ -1,0 +1,234 @@
+"""`Conv2D` and `MaxPooling2D` without Keras' layout copies under PyTorch.
+
+Keras' PyTorch backend runs a channels-last convolution by permuting the NHWC
+input to NCHW, copying it (`.contiguous()`), then copying it once more into
+channels-last memory for cuDNN; max pooling gets the first copy and runs
+PyTorch's NCHW kernel. Yet a permuted view of an NHWC tensor already *is* an
+NCHW tensor in channels-last memory, which `torch.nn.functional.conv2d` and
+`max_pool2d` take as it is, on GPUs and CPUs, and whose results come back in
+channels-last memory, so that permuting them back gives NHWC without a copy.
+On an H200 this made the paper's network train 1.4x as fast in bfloat16
+(`benchmarks/gpu.py --focus gaps`, docs/performance.md).
+
+The two classes keep Keras' class names on purpose: Keras names the groups of a
+`.weights.h5` file after the layers' classes (`layers/conv2d`), so files saved
+with Keras' own layers and with these load into each other. Under TensorFlow
+and JAX, and for any case the fast path does not cover (`channels_first`,
+asymmetric `"same"` padding), they are Keras' layers unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class Conv2D(keras.layers.Conv2D):
+    """`keras.layers.Conv2D`, without two copies of its input under PyTorch.
+
+    The same arguments, weights, results and saved form as Keras' layer; under
+    PyTorch, channels-last inputs go to cuDNN (or oneDNN) as channels-last
+    views.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = Conv2D(8, 3, padding="same")
+    >>> layer(np.zeros((1, 5, 5, 3), "float32")).shape
+    (1, 5, 5, 8)
+    """
+
+    def convolution_op(self, inputs: Any, kernel: Any) -> Any:
+        if self._by_space_to_depth(inputs, kernel):
+            return space_to_depth_conv2d(inputs, kernel, self.strides[0])
+        outputs = torch_conv2d(
+            inputs,
+            kernel,
+            strides=self.strides,
+            padding=self.padding,
+            dilation_rate=self.dilation_rate,
+            data_format=self.data_format,
+        )
+        if outputs is None:
+            return super().convolution_op(inputs, kernel)
+        return outputs
+
+    def _by_space_to_depth(self, inputs: Any, kernel: Any) -> bool:
+        strides = tuple(self.strides)
+        return (
+            use_space_to_depth()
+            and self.data_format == "channels_last"
+            and self.padding == "valid"
+            and strides[0] == strides[1] > 1
+            and tuple(self.dilation_rate) == (1, 1)
+            and kernel.shape[0] == kernel.shape[1] >= strides[0]
+            and len(inputs.shape) == 4
+            and inputs.shape[-1] == kernel.shape[2]  # one group
+        )
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class MaxPooling2D(keras.layers.MaxPooling2D):
+    """`keras.layers.MaxPooling2D`, without a copy of its input under PyTorch.
+
+    Example:
+
+    >>> import numpy as np
+    >>> MaxPooling2D(3, strides=2)(np.zeros((1, 7, 7, 4), "float32")).shape
+    (1, 3, 3, 4)
+    """
+
+    def call(self, inputs: Any) -> Any:
+        outputs = torch_max_pool2d(
+            inputs,
+            pool_size=self.pool_size,
+            strides=self.strides,
+            padding=self.padding,
+            data_format=self.data_format,
+        )
+        if outputs is None:
+            return super().call(inputs)
+        return outputs
+
+
+def use_space_to_depth() -> bool:
+    """Whether strided convolutions (AlexNet's conv1) run as space-to-depth.
+
+    Yes under JAX on GPUs, where XLA's conv1 (11x11/4 over 3 channels) was
+    the slowest layer of the network: on an H200, conv1 alone ran 4.8x
+    (bfloat16) and 2.4x (float32) as fast by space-to-depth, and AlexNet's
+    bfloat16 inference 1.55x (torchvision layout) to 1.83x (paper's) as fast.
+    No on CPUs, where conv1 was 1.3 to 1.5 times slower so under every
+    backend, and under PyTorch on GPUs, where cuDNN's conv1 gained 2x alone
+    but the whole step nothing (0.94-0.99x: it is bound by Keras' Python
+    there). TensorFlow on GPUs was not measured: no. (`benchmarks/gpu.py
+    --focus gaps`, docs/performance.md.)
+    """
+    if keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    return bool(jax.default_backend() == "gpu")
+
+
+def space_to_depth_conv2d(inputs: Any, kernel: Any, stride: int) -> Any:
+    """A "valid" convolution of stride `s` as a stride-1 one on s x s blocks.
+
+    Each s x s block of pixels becomes one pixel of s*s*C channels, and the
+    kernel, zero-padded to a multiple of s, is rearranged alike: the same sums
+    of products (plus zeros), as one convolution of stride 1 over 16 times the
+    channels for AlexNet's conv1, which GPUs' tensor cores take better than
+    3 channels at stride 4.
+    """
+    x = keras.ops.convert_to_tensor(inputs)
+    kernel = keras.ops.convert_to_tensor(kernel)
+    _, height, width, channels = x.shape
+    size, filters = kernel.shape[0], kernel.shape[-1]
+    blocks = -(-size // stride)  # the kernel's extent in blocks
+    out_height = (height - size) // stride + 1
+    out_width = (width - size) // stride + 1
+    # The rows and columns the outputs read, whole blocks (padded with zeros
+    # that meet only the kernel's zero padding).
+    rows, cols = (out_height - 1 + blocks) * stride, (out_width - 1 + blocks) * stride
+    x = x[:, : min(height, rows), : min(width, cols)]
+    if x.shape[1] < rows or x.shape[2] < cols:
+        x = keras.ops.pad(
+            x, [(0, 0), (0, rows - x.shape[1]), (0, cols - x.shape[2]), (0, 0)]
+        )
+    x = keras.ops.reshape(
+        x, (-1, rows // stride, stride, cols // stride, stride, channels)
+    )
+    x = keras.ops.transpose(x, (0, 1, 3, 2, 4, 5))
+    x = keras.ops.reshape(
+        x, (-1, rows // stride, cols // stride, stride * stride * channels)
+    )
+    extra = blocks * stride - size
+    kernel = keras.ops.pad(kernel, [(0, extra), (0, extra), (0, 0), (0, 0)])
+    kernel = keras.ops.reshape(
+        kernel, (blocks, stride, blocks, stride, channels, filters)
+    )
+    kernel = keras.ops.transpose(kernel, (0, 2, 1, 3, 4, 5))
+    kernel = keras.ops.reshape(
+        kernel, (blocks, blocks, stride * stride * channels, filters)
+    )
+    outputs = torch_conv2d(x, kernel, (1, 1), "valid", (1, 1), "channels_last")
+    if outputs is None:
+        outputs = keras.ops.conv(x, kernel, strides=1, padding="valid")
+    return outputs
+
+
+def torch_conv2d(
+    inputs: Any,
+    kernel: Any,
+    strides: tuple[int, int],
+    padding: str,
+    dilation_rate: tuple[int, int],
+    data_format: str,
+) -> Any:
+    """A channels-last 2-D convolution on views, or None where not covered.
+
+    `kernel` is Keras' `(kh, kw, in // groups, out)`; the groups follow from the
+    input's channels, as in Keras.
+    """
+    if keras.backend.backend() != "torch" or data_format != "channels_last":
+        return None
+    import torch.nn.functional as F
+
+    kernel_size = tuple(kernel.shape[:2])
+    pad = _symmetric_padding(padding, kernel_size, strides, dilation_rate)
+    if pad is None:
+        return None
+    x = keras.ops.convert_to_tensor(inputs)
+    weight = keras.ops.convert_to_tensor(kernel)  # a variable, autocast
+    if x.ndim != 4:
+        return None
+    x = x.permute(0, 3, 1, 2)  # NCHW shape, channels-last memory: no copy
+    weight = weight.permute(3, 2, 0, 1)  # OIHW
+    groups = x.shape[1] // weight.shape[1]
+    outputs = F.conv2d(
+        x, weight, None, tuple(strides), pad, tuple(dilation_rate), groups
+    )
+    return outputs.permute(0, 2, 3, 1)
+
+
+def torch_max_pool2d(
+    inputs: Any,
+    pool_size: tuple[int, int],
+    strides: tuple[int, int],
+    padding: str,
+    data_format: str,
+) -> Any:
+    """A channels-last 2-D max pooling on views, or None where not covered."""
+    if (
+        keras.backend.backend() != "torch"
+        or data_format != "channels_last"
+        or padding != "valid"
+    ):
+        return None
+    import torch.nn.functional as F
+
+    x = keras.ops.convert_to_tensor(inputs)
+    if x.ndim != 4:
+        return None
+    outputs = F.max_pool2d(x.permute(0, 3, 1, 2), tuple(pool_size), tuple(strides))
+    return outputs.permute(0, 2, 3, 1)
+
+
+def _symmetric_padding(
+    padding: str,
+    kernel_size: tuple[int, int],
+    strides: tuple[int, int],
+    dilation_rate: tuple[int, int],
+) -> int | tuple[int, ...] | None:
+    """PyTorch's padding for Keras' `padding`, or None if it is asymmetric."""
+    if padding == "valid":
+        return 0
+    # "same" pads (dilated kernel - 1) in all, split evenly where that is
+    # even: always so at stride 1 with odd kernels, the case of AlexNet.
+    if all(s == 1 for s in strides) and all(k % 2 == 1 for k in kernel_size):
+        return tuple(
+            d * (k - 1) // 2 for k, d in zip(kernel_size, dilation_rate, strict=True)
+        )
+    return None
