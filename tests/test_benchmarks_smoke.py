@@ -93,3 +93,49 @@ def test_gpu_benchmark_smoke_mode_runs_every_framework():
         r"^ratio gpu jax torchvision bf16: fit-uint8 / step-uint8 = ",
     ):
         assert re.search(pattern, output, re.MULTILINE), pattern
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_gaps_runs_smoke_on_the_cpu():
+    # `--focus gaps`, run 2, the one with the most code paths (conv1 alone,
+    # space-to-depth, Keras' layout copies against the views, the parity
+    # checks); run 3 shares its parts. Numbers on a CPU mean nothing.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "gpu.py"),
+            "--smoke",
+            "--focus",
+            "gaps",
+            "--gaps-run",
+            "2",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    output = result.stdout
+    assert result.returncode == 0, output[-3000:] + result.stderr[-3000:]
+    assert "skipped for time" not in output
+    assert "## Every measurement" in output
+    # The views compute what Keras' copies compute (to the last bit so far).
+    match = re.search(
+        r"^NOTE channels-last views against Keras' copies, original, float32: "
+        r"logits differ by (\S+) of their largest, conv1's kernel gradient by (\S+)$",
+        output,
+        re.MULTILINE,
+    )
+    assert match, output[-3000:]
+    assert float(match[1]) < 1e-6 and float(match[2]) < 1e-5, match[0]
+    for pattern in (
+        r"^ratio gpu gaps conv1 alone forward bfloat16: jax space-to-depth / direct = ",
+        r"^ratio gpu gaps torchvision train bf16: Keras/torch with Keras' conv and "
+        r"pool \(before\) / torch eager = ",
+        r"^ratio gpu gaps torchvision infer bf16: jax conv1 by space-to-depth / "
+        r"default = ",
+    ):
+        assert re.search(pattern, output, re.MULTILINE), pattern
