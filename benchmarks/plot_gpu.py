@@ -95,12 +95,19 @@ def plot(runs: list[dict], output: pathlib.Path) -> None:
         axis.set_title(title)
         axis.set_ylabel("images per second, batch 256")
         axis.legend()
-    figure.suptitle(
+    _save(
+        figure,
+        output,
         f"AlexNet on one {card}: keras-alexnet against plain PyTorch "
         "(original layout: Keras rows from run 2, the ways this version chose; "
         "n/m: not measured)",
-        fontsize=10,
     )
+
+
+def _save(figure, output: pathlib.Path, title: str) -> None:
+    import matplotlib.pyplot as plt
+
+    figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(output, dpi=110)
@@ -201,15 +208,12 @@ def plot_h200(runs: list[dict], output: pathlib.Path) -> None:
         axis.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
         axis.set_title(title, fontsize=9)
         axis.set_ylabel("ratio of images per second (same run)")
-    figure.suptitle(
+    _save(
+        figure,
+        output,
         f"keras-alexnet on one {card}: before (grey) and after (blue) this "
         "version's GPU changes",
-        fontsize=10,
     )
-    figure.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=110)
-    plt.close(figure)
 
 
 def main(argv=None) -> None:

@@ -71,19 +71,7 @@ def test_benchmark_runs_quick_and_prints_ratios(script):
 def test_gpu_benchmark_smoke_mode_runs_every_framework():
     # The prepared GPU script in its CPU smoke mode: every child runs and the
     # report carries the tables; the GPU run itself is in docs/performance.md.
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--smoke"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    output = result.stdout
-    assert result.returncode == 0, output[-3000:] + result.stderr[-3000:]
-    assert "skipped for time" not in output
+    output = _gpu_smoke()
     assert "# GPU benchmark on CPU (SMOKE MODE" in output
     for heading in ("## Train step and inference", "## `fit` on", "## LRN alone"):
         assert heading in output
@@ -100,27 +88,7 @@ def test_gpu_benchmark_gaps_runs_smoke_on_the_cpu():
     # `--focus gaps`, run 2, the one with the most code paths (conv1 alone,
     # space-to-depth, Keras' layout copies against the views, the parity
     # checks); run 3 shares its parts. Numbers on a CPU mean nothing.
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "gpu.py"),
-            "--smoke",
-            "--focus",
-            "gaps",
-            "--gaps-run",
-            "2",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    output = result.stdout
-    assert result.returncode == 0, output[-3000:] + result.stderr[-3000:]
-    assert "skipped for time" not in output
+    output = _gpu_smoke("--focus", "gaps", "--gaps-run", "2")
     assert "## Every measurement" in output
     # The views compute what Keras' copies compute (to the last bit so far).
     match = re.search(
@@ -139,3 +107,21 @@ def test_gpu_benchmark_gaps_runs_smoke_on_the_cpu():
         r"default = ",
     ):
         assert re.search(pattern, output, re.MULTILINE), pattern
+
+
+def _gpu_smoke(*arguments: str) -> str:
+    """`benchmarks/gpu.py --smoke ARGUMENTS`: its output, checked to have run."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--smoke", *arguments],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    output = result.stdout
+    assert result.returncode == 0, output[-3000:] + result.stderr[-3000:]
+    assert "skipped for time" not in output
+    return output
