@@ -33,7 +33,11 @@ not a measurement (tests/test_benchmarks_smoke.py runs it in CI).
 
 The machine needs no TensorFlow: only PyTorch, JAX and Keras.
 
+`--focus gaps` measures what issue 10 still missed against the ways that
+closed it (benchmarks/_gpu_gaps.py; `--gaps-run 1|2|3`, `--children`).
+
 Usage: python benchmarks/gpu.py [--smoke] [--budget SECONDS] [--out FOLDER]
+[--focus all|original|gaps] [--gaps-run 1|2|3] [--children torch,jax,keras-torch]
 """
 
 from __future__ import annotations
