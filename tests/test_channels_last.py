@@ -233,3 +233,22 @@ def test_space_to_depth_convolution_matches_pytorch(
     expected = _torch_conv(x, kernel, bias, stride, 0, 1, 1)
     assert outputs.shape == expected.shape
     np.testing.assert_allclose(outputs, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "input_shape, kernel_shape, stride, message",
+    [
+        ((1, 15, 15, 3), (5, 5, 3, 4), 1, "stride"),
+        ((1, 15, 15, 3), (5, 5, 3, 4), 2.0, "stride"),
+        ((1, 15, 15, 3), (5, 3, 3, 4), 2, "square"),
+        ((1, 15, 15, 2), (5, 5, 3, 4), 2, "channels"),
+        ((1, 4, 15, 3), (5, 5, 3, 4), 2, "at least as large"),
+    ],
+)
+def test_space_to_depth_rejects_what_it_cannot_compute(
+    input_shape, kernel_shape, stride, message
+):
+    with pytest.raises(ValueError, match=message):
+        module.space_to_depth_conv2d(
+            np.zeros(input_shape, "float32"), np.zeros(kernel_shape, "float32"), stride
+        )

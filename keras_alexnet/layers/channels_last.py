@@ -132,8 +132,30 @@ def space_to_depth_conv2d(inputs: Any, kernel: Any, stride: int) -> Any:
     """
     x = keras.ops.convert_to_tensor(inputs)
     kernel = keras.ops.convert_to_tensor(kernel)
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 2:
+        raise ValueError(f"`stride` should be an integer >= 2. Received: {stride!r}")
+    if len(kernel.shape) != 4 or kernel.shape[0] != kernel.shape[1]:
+        raise ValueError(
+            "`kernel` should be square, (size, size, channels, filters). "
+            f"Received shape: {tuple(kernel.shape)}"
+        )
+    if (
+        len(x.shape) != 4
+        or None in tuple(x.shape[1:])
+        or x.shape[-1] != kernel.shape[2]
+    ):
+        raise ValueError(
+            "`inputs` should be (batch, height, width, channels) of a known "
+            f"size with the kernel's {kernel.shape[2]} channels. Received shape: "
+            f"{tuple(x.shape)}"
+        )
     _, height, width, channels = x.shape
     size, filters = kernel.shape[0], kernel.shape[-1]
+    if min(height, width) < size:
+        raise ValueError(
+            f"`inputs` ({height}x{width}) should be at least as large as the "
+            f"kernel ({size}x{size})."
+        )
     blocks = -(-size // stride)  # the kernel's extent in blocks
     out_height = (height - size) // stride + 1
     out_width = (width - size) // stride + 1
