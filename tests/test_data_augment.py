@@ -99,6 +99,66 @@ def test_paper_crop_is_an_exact_window_of_the_central_square(fmt):
     assert 0 < sum(mirrors) < len(mirrors)
 
 
+@pytest.mark.parametrize("antialias", [False, True])
+def test_tensorflow_resize_to_the_same_size_is_the_identity(antialias):
+    # The presets skip a resize to the image's own size; that is exact only
+    # because TensorFlow's own op returns the pixels unchanged. Checked here on
+    # every installed version, for uint8 pixels and for floats.
+    rng = np.random.default_rng(3)
+    for height, width in [(227, 227), (256, 341), (5, 7), (1, 1)]:
+        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        floats = rng.normal(0, 100, (2, height, width, 3)).astype(np.float32)
+        for image in (pixels, floats):
+            out = tf.image.resize(image, [height, width], antialias=antialias)
+            np.testing.assert_array_equal(out.numpy(), image.astype(np.float32))
+
+
+def test_paper_crop_as_pixels_adds_the_rounded_lighting_shift():
+    # A crop that needs no resize stays in whole pixels with dtype="uint8":
+    # it must be round(crop + shift) clipped to [0, 255], computed here in
+    # float64 from the lighting-free crop of the same seed (itself an exact
+    # window of PIL's decode, above) and the shift `pca_lighting_shift` draws
+    # from the seed's third part (checked against its closed form below). The
+    # image is dark and bright at its edges, so clipping happens at both ends.
+    image = natural_image(256, 280, 7).astype(np.float64)
+    image[:, :80] *= 0.05
+    image[:, 200:] = 255 - 0.05 * (255 - image[:, 200:])
+    data = tf.constant(encode(image.astype(np.uint8), "PNG"))
+    seeds = tf.constant([[12345, i] for i in range(12)], tf.int64)
+
+    def crops(stddev, dtype):
+        dataset = tf.data.Dataset.from_tensor_slices(seeds).map(
+            lambda seed: paper_augment(
+                data, seed, image_size=227, lighting_stddev=stddev, dtype=dtype
+            )
+        )
+        return next(iter(dataset.batch(12))).numpy()
+
+    pixels, plain = crops(0.5, "uint8"), crops(0.0, "float32")
+    shifts = np.stack(
+        [
+            augment.pca_lighting_shift(
+                tf.random.experimental.stateless_split(seed, 3)[2], 0.5
+            ).numpy()
+            for seed in seeds
+        ]
+    ).astype(np.float64)
+    assert pixels.dtype == np.uint8
+    expected = np.clip(np.round(plain + shifts[:, None, None, :]), 0, 255)
+    np.testing.assert_array_equal(pixels, expected)
+    assert (pixels == 0).any() and (pixels == 255).any()
+    assert np.abs(shifts).max() > 5  # the shifts are not lost in rounding
+
+
+def test_uint8_presets_refuse_preprocessed_variants():
+    data = tf.constant(encode(natural_image(20, 24, 8), "PNG"))
+    seed = tf.constant([1, 2], tf.int64)
+    with pytest.raises(ValueError, match=r"Received: dtype='uint8', variant='orig"):
+        paper_augment(data, seed, image_size=16, variant="original", dtype="uint8")
+    with pytest.raises(ValueError, match=r"Received: dtype='int8', variant=None"):
+        eval_center_crop(data, image_size=16, dtype="int8")
+
+
 def test_paper_crop_rescales_like_the_shorter_side_to_resize_size():
     # 96x120 with resize_size 48, image_size 32: the 32 px crop of the 48 px
     # image covers a 64 px source window inside the central 96 px square, so the
@@ -196,16 +256,25 @@ def test_every_readable_format_decodes_to_rgb(kind):
 
 
 def test_eval_center_crop_is_the_resized_centre_window():
-    # Shorter side already 256: exactly the centre 224 window, no resampling.
+    # Shorter side already 256: exactly the centre 224 window, no resampling,
+    # as floats and as pixels.
     data = encode(natural_image(256, 300, 4), "PNG")
     crop = eval_center_crop(tf.constant(data), image_size=224).numpy()
     np.testing.assert_array_equal(crop, pil_decode(data)[16:240, 38:262])
+    pixels = eval_center_crop(tf.constant(data), image_size=224, dtype="uint8")
+    assert pixels.dtype == tf.uint8
+    np.testing.assert_array_equal(pixels.numpy(), pil_decode(data)[16:240, 38:262])
     # 375x500: resized to 256x341 (torchvision truncates 256 * 500 / 375), then
     # the centre 224 window, offsets (256 - 224) // 2 and (341 - 224) // 2.
     data = encode(natural_image(375, 500, 5), quality=90, subsampling=0)
     crop = eval_center_crop(tf.constant(data), image_size=224).numpy()
     resized = _resize(pil_decode(data), [256, 341])
     np.testing.assert_allclose(crop, resized[16:240, 58:282], atol=1e-3)
+    pixels = eval_center_crop(tf.constant(data), image_size=224, dtype="uint8")
+    rounded = np.clip(np.round(resized[16:240, 58:282]), 0, 255)
+    # Whole pixels of the same resize (a value near .5 may round either way).
+    assert np.abs(pixels.numpy() - rounded).max() <= 1
+    assert np.mean(pixels.numpy() != rounded) < 1e-3
 
 
 def test_ten_crop_matches_hand_cut_crops():
@@ -232,6 +301,13 @@ def test_eval_ten_crop_cuts_the_central_square():
     square = _resize(pil_decode(data)[:, 50:350], [256, 256])
     crops = eval_ten_crop(tf.constant(data), image_size=224).numpy()
     np.testing.assert_allclose(crops, ten_crop(square, 224), atol=1e-3)
+    # Shorter side already 256: cut from the decoded pixels, no resampling.
+    data = encode(natural_image(256, 300, 6), "PNG")
+    square = pil_decode(data)[:, 22:278]
+    for dtype in ("float32", "uint8"):
+        crops = eval_ten_crop(tf.constant(data), image_size=224, dtype=dtype)
+        assert crops.dtype == dtype
+        np.testing.assert_array_equal(crops.numpy(), ten_crop(square, 224))
 
 
 def test_ten_crop_arguments():

@@ -28,6 +28,14 @@ Each preset ends with one fused per-channel multiply-add that applies PCA lighti
 and the checkpoint's preprocessing together (and one reverse that does the flip
 and the RGB to BGR swap together): on CPU, separate passes over the image cost
 more than the crop's resize.
+
+A crop that already has the output's size (every paper crop of an image whose
+shorter side is 256, as `prepare_imagenet` stores them) is not resampled:
+TensorFlow's bilinear resize of an image to its own size returns its pixels
+exactly, with or without antialiasing, so skipping it changes no value and saves
+the most costly step of reading prepared shards. With `dtype="uint8"` such a
+crop also stays in whole pixels: it is flipped as bytes and the lighting shift
+is added rounded, `x + round(s)`, which is `round(x + s)` for a whole `x`.
 """
 
 from __future__ import annotations
@@ -52,6 +60,8 @@ PCA_EIGENVECTORS = (
 )
 # The paper draws each alpha from N(0, 0.1).
 PCA_LIGHTING_STDDEV = 0.1
+# The dtypes the presets return: preprocessed floats, or whole RGB pixels.
+DTYPES = ("float32", "uint8")
 RESIZE_SIZE = 256
 
 CropWindowFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -257,7 +267,8 @@ def finish(
     several times slower in TensorFlow on CPU.
 
     Args:
-        image: float32 `(..., H, W, 3)` with static `W`, RGB in [0, 255].
+        image: float32 or uint8 `(..., H, W, 3)` with static `W`, RGB in
+            [0, 255]; uint8 is reversed as bytes, then cast.
         variant: the checkpoint whose preprocessing to apply; `None` for none.
         flip: whether to mirror left to right, a bool or a scalar bool tensor.
         rgb_shift: `(3,)` added to every RGB pixel first, or `None`.
@@ -284,6 +295,7 @@ def finish(
         image = tf.cond(
             flip, lambda: reverse([-2] + channels), lambda: reverse(channels)
         )
+    image = tf.cast(image, tf.float32)
     shift = tf.zeros([3]) if rgb_shift is None else rgb_shift
     if bgr:
         shift = tf.reverse(shift, axis=[0])
@@ -354,10 +366,98 @@ def ten_crop(images: Any, crop_size: int) -> Any:
     return crops.numpy() if as_numpy else crops
 
 
-def _resize(image: tf.Tensor, size: Sequence[int], antialias: bool) -> tf.Tensor:
-    image = tf.image.resize(image, size, method="bilinear", antialias=antialias)
-    image.set_shape([*image.shape[:-3], *size, 3])
-    return image
+def _resize_then(
+    image: tf.Tensor,
+    size: Sequence[int],
+    antialias: bool,
+    then: Callable[[tf.Tensor], tf.Tensor],
+    same_size: Callable[[tf.Tensor], tf.Tensor] | None = None,
+) -> tf.Tensor:
+    """`then(resized image)`, or `same_size(image)` when it already has `size`.
+
+    TensorFlow's bilinear resize of an image to its own size returns its pixels
+    exactly (antialiased or not), so skipping it changes no value. `same_size`
+    (by default `then` of the image cast to float32) gets the image in its own
+    dtype, with its shape set to `size`.
+    """
+
+    def resized() -> tf.Tensor:
+        out = tf.image.resize(image, size, method="bilinear", antialias=antialias)
+        out.set_shape([*image.shape[:-3], *size, 3])
+        return then(out)
+
+    def kept() -> tf.Tensor:
+        out = tf.ensure_shape(image, [*image.shape[:-3], *size, 3])
+        if same_size is not None:
+            return same_size(out)
+        return then(tf.cast(out, tf.float32))
+
+    if image.shape[-3:-1] == tuple(size):
+        return kept()
+    same = tf.reduce_all(tf.equal(tf.shape(image)[-3:-1], size))
+    return tf.cond(same, kept, resized)
+
+
+def _check_dtype(dtype: Any, variant: str | None) -> None:
+    if dtype not in DTYPES or (dtype == "uint8" and variant is not None):
+        raise ValueError(
+            "`dtype` should be 'float32', or 'uint8' with variant=None "
+            f"(preprocessed images are not pixels). Received: dtype={dtype!r}, "
+            f"variant={variant!r}"
+        )
+
+
+def to_pixels(image: tf.Tensor) -> tf.Tensor:
+    """Rounds RGB values to uint8 pixels: half to even, clipped to [0, 255]."""
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def _finish_pixels(
+    image: tf.Tensor, flip: tf.Tensor | bool, rgb_shift: tf.Tensor | None
+) -> tf.Tensor:
+    """`to_pixels(finish(image, flip=flip, rgb_shift=rgb_shift))` for uint8 `image`.
+
+    Stays in whole pixels: the bytes are flipped and the shift is added rounded,
+    `x + round(s)`, which equals `round(x + s)` for a whole `x` (it can differ
+    from float32's `x + s` only where that sum rounds to an exact half).
+    """
+    if isinstance(flip, bool):
+        image = tf.reverse(image, axis=[-2]) if flip else image
+    else:
+        image = tf.cond(flip, lambda: tf.reverse(image, axis=[-2]), lambda: image)
+    if rgb_shift is None:
+        return image
+    width = image.shape[-2]
+    shift = tf.tile(tf.cast(tf.round(rgb_shift), tf.int16), [width])
+    # Rows of width * 3 values, as in `finish`: broadcasting over 3 is slower.
+    rows = tf.reshape(tf.cast(image, tf.int16), [-1, width * 3]) + shift
+    rows = tf.cast(tf.clip_by_value(rows, 0, 255), tf.uint8)
+    return tf.reshape(rows, tf.shape(image))
+
+
+def _finish_crop(
+    crop: tf.Tensor,
+    image_size: int,
+    antialias: bool,
+    *,
+    variant: str | None,
+    flip: tf.Tensor | bool,
+    rgb_shift: tf.Tensor | None = None,
+    dtype: str = "float32",
+) -> tf.Tensor:
+    """Resizes a crop to `image_size` (when needed), then `finish`es it."""
+
+    def finished(image: tf.Tensor) -> tf.Tensor:
+        out = finish(image, variant=variant, flip=flip, rgb_shift=rgb_shift)
+        return to_pixels(out) if dtype == "uint8" else out
+
+    def same_size(image: tf.Tensor) -> tf.Tensor:
+        if dtype == "uint8" and image.dtype == tf.uint8:
+            return _finish_pixels(image, flip, rgb_shift)
+        return finished(image)
+
+    size = [image_size, image_size]
+    return _resize_then(crop, size, antialias, finished, same_size)
 
 
 def paper_augment(
@@ -370,6 +470,7 @@ def paper_augment(
     variant: str | None = None,
     antialias: bool = True,
     flip: bool = True,
+    dtype: str = "float32",
 ) -> tf.Tensor:
     """The paper's training augmentation of one encoded image.
 
@@ -389,10 +490,13 @@ def paper_augment(
         antialias: whether the resize filters like PIL (`True`) or samples like
             OpenCV's `INTER_LINEAR` (`False`).
         flip: whether to mirror left to right with probability 1/2.
+        dtype: `"float32"`, or `"uint8"` (with `variant=None`) for the pixels
+            rounded half to even and clipped to [0, 255].
 
     Returns:
-        A float32 image `(image_size, image_size, 3)`.
+        An image `(image_size, image_size, 3)` of `dtype`.
     """
+    _check_dtype(dtype, variant)
     crop_seed, flip_seed, lighting_seed = tf.unstack(
         tf.random.experimental.stateless_split(seed, 3)
     )
@@ -402,9 +506,10 @@ def paper_augment(
             h, w, crop_seed, image_size=image_size, resize_size=resize_size
         ),
     )
-    image = _resize(crop, [image_size, image_size], antialias)
-    return finish(
-        image,
+    return _finish_crop(
+        crop,
+        image_size,
+        antialias,
         variant=variant,
         flip=flip and tf.random.stateless_uniform([], flip_seed) < 0.5,
         rgb_shift=(
@@ -412,6 +517,7 @@ def paper_augment(
             if lighting_stddev
             else None
         ),
+        dtype=dtype,
     )
 
 
@@ -425,6 +531,7 @@ def modern_augment(
     variant: str | None = None,
     antialias: bool = True,
     flip: bool = True,
+    dtype: str = "float32",
 ) -> tf.Tensor:
     """Random resized crop and horizontal flip, the usual modern recipe.
 
@@ -438,10 +545,13 @@ def modern_augment(
             in [0, 255].
         antialias: whether the resize filters like PIL or samples like OpenCV.
         flip: whether to mirror left to right with probability 1/2.
+        dtype: `"float32"`, or `"uint8"` (with `variant=None`) for the pixels
+            rounded half to even and clipped to [0, 255].
 
     Returns:
-        A float32 image `(image_size, image_size, 3)`.
+        An image `(image_size, image_size, 3)` of `dtype`.
     """
+    _check_dtype(dtype, variant)
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     crop = decode_crop(
         contents,
@@ -453,9 +563,10 @@ def modern_augment(
             aspect_ratio_range=aspect_ratio_range,
         ),
     )
-    image = _resize(crop, [image_size, image_size], antialias)
     mirror = flip and tf.random.stateless_uniform([], flip_seed) < 0.5
-    return finish(image, variant=variant, flip=mirror)
+    return _finish_crop(
+        crop, image_size, antialias, variant=variant, flip=mirror, dtype=dtype
+    )
 
 
 def eval_center_crop(
@@ -466,6 +577,7 @@ def eval_center_crop(
     variant: str | None = None,
     antialias: bool = True,
     crop_rounding: str = "floor",
+    dtype: str = "float32",
 ) -> tf.Tensor:
     """Resize the shorter side to `resize_size`, then the centre `image_size` crop.
 
@@ -484,15 +596,18 @@ def eval_center_crop(
             in [0, 255].
         antialias: whether the resize filters like PIL or samples like OpenCV.
         crop_rounding: `"floor"` or `"round"`, see above.
+        dtype: `"float32"`, or `"uint8"` (with `variant=None`) for the pixels
+            rounded half to even and clipped to [0, 255].
 
     Returns:
-        A float32 image `(image_size, image_size, 3)`.
+        An image `(image_size, image_size, 3)` of `dtype`.
     """
     if crop_rounding not in CROP_ROUNDINGS:
         raise ValueError(
             "`crop_rounding` should be 'floor' or 'round'. "
             f"Received: crop_rounding={crop_rounding!r}"
         )
+    _check_dtype(dtype, variant)
     image = decode_crop(contents, lambda h, w: tf.stack([0, 0, h, w]))
     shape = tf.shape(image)
     height, width = shape[0], shape[1]
@@ -500,18 +615,31 @@ def eval_center_crop(
     # torchvision truncates the longer side: int(size * long / short).
     new_height = tf.where(height == short, resize_size, resize_size * height // short)
     new_width = tf.where(width == short, resize_size, resize_size * width // short)
-    image = tf.image.resize(
-        image, tf.stack([new_height, new_width]), method="bilinear", antialias=antialias
-    )
     if crop_rounding == "floor":
         top = (new_height - image_size) // 2
         left = (new_width - image_size) // 2
     else:  # tf.round, like Python's round, rounds half to even.
         top = tf.cast(tf.round((new_height - image_size) / 2), tf.int32)
         left = tf.cast(tf.round((new_width - image_size) / 2), tf.int32)
-    image = tf.slice(image, tf.stack([top, left, 0]), [image_size, image_size, 3])
-    image.set_shape([image_size, image_size, 3])
-    return finish(image, variant=variant)
+
+    def centre(image: tf.Tensor) -> tf.Tensor:
+        crop = tf.slice(image, tf.stack([top, left, 0]), [image_size, image_size, 3])
+        crop.set_shape([image_size, image_size, 3])
+        return crop
+
+    def resized() -> tf.Tensor:
+        size = tf.stack([new_height, new_width])
+        out = tf.image.resize(image, size, method="bilinear", antialias=antialias)
+        out = finish(centre(out), variant=variant)
+        return to_pixels(out) if dtype == "uint8" else out
+
+    def kept() -> tf.Tensor:
+        # Already at the size (an image prepared at 256): resizing is exact.
+        crop = centre(image)
+        return crop if dtype == "uint8" else finish(crop, variant=variant)
+
+    same = tf.logical_and(tf.equal(new_height, height), tf.equal(new_width, width))
+    return tf.cond(same, kept, resized)
 
 
 def eval_ten_crop(
@@ -521,6 +649,7 @@ def eval_ten_crop(
     resize_size: int = RESIZE_SIZE,
     variant: str | None = None,
     antialias: bool = True,
+    dtype: str = "float32",
 ) -> tf.Tensor:
     """The paper's ten test patches of the central `resize_size` square.
 
@@ -531,15 +660,28 @@ def eval_ten_crop(
         variant: the checkpoint whose preprocessing to apply; `None` leaves RGB
             in [0, 255].
         antialias: whether the resize filters like PIL or samples like OpenCV.
+        dtype: `"float32"`, or `"uint8"` (with `variant=None`) for the pixels
+            rounded half to even and clipped to [0, 255].
 
     Returns:
-        A float32 tensor `(10, image_size, image_size, 3)`, in `ten_crop` order.
+        A tensor `(10, image_size, image_size, 3)` of `dtype`, in `ten_crop`
+        order.
     """
+    _check_dtype(dtype, variant)
 
     def central_square(height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
         short = tf.minimum(height, width)
         return tf.stack([(height - short) // 2, (width - short) // 2, short, short])
 
+    def finished(square: tf.Tensor) -> tf.Tensor:
+        out = finish(ten_crop(square, image_size), variant=variant)
+        return to_pixels(out) if dtype == "uint8" else out
+
+    def same_size(square: tf.Tensor) -> tf.Tensor:
+        if dtype == "uint8":  # whole pixels already: cut, nothing to round
+            return ten_crop(square, image_size)
+        return finished(square)
+
     square = decode_crop(contents, central_square)
-    square = _resize(square, [resize_size, resize_size], antialias)
-    return finish(ten_crop(square, image_size), variant=variant)
+    size = [resize_size, resize_size]
+    return _resize_then(square, size, antialias, finished, same_size)

@@ -677,6 +677,7 @@ def _element_stage(
         options.flip,
         options.lighting_stddev,
         options.scale,
+        options.dtype,
     )
     randomized, augment = options.randomized, options.augment
     label_mode, label_smoothing = options.label_mode, options.label_smoothing
@@ -691,8 +692,6 @@ def _element_stage(
             image = transform(contents, tf.stack([global_seed, key]))
         else:
             image = transform(contents)
-        if options.dtype == "uint8":
-            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
         if channels_first:
             perm = [2, 0, 1] if augment != "ten_crop" else [0, 3, 1, 2]
             image = tf.transpose(image, perm)
@@ -783,11 +782,16 @@ def _transform(
     flip: bool = True,
     lighting_stddev: float = augment_lib.PCA_LIGHTING_STDDEV,
     scale: tuple[float, float] | None = None,
+    dtype: str = "float32",
 ) -> Callable[..., tf.Tensor]:
     # Resized as the checkpoint's images were (its registry entry: Caffe's by
     # OpenCV, which does not antialias; torchvision's by PIL, which does).
     antialias = True if variant is None else _preprocessing(variant).antialias
-    options: dict[str, Any] = {"variant": variant, "antialias": antialias}
+    options: dict[str, Any] = {
+        "variant": variant,
+        "antialias": antialias,
+        "dtype": dtype,
+    }
     if augment == "paper":
         return lambda contents, seed: augment_lib.paper_augment(
             contents,
