@@ -2,14 +2,20 @@
 
 Writes a folder of JPEGs of ImageNet's typical size (500x375, quality 90,
 fine-grained content, 110 KiB per file like ImageNet), prepares it once with
-`prepare_imagenet`
-(shorter side 256, TFRecord shards), then times one epoch of
-`imagenet_dataset(..., augment="paper")` from each, side by side, with
-TensorFlow limited to one thread: images per second per core. Both pipelines
-apply the same augmentation (random crop of the central square, flip, PCA
-lighting, Caffe preprocessing) and yield the same batches' shapes.
+`prepare_imagenet` (shorter side 256, TFRecord shards), then times one epoch of
+`imagenet_dataset` from each, side by side, with TensorFlow limited to one
+thread: images per second per core. Both pipelines apply the same augmentation
+and yield the same batches, for each output the library offers:
 
-Usage: python benchmarks/prepared_data.py [--quick] [--repeats N]
+- `paper`, `original`: the paper's random crop of the central square, flip,
+  PCA lighting, Caffe's preprocessing (float32, 227 px);
+- `paper`, `torchvision`: the same with torchvision's preprocessing (224 px,
+  antialiased resizing as PIL does);
+- `paper`, `None`: the same as uint8 pixels, for a model that normalises them
+  itself (`AlexNet(include_preprocessing=True)`; the GPU feed);
+- `center_crop`, `original`: the evaluation transform.
+
+Usage: python benchmarks/prepared_data.py [--quick] [--repeats N] [--quality Q]
 """
 
 from __future__ import annotations
@@ -44,10 +50,25 @@ def photo_like(height, width, seed):
     return np.clip(detail * 0.9 + ramp + 10, 0, 255).astype(np.uint8)
 
 
+# (augment, variant) of each pipeline timed from both sources.
+CONFIGURATIONS = (
+    ("paper", "original"),
+    ("paper", "torchvision"),
+    ("paper", None),
+    ("center_crop", "original"),
+)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke test")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument(
+        "--quality",
+        type=int,
+        default=None,
+        help="the JPEG quality prepare_imagenet stores (default: its default)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     count = 24 if args.quick else 384
@@ -72,8 +93,11 @@ def main(argv=None) -> None:
                 os.path.join(source, wnid, f"{index}.JPEG"), encode(image, quality=90)
             )
         prepared = os.path.join(folder, "prepared")
+        quality = {} if args.quality is None else {"quality": args.quality}
         start = time.perf_counter()
-        prepare_imagenet(source, prepared, shard_size=64, verbose=0)
+        manifest = prepare_imagenet(
+            source, prepared, shard_size=64, verbose=0, **quality
+        )
         prepare_seconds = time.perf_counter() - start
 
         def sizes(root):
@@ -86,18 +110,19 @@ def main(argv=None) -> None:
         options = tf.data.Options()
         options.threading.private_threadpool_size = 1
         options.threading.max_intra_op_parallelism = 1
-        roots = {"original JPEGs": source, "prepared shards": prepared}
+        roots = {"original": source, "prepared": prepared}
         datasets = {
-            f"{name}, {augment}": imagenet_dataset(
+            (root_name, augment, variant): imagenet_dataset(
                 "train",
                 source=root,
                 augment=augment,
+                variant=variant,
                 batch_size=32,
                 seed=0,
                 drop_remainder=False,
             ).with_options(options)
-            for augment in ("paper", "center_crop")
-            for name, root in roots.items()
+            for augment, variant in CONFIGURATIONS
+            for root_name, root in roots.items()
         }
 
         def epoch(dataset):
@@ -116,27 +141,51 @@ def main(argv=None) -> None:
                 images = epoch(datasets[name])
                 seconds[name].append(time.perf_counter() - start)
         rates = {name: images / median(values) for name, values in seconds.items()}
-        rows = [
+        spans = {
+            name: f"{images / max(values):.0f}-{images / min(values):.0f}"
+            for name, values in seconds.items()
+        }
+        kib = {name: sizes(root) / count / 1024 for name, root in roots.items()}
+    print(
+        f"prepare_imagenet: {count / prepare_seconds:.1f} images/s (all threads), "
+        f"JPEG quality {manifest['quality']}; KiB per image on disk: "
+        f"original {kib['original']:.0f}, prepared {kib['prepared']:.0f}"
+    )
+    rows = []
+    for augment, variant in CONFIGURATIONS:
+        original = rates[("original", augment, variant)]
+        prepared_rate = rates[("prepared", augment, variant)]
+        rows.append(
             [
-                name,
-                f"{rates[name]:.1f}",
-                f"{images / max(seconds[name]):.1f}-{images / min(seconds[name]):.1f}",
-                f"{sizes(roots[name.split(',')[0]]) / count / 1024:.0f}",
+                f"{augment}, {variant}",
+                f"{original:.0f} ({spans[('original', augment, variant)]})",
+                f"{prepared_rate:.0f} ({spans[('prepared', augment, variant)]})",
+                f"{prepared_rate / original:.2f}",
             ]
-            for name in datasets
-        ]
-    print(f"prepare_imagenet: {count / prepare_seconds:.1f} images/s (all threads)")
+        )
     print(
         format_table(
-            ["source", "images/s, 1 thread", "range", "KiB per image on disk"], rows
+            [
+                "augment, variant",
+                "original JPEGs, img/s (range)",
+                "prepared shards, img/s (range)",
+                "ratio",
+            ],
+            rows,
         )
     )
-    for augment in ("paper", "center_crop"):
+    for augment, variant in CONFIGURATIONS:
         value = (
-            rates[f"prepared shards, {augment}"] / rates[f"original JPEGs, {augment}"]
+            rates[("prepared", augment, variant)]
+            / rates[("original", augment, variant)]
         )
         print(
-            ratio_line(f"prepared_data {augment} img/s", "prepared", "original", value)
+            ratio_line(
+                f"prepared_data {augment} {variant} img/s",
+                "prepared",
+                "original",
+                value,
+            )
         )
 
 

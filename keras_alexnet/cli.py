@@ -181,6 +181,12 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("--labels-file", help="labels of a flat folder")
     prepare.add_argument("--resize-size", type=int, default=256)
     prepare.add_argument("--shard-size", type=int, default=1024)
+    prepare.add_argument(
+        "--quality",
+        type=int,
+        default=90,
+        help="JPEG quality of the stored images, 1 to 100 (default: 90)",
+    )
     prepare.set_defaults(command=_prepare)
     _add_export_parser(commands)
     run_commands.add_commands(commands)
@@ -197,6 +203,7 @@ def _prepare(args: argparse.Namespace) -> int:
         labels_file=args.labels_file,
         resize_size=args.resize_size,
         shard_size=args.shard_size,
+        quality=args.quality,
     )
     print(
         f"{manifest['images']} images of {len(manifest['class_names'])} classes in "

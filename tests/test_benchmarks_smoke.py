@@ -32,7 +32,12 @@ EXPECTED_RATIOS = {
     ],
     "prepared_data.py": [
         rf"ratio prepared_data {augment} img/s: prepared/original = "
-        for augment in ("paper", "center_crop")
+        for augment in (
+            "paper original",
+            "paper torchvision",
+            "paper None",
+            "center_crop original",
+        )
     ],
     "inference.py": [
         r"ratio inference tensorflow original img/s: ours/OpenCV = ",

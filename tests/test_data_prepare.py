@@ -97,6 +97,11 @@ def test_prepare_resumes_and_refuses_other_settings(folder, tmp_path):
         assert file.read() == second_bytes
     with pytest.raises(ValueError, match=r"other files or settings"):
         prepare_imagenet(source, output, resize_size=48, shard_size=4, verbose=0)
+    # The refusal names the setting that differs (a default that changed, say).
+    with pytest.raises(ValueError, match=r"\(quality=90 there, 95 here\)"):
+        prepare_imagenet(
+            source, output, resize_size=32, shard_size=4, quality=95, verbose=0
+        )
 
 
 def test_imagenet_dataset_reads_prepared_shards(folder, tmp_path):
@@ -154,7 +159,7 @@ def test_cli_prepare(folder, tmp_path):
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
     command = [sys.executable, "-m", "keras_alexnet", "prepare", source, output]
     result = subprocess.run(
-        [*command, "--resize-size", "32", "--shard-size", "4"],
+        [*command, "--resize-size", "32", "--shard-size", "4", "--quality", "80"],
         env=env,
         capture_output=True,
         text=True,
@@ -163,6 +168,8 @@ def test_cli_prepare(folder, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "6 images of 2 classes in 2 shards" in result.stdout
+    with open(os.path.join(output, "prepare.json"), encoding="utf-8") as file:
+        assert json.load(file)["quality"] == 80
     bad = subprocess.run(
         [*command, "--shard-size", "0"],
         env=env,

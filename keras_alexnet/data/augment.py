@@ -306,7 +306,9 @@ def finish(
     )
     width = shape[-2]
     rows = tf.reshape(image, [-1, width * 3])
-    rows = rows * tf.tile(gain, [width]) + tf.tile(bias, [width])
+    if not np.all(np.float32(scale) / np.asarray(std, np.float32) == 1):
+        rows = rows * tf.tile(gain, [width])  # Caffe's gain is 1: one pass less
+    rows = rows + tf.tile(bias, [width])
     return tf.reshape(rows, tf.shape(image))
 
 
@@ -428,10 +430,15 @@ def _finish_pixels(
     if rgb_shift is None:
         return image
     width = image.shape[-2]
-    shift = tf.tile(tf.cast(tf.round(rgb_shift), tf.int16), [width])
+    shift = tf.cast(tf.round(rgb_shift), tf.int32)
+    # clip(x + s) in bytes, never out of [0, 255]: with up = max(s, 0) and
+    # down = max(-s, 0), max(min(x, 255 - up), down) - down + up.
+    up = tf.cast(tf.maximum(shift, 0), tf.uint8)
+    down = tf.cast(tf.maximum(-shift, 0), tf.uint8)
     # Rows of width * 3 values, as in `finish`: broadcasting over 3 is slower.
-    rows = tf.reshape(tf.cast(image, tf.int16), [-1, width * 3]) + shift
-    rows = tf.cast(tf.clip_by_value(rows, 0, 255), tf.uint8)
+    up, down = tf.tile(up, [width]), tf.tile(down, [width])
+    rows = tf.reshape(image, [-1, width * 3])
+    rows = tf.maximum(tf.minimum(rows, 255 - up), down) - down + up
     return tf.reshape(rows, tf.shape(image))
 
 
