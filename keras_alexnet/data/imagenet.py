@@ -124,7 +124,7 @@ def imagenet_dataset(
             ImageNet-style folder holding this split (`root/<wnid>/*.JPEG`, or a
             flat folder with `labels_file`; see `list_image_folder`), or a
             folder written by `prepare_imagenet` (images stored at 256 pixels,
-            read at least twice as fast).
+            read 1.5 to 2.8 times as fast per core; see docs/data.md).
         data_dir: TFDS's data directory (TFDS sources).
         manual_dir: the folder of manually downloaded archives (TFDS sources;
             `imagenet2012` needs `ILSVRC2012_img_train.tar` and
