@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import json
 import os
@@ -205,3 +206,93 @@ def test_unpreprocessed_images_come_as_uint8_pixels(folder):
         ValueError, match=r"Received: dtype='uint8', variant='original'"
     ):
         imagenet_dataset("validation", source=source, variant="original", dtype="uint8")
+
+
+def test_prepared_labels_follow_class_names(tmp_path):
+    # Classes of 2 and 4 images: the counts of the labels tell them apart.
+    source = tmp_path / "train"
+    for wnid, count in (("a", 2), ("b", 4)):
+        for index in range(count):
+            image = natural_image(20, 24, seed=index)
+            write(str(source / wnid / f"{index}.JPEG"), encode(image, quality=95))
+    output = str(tmp_path / "prepared")
+    prepare_imagenet(str(source), output, resize_size=16, shard_size=4, verbose=0)
+
+    def labels(**kwargs):
+        dataset = imagenet_dataset(
+            "validation",
+            source=output,
+            variant=None,
+            image_size=16,
+            resize_size=16,
+            batch_size=6,
+            **kwargs,
+        )
+        found = sorted(int(label) for _, batch in dataset for label in batch.numpy())
+        return found, dataset.class_names
+
+    assert labels() == ([0, 0, 1, 1, 1, 1], ["a", "b"])
+    # As for a folder source: labels index `class_names`, which may hold more.
+    assert labels(class_names=["z", "b", "a"]) == ([1, 1, 1, 1, 2, 2], ["z", "b", "a"])
+    with pytest.raises(ValueError, match=r"classes \['b'\] of the prepared folder"):
+        labels(class_names=["a"])
+    # Shards cannot hold out a fraction: refused, not silently the same images.
+    with pytest.raises(ValueError, match=r"Received: validation_split=0.5"):
+        imagenet_dataset(
+            "train", source=output, validation_split=0.5, subset="training"
+        )
+
+
+def _batches_within(dataset, seconds=120):
+    """Iterates `dataset` in a thread: a reader that loops forever fails here."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: [batch for batch in dataset]).result(seconds)
+
+
+def test_a_damaged_shard_is_refused_not_skipped(folder, tmp_path):
+    source, _ = folder
+    output = str(tmp_path / "prepared")
+    prepare_imagenet(source, output, resize_size=32, shard_size=4, verbose=0)
+    second = os.path.join(output, "shard-00001-of-00002.tfrecord")
+    with open(second, "rb") as file:
+        data = file.read()
+    common = {"source": output, "variant": None, "image_size": 24}
+    common |= {"resize_size": 32, "batch_size": 2, "drop_remainder": False}
+    # Its length known from the manifest: 6 images, 3 batches of 2.
+    dataset = imagenet_dataset("train", **common)
+    assert int(dataset.cardinality()) == 3
+    assert sum(int(images.shape[0]) for images, _ in _batches_within(dataset)) == 6
+    # Truncated: refused by name before the epoch (it used to lose the rest of
+    # the shard with a logged warning).
+    with open(second, "wb") as file:
+        file.write(data[: len(data) // 2])
+    for split in ("train", "validation"):
+        with pytest.raises(ValueError, match=r"shard-00001-of-00002.tfrecord is dama"):
+            imagenet_dataset(split, **common)
+    # The same size with flipped bytes inside a record: TFRecord's checksum
+    # stops the epoch with an error, in bounded time.
+    flipped = bytearray(data)
+    flipped[len(data) // 2 : len(data) // 2 + 16] = bytes(
+        255 - b for b in flipped[len(data) // 2 : len(data) // 2 + 16]
+    )
+    with open(second, "wb") as file:
+        file.write(bytes(flipped))
+    for split in ("train", "validation"):
+        with pytest.raises(tf.errors.OpError, match=r"corrupted record|CRC|checksum"):
+            _batches_within(imagenet_dataset(split, **common))
+    # Rewritten by rerunning prepare_imagenet, as the message says.
+    os.remove(second)
+    prepare_imagenet(source, output, resize_size=32, shard_size=4, verbose=0)
+    with open(second, "rb") as file:
+        assert file.read() == data
+
+
+def test_a_manifest_cannot_point_outside_its_folder(folder, tmp_path):
+    source, _ = folder
+    output = tmp_path / "prepared"
+    prepare_imagenet(source, str(output), resize_size=32, shard_size=4, verbose=0)
+    manifest = json.loads((output / "prepare.json").read_text())
+    manifest["shards"][0] = "../../etc/passwd"
+    (output / "prepare.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"prepare.json is damaged"):
+        imagenet_dataset("train", source=str(output), variant=None, image_size=24)

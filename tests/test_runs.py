@@ -170,6 +170,39 @@ def test_validation_folder_lacking_a_class_is_refused(capsys, tmp_path):
     assert status == 1 and "lacks the training classes ['3']" in err
 
 
+def test_train_reads_prepared_folders(tmp_path, capsys):
+    # `keras-alexnet prepare` for train/ and val/, then `keras-alexnet train`
+    # on the folder holding both: the classes and the validation images are
+    # those of the original folders.
+    from keras_alexnet.data import prepare_imagenet
+
+    write_digits_folder(tmp_path / "data", image_size=16, per_class=4)
+    for split in ("train", "val"):
+        prepare_imagenet(
+            tmp_path / "data" / split,
+            tmp_path / "prepared" / split,
+            resize_size=16,
+            verbose=0,
+        )
+    run = tmp_path / "run"
+    argv = ["train", str(tmp_path / "prepared"), "--image-size", "67"]
+    argv += ["--epochs", "1", "--batch-size", "10", "--output", str(run), "--quiet"]
+    assert cli.main(argv) == 0
+    with open(run / "classes.json") as file:
+        assert json.load(file) == [str(digit) for digit in range(10)]
+    with open(run / "metrics.json") as file:
+        metrics = json.load(file)
+    val_files = sum(len(files) for _, _, files in os.walk(tmp_path / "data" / "val"))
+    assert metrics["images"] == val_files == 10
+    # A prepared folder cannot hold out a fraction: one line, exit 1.
+    capsys.readouterr()
+    argv = ["train", str(tmp_path / "prepared" / "train"), "--validation-split"]
+    argv += ["0.2", "--output", str(tmp_path / "run2")]
+    assert cli.main(argv) == 1
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "cannot hold out" in err, err
+
+
 def test_finetune_trains_the_head_then_everything(tmp_path):
     from keras_alexnet.runs import finetune
 

@@ -287,6 +287,7 @@ class _Options:
     dtype: str
     training: bool
     is_folder: bool
+    is_prepared: bool
 
     @property
     def randomized(self) -> bool:
@@ -299,9 +300,13 @@ class _Options:
     @property
     def skips_failures(self) -> bool:
         """Whether images that fail to decode in the map are dropped."""
-        # Files all decoded by the listing need no such net.
-        return self.on_error == "skip" and not (
-            self.is_folder and self.check_files == "decode"
+        # Files all decoded by the listing need no such net, nor the images
+        # prepare_imagenet encoded itself: there a failure is a damaged shard,
+        # which must stop the epoch (skipping would drop the rest of the shard).
+        return (
+            self.on_error == "skip"
+            and not (self.is_folder and self.check_files == "decode")
+            and not self.is_prepared
         )
 
 
@@ -512,6 +517,7 @@ def _resolve_options(
         dtype=dtype,
         training=training,
         is_folder=is_folder,
+        is_prepared=is_folder and is_prepared(source),
     )
 
 
@@ -531,12 +537,20 @@ class _Listed:
 def _list_source(options: _Options) -> _Listed:
     """Lists a folder source, or opens a TFDS one, as undecoded records."""
     source, split, class_names = options.source, options.split, options.class_names
-    if options.is_folder and is_prepared(source):
+    if options.is_prepared:
         # Shards written by prepare_imagenet: JPEG bytes at 256 pixels.
+        if options.validation_split is not None:
+            raise ValueError(
+                f"{os.fspath(source)!r} was written by prepare_imagenet, whose "
+                "shards cannot hold out a `validation_split`: prepare the training "
+                "and the validation images into two folders. Received: "
+                f"validation_split={options.validation_split!r}"
+            )
         records, prepared_class_names, skipped = prepared_records(
-            source, options.shuffle, options.seed
+            source, options.shuffle, options.seed, class_names
         )
-        return _Listed(records, prepared_class_names, skipped, 0, False)
+        count = int(records.cardinality())
+        return _Listed(records, prepared_class_names, skipped, count, False)
     if options.is_folder:
         folder = list_image_folder(
             source,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -164,6 +165,11 @@ def prepare_imagenet(
         done = stop
         if progress is not None:
             progress.update(done)
+    # Each shard's size, which readers check: a truncated or replaced shard is
+    # refused by name before an epoch starts.
+    manifest["shard_bytes"] = [
+        os.path.getsize(os.path.join(output_dir, shard)) for shard in shards
+    ]
     _write_json(os.path.join(output_dir, MANIFEST), {**manifest, "complete": True})
     return manifest
 
@@ -210,10 +216,25 @@ def is_prepared(source: Any) -> bool:
     return os.path.isfile(os.path.join(os.path.expanduser(os.fspath(source)), MANIFEST))
 
 
+def prepared_class_names(source: str | os.PathLike) -> tuple[str, ...]:
+    """The classes of a folder written by `prepare_imagenet`, in label order."""
+    manifest = _read_manifest(os.path.expanduser(os.fspath(source)))
+    assert manifest is not None  # _read_manifest raises when it is missing
+    return tuple(manifest["class_names"])
+
+
 def prepared_records(
-    source: str | os.PathLike, shuffle_files: bool, seed: int | None
+    source: str | os.PathLike,
+    shuffle_files: bool,
+    seed: int | None,
+    class_names: Sequence[str] | None = None,
 ) -> tuple[tf.data.Dataset, tuple[str, ...], tuple[tuple[str, str], ...]]:
-    """Returns `(dataset of (jpeg_bytes, label), class_names, skipped)`."""
+    """Returns `(dataset of (jpeg_bytes, label), class_names, skipped)`.
+
+    With `class_names`, labels are indices into it, as for a folder source:
+    every prepared class must be one of them (a validation folder may lack
+    some), and the stored labels are mapped to their positions.
+    """
     root = os.path.expanduser(os.fspath(source))
     manifest = _read_manifest(root)
     if manifest is None or not manifest.get("complete"):
@@ -226,6 +247,14 @@ def prepared_records(
     missing = [path for path in paths if not os.path.isfile(path)]
     if missing:
         raise FileNotFoundError(f"Prepared shard missing: {missing[0]}")
+    for path, expected in zip(paths, manifest.get("shard_bytes", []), strict=False):
+        size = os.path.getsize(path)
+        if size != expected:
+            raise ValueError(
+                f"The prepared shard {path} is damaged: {size} bytes where "
+                f"prepare_imagenet wrote {expected}. Delete it and run "
+                "prepare_imagenet again with the same arguments to rewrite it."
+            )
     files = tf.data.Dataset.from_tensor_slices(paths)
     if shuffle_files:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
@@ -236,15 +265,34 @@ def prepared_records(
         deterministic=seed is not None or not shuffle_files,
     )
 
+    stored = tuple(manifest["class_names"])
+    names = stored if class_names is None else tuple(class_names)
+    unknown = [name for name in stored if name not in names]
+    if unknown:
+        raise ValueError(
+            f"The classes {unknown[:5]} of the prepared folder {root!r} are not "
+            f"in `class_names`. Received: class_names={list(names)[:5]}..."
+        )
+    positions = [names.index(name) for name in stored]
+    remap = None
+    if positions != list(range(len(stored))):
+        remap = tf.constant(positions, tf.int64)
+
     def parse(serialized):
         example = tf.io.parse_single_example(serialized, _FEATURES)
-        return example["image"], example["label"]
+        label = example["label"]
+        return example["image"], label if remap is None else tf.gather(remap, label)
 
     records = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    # The manifest's count: `fit` and the learning-rate schedules need the
+    # epoch's length, and a truncated shard then fails instead of shortening it.
+    records = records.apply(
+        tf.data.experimental.assert_cardinality(int(manifest["images"]))
+    )
     skipped = tuple(
         (str(path), str(reason)) for path, reason in manifest.get("skipped_files", [])
     )
-    return records, tuple(manifest["class_names"]), skipped
+    return records, names, skipped
 
 
 def _read_manifest(root: str, missing_ok: bool = False) -> dict[str, Any] | None:
@@ -258,6 +306,26 @@ def _read_manifest(root: str, missing_ok: bool = False) -> dict[str, Any] | None
         raise ValueError(f"Cannot read the manifest {path}: {error}") from error
     if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
         raise ValueError(f"{path} is not a keras-alexnet prepare manifest.")
+    shards, sizes = manifest.get("shards"), manifest.get("shard_bytes", [])
+    names = manifest.get("class_names")
+    if (
+        not isinstance(shards, list)
+        # Shards are files of this folder: no path may lead out of it.
+        or not all(
+            isinstance(name, str)
+            and name == os.path.basename(name)
+            and name not in ("", ".", "..")
+            for name in shards
+        )
+        or not isinstance(sizes, list)
+        or not all(type(size) is int for size in sizes)
+        or not isinstance(names, list)
+        or not all(isinstance(name, str) for name in names)
+        or type(manifest.get("images")) is not int
+    ):
+        raise ValueError(
+            f"{path} is damaged: its shards, sizes or classes are not valid."
+        )
     return manifest
 
 

@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from keras_alexnet.data import imagenet as imagenet_lib
+from keras_alexnet.data.prepare import is_prepared, prepared_class_names
 from keras_alexnet.data.sources import check_same_classes
 
 VALIDATION_FOLDERS = ("val", "validation")
@@ -129,6 +130,8 @@ def class_names_of(spec: DataSpec) -> list[str] | None:
 
 
 def _class_folders(root: str) -> list[str]:
+    if is_prepared(root):  # shards of prepare_imagenet: the classes it stored
+        return list(prepared_class_names(root))
     return sorted(
         entry.name
         for entry in os.scandir(root)
