@@ -236,6 +236,8 @@ def test_prepared_labels_follow_class_names(tmp_path):
     assert labels(class_names=["z", "b", "a"]) == ([1, 1, 1, 1, 2, 2], ["z", "b", "a"])
     with pytest.raises(ValueError, match=r"classes \['b'\] of the prepared folder"):
         labels(class_names=["a"])
+    with pytest.raises(ValueError, match=r"Received: class_names=\('a', 'b', 'a'\)"):
+        labels(class_names=["a", "b", "a"])
     # Shards cannot hold out a fraction: refused, not silently the same images.
     with pytest.raises(ValueError, match=r"Received: validation_split=0.5"):
         imagenet_dataset(

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_alexnet.data.sources import list_image_folder
+from keras_alexnet.data.sources import checked_class_names, list_image_folder
 
 MANIFEST = "prepare.json"
 _FORMAT = "keras_alexnet.prepared_imagenet/1"
@@ -266,7 +266,7 @@ def prepared_records(
     )
 
     stored = tuple(manifest["class_names"])
-    names = stored if class_names is None else tuple(class_names)
+    names = stored if class_names is None else checked_class_names(class_names)
     unknown = [name for name in stored if name not in names]
     if unknown:
         raise ValueError(

@@ -167,19 +167,7 @@ def list_image_folder(
             f"max_pixels={max_pixels!r}"
         )
     if class_names is not None:
-        if isinstance(class_names, str) or not all(
-            isinstance(name, str) for name in class_names
-        ):
-            raise TypeError(
-                "`class_names` should be a sequence of strings. Received: "
-                f"class_names={class_names!r}"
-            )
-        class_names = tuple(class_names)
-        if not class_names or len(set(class_names)) != len(class_names):
-            raise ValueError(
-                "`class_names` should be non-empty and without duplicates. "
-                f"Received: class_names={class_names!r}"
-            )
+        class_names = checked_class_names(class_names)
 
     with os.scandir(root) as scan:
         entries = sorted(
@@ -305,6 +293,24 @@ def split_image_folder(
             files.append(paths[i])
             labels.append(label)
     return dataclasses.replace(folder, files=tuple(files), labels=tuple(labels))
+
+
+def checked_class_names(class_names: Any) -> tuple[str, ...]:
+    """`class_names` as a tuple, refused unless non-empty distinct strings."""
+    if isinstance(class_names, str) or not all(
+        isinstance(name, str) for name in class_names
+    ):
+        raise TypeError(
+            "`class_names` should be a sequence of strings. Received: "
+            f"class_names={class_names!r}"
+        )
+    class_names = tuple(class_names)
+    if not class_names or len(set(class_names)) != len(class_names):
+        raise ValueError(
+            "`class_names` should be non-empty and without duplicates. "
+            f"Received: class_names={class_names!r}"
+        )
+    return class_names
 
 
 def check_same_classes(
