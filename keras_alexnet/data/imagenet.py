@@ -179,6 +179,8 @@ def imagenet_dataset(
             decode is dropped with a logged warning (a training split takes the
             next image instead and keeps its length; an evaluation split's length
             is then unknown), unless `check_files="decode"` decoded them all.
+            A folder of `prepare_imagenet` never skips: its images were all
+            decoded once, so a read error there is a damaged shard, and stops.
         check_files: how folder files are checked before training, `"header"`,
             `"decode"` or `None` (see `list_image_folder`).
         download: whether a TFDS source may be downloaded and prepared.
