@@ -243,6 +243,8 @@ def test_prepared_labels_follow_class_names(tmp_path):
         imagenet_dataset(
             "train", source=output, validation_split=0.5, subset="training"
         )
+    with pytest.raises(ValueError, match=r"Received: labels_file='labels.txt'"):
+        imagenet_dataset("train", source=output, labels_file="labels.txt")
 
 
 def _batches_within(dataset, seconds=120):

@@ -548,6 +548,12 @@ def _list_source(options: _Options) -> _Listed:
                 "and the validation images into two folders. Received: "
                 f"validation_split={options.validation_split!r}"
             )
+        if options.labels_file is not None:
+            raise ValueError(
+                f"{os.fspath(source)!r} was written by prepare_imagenet, whose "
+                "shards hold their labels: `labels_file` has nothing to label. "
+                f"Received: labels_file={os.fspath(options.labels_file)!r}"
+            )
         records, prepared_class_names, skipped = prepared_records(
             source, options.shuffle, options.seed, class_names
         )
