@@ -11,8 +11,12 @@ and yield the same batches, for each output the library offers:
   PCA lighting, Caffe's preprocessing (float32, 227 px);
 - `paper`, `torchvision`: the same with torchvision's preprocessing (224 px,
   antialiased resizing as PIL does);
-- `paper`, `None`: the same as uint8 pixels, for a model that normalises them
-  itself (`AlexNet(include_preprocessing=True)`; the GPU feed);
+- `paper`, `original`, uint8: the same crops as uint8 RGB pixels, resized as
+  Caffe's (without antialiasing), for `AlexNet(variant="original",
+  include_preprocessing=True)`, which normalises them on the device (the GPU
+  feed of the Caffe weights);
+- `paper`, `None`: uint8 pixels resized like PIL (224 px), for
+  `AlexNet(include_preprocessing=True)`;
 - `center_crop`, `original`: the evaluation transform.
 
 Usage: python benchmarks/prepared_data.py [--quick] [--repeats N] [--quality Q]
@@ -50,12 +54,13 @@ def photo_like(height, width, seed):
     return np.clip(detail * 0.9 + ramp + 10, 0, 255).astype(np.uint8)
 
 
-# (augment, variant) of each pipeline timed from both sources.
+# (augment, variant, dtype) of each pipeline timed from both sources.
 CONFIGURATIONS = (
-    ("paper", "original"),
-    ("paper", "torchvision"),
-    ("paper", None),
-    ("center_crop", "original"),
+    ("paper", "original", "float32"),
+    ("paper", "original", "uint8"),
+    ("paper", "torchvision", "float32"),
+    ("paper", None, "uint8"),
+    ("center_crop", "original", "float32"),
 )
 
 
@@ -112,16 +117,17 @@ def main(argv=None) -> None:
         options.threading.max_intra_op_parallelism = 1
         roots = {"original": source, "prepared": prepared}
         datasets = {
-            (root_name, augment, variant): imagenet_dataset(
+            (root_name, augment, variant, dtype): imagenet_dataset(
                 "train",
                 source=root,
                 augment=augment,
                 variant=variant,
+                dtype=dtype,
                 batch_size=32,
                 seed=0,
                 drop_remainder=False,
             ).with_options(options)
-            for augment, variant in CONFIGURATIONS
+            for augment, variant, dtype in CONFIGURATIONS
             for root_name, root in roots.items()
         }
 
@@ -152,21 +158,21 @@ def main(argv=None) -> None:
         f"original {kib['original']:.0f}, prepared {kib['prepared']:.0f}"
     )
     rows = []
-    for augment, variant in CONFIGURATIONS:
-        original = rates[("original", augment, variant)]
-        prepared_rate = rates[("prepared", augment, variant)]
+    for config in CONFIGURATIONS:
+        original = rates[("original", *config)]
+        prepared_rate = rates[("prepared", *config)]
         rows.append(
             [
-                f"{augment}, {variant}",
-                f"{original:.0f} ({spans[('original', augment, variant)]})",
-                f"{prepared_rate:.0f} ({spans[('prepared', augment, variant)]})",
+                ", ".join(map(str, config)),
+                f"{original:.0f} ({spans[('original', *config)]})",
+                f"{prepared_rate:.0f} ({spans[('prepared', *config)]})",
                 f"{prepared_rate / original:.2f}",
             ]
         )
     print(
         format_table(
             [
-                "augment, variant",
+                "augment, variant, dtype",
                 "original JPEGs, img/s (range)",
                 "prepared shards, img/s (range)",
                 "ratio",
@@ -174,14 +180,11 @@ def main(argv=None) -> None:
             rows,
         )
     )
-    for augment, variant in CONFIGURATIONS:
-        value = (
-            rates[("prepared", augment, variant)]
-            / rates[("original", augment, variant)]
-        )
+    for config in CONFIGURATIONS:
+        value = rates[("prepared", *config)] / rates[("original", *config)]
         print(
             ratio_line(
-                f"prepared_data {augment} {variant} img/s",
+                f"prepared_data {' '.join(map(str, config))} img/s",
                 "prepared",
                 "original",
                 value,

@@ -33,10 +33,11 @@ EXPECTED_RATIOS = {
     "prepared_data.py": [
         rf"ratio prepared_data {augment} img/s: prepared/original = "
         for augment in (
-            "paper original",
-            "paper torchvision",
-            "paper None",
-            "center_crop original",
+            "paper original float32",
+            "paper original uint8",
+            "paper torchvision float32",
+            "paper None uint8",
+            "center_crop original float32",
         )
     ],
     "inference.py": [

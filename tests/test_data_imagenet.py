@@ -274,6 +274,7 @@ def test_channels_first(clean_folder):
         ({"cache": 1}, TypeError, "Received: cache=1"),
         ({"repeat": "yes"}, TypeError, "Received: repeat='yes'"),
         ({"manual_dir": "/tmp"}, ValueError, "manual_dir='/tmp'"),
+        ({"dtype": "float16"}, ValueError, "Received: dtype='float16'"),
     ],
 )
 def test_arguments_are_checked(clean_folder, kwargs, error, message):
@@ -376,17 +377,25 @@ def _torchvision(rgb):
     return (rgb / 255 - TORCHVISION_MEAN) / TORCHVISION_STD
 
 
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
 @pytest.mark.parametrize("variant", ["original", "torchvision"])
-def test_resampling_follows_the_checkpoint(clean_folder, variant):
+def test_resampling_follows_the_checkpoint(clean_folder, variant, dtype):
     # 32x40 images, resize_size 24, image_size 16: resized to 24x30 with
     # OpenCV-like bilinear (original, Caffe) or PIL-like antialiased bilinear
     # (torchvision), then the centre 16x16 window at ((24-16)//2, (30-16)//2).
+    # uint8 pixels are that window rounded, left for the model to preprocess.
     root, references = clean_folder
     dataset = _dataset(
-        root, "validation", variant=variant, image_size=16, resize_size=24
+        root, "validation", variant=variant, image_size=16, resize_size=24, dtype=dtype
     )
     images, _ = _batches(dataset)[0]
+    assert images.dtype == dtype
     preprocess = _caffe if variant == "original" else _torchvision
+    if dtype == "uint8":
+
+        def preprocess(rgb):  # half to even, as np.round
+            return np.clip(np.round(rgb), 0, 255)
+
     for image, path in zip(images, sorted(references), strict=True):
         full = references[path][1]
         expected = {

@@ -202,10 +202,6 @@ def test_unpreprocessed_images_come_as_uint8_pixels(folder):
     # The same images, rounded to whole pixel values.
     expected = np.clip(np.round(floats.numpy()), 0, 255)
     np.testing.assert_array_equal(pixels.numpy(), expected)
-    with pytest.raises(
-        ValueError, match=r"Received: dtype='uint8', variant='original'"
-    ):
-        imagenet_dataset("validation", source=source, variant="original", dtype="uint8")
 
 
 def test_prepared_labels_follow_class_names(tmp_path):

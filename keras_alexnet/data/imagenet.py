@@ -88,8 +88,8 @@ def imagenet_dataset(
 
     Yields `(images, labels)`: float32 images `(batch, image_size, image_size, 3)`
     (channels first if `keras.config.image_data_format()` says so) preprocessed
-    for the checkpoint of `variant` (uint8 pixels with `variant=None`, see
-    `dtype`), and int32 class indices (`label_mode="sparse"`)
+    for the checkpoint of `variant` (uint8 pixels with `variant=None` or
+    `dtype="uint8"`), and int32 class indices (`label_mode="sparse"`)
     or float32 one-hot rows. With `augment="ten_crop"`, images are
     `(batch, 10, image_size, image_size, 3)`, for `evaluate_ten_crop`.
 
@@ -124,16 +124,17 @@ def imagenet_dataset(
             ImageNet-style folder holding this split (`root/<wnid>/*.JPEG`, or a
             flat folder with `labels_file`; see `list_image_folder`), or a
             folder written by `prepare_imagenet` (images stored at 256 pixels,
-            read 1.5 to 2.8 times as fast per core; see docs/data.md).
+            read 1.5 to 2.9 times as fast per core; see docs/data.md).
         data_dir: TFDS's data directory (TFDS sources).
         manual_dir: the folder of manually downloaded archives (TFDS sources;
             `imagenet2012` needs `ILSVRC2012_img_train.tar` and
             `ILSVRC2012_img_val.tar` there to be prepared the first time).
         labels_file: the labels of a flat folder (folder sources).
         variant: `"original"` (Caffe preprocessing, 227 px) or `"torchvision"`
-            (224 px), the checkpoint the images are preprocessed for; `None` keeps
-            RGB pixels in [0, 255] (224 px), as uint8 unless `dtype` says
-            otherwise: the input of `AlexNet(include_preprocessing=True)`.
+            (224 px), the checkpoint the images are cut, resized and
+            preprocessed for; `None` keeps RGB pixels in [0, 255] (224 px,
+            resized like PIL), as uint8 unless `dtype` says otherwise: the input
+            of `AlexNet(include_preprocessing=True)`.
         image_size: the side of the images; defaults to the variant's input size.
         resize_size: the shorter side images are rescaled to before cropping.
             Defaults to the checkpoint's proportion: 256 for its input size
@@ -184,11 +185,13 @@ def imagenet_dataset(
         check_files: how folder files are checked before training, `"header"`,
             `"decode"` or `None` (see `list_image_folder`).
         download: whether a TFDS source may be downloaded and prepared.
-        dtype: the images' dtype: `"uint8"` (rounded pixels, only with
-            `variant=None`) or `"float32"`. `None`: uint8 with `variant=None`,
-            where the model normalises the pixels itself
-            (`AlexNet(include_preprocessing=True)`), since a GPU receives a
-            quarter of float32's bytes; float32 otherwise.
+        dtype: `"float32"`, or `"uint8"` for RGB pixels (rounded half to
+            even, clipped to [0, 255]) that the model normalises itself: with a
+            `variant`, cut and resized as that checkpoint's images (its size,
+            resampling and crop rounding), for
+            `AlexNet(variant=..., include_preprocessing=True)`. `None`: uint8
+            with `variant=None`, float32 (preprocessed) otherwise. A GPU
+            receives a quarter of float32's bytes.
 
     Returns:
         A `tf.data.Dataset` of `(images, labels)` batches. It also carries
@@ -371,11 +374,9 @@ def _resolve_options(
         )
     if dtype is None:
         dtype = "uint8" if variant is None else "float32"
-    if dtype not in ("uint8", "float32") or (dtype == "uint8" and variant):
+    if dtype not in ("uint8", "float32"):
         raise ValueError(
-            "`dtype` should be None, 'float32', or 'uint8' with variant=None "
-            f"(preprocessed images are not pixels). Received: dtype={dtype!r}, "
-            f"variant={variant!r}"
+            f"`dtype` should be None, 'float32' or 'uint8'. Received: dtype={dtype!r}"
         )
     _check_int("batch_size", batch_size)
     _check_int("shuffle_buffer", shuffle_buffer)
@@ -810,7 +811,9 @@ def _transform(
     # OpenCV, which does not antialias; torchvision's by PIL, which does).
     antialias = True if variant is None else _preprocessing(variant).antialias
     options: dict[str, Any] = {
-        "variant": variant,
+        # uint8 pixels are cut and resized for `variant`'s checkpoint, but left
+        # for the model to normalise (`include_preprocessing=True`).
+        "variant": None if dtype == "uint8" else variant,
         "antialias": antialias,
         "dtype": dtype,
     }
