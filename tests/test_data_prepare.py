@@ -105,6 +105,28 @@ def test_prepare_resumes_and_refuses_other_settings(folder, tmp_path):
         )
 
 
+def test_prepare_writes_only_into_its_own_folder(folder, tmp_path):
+    # A folder holding prepare.json is read as prepared: shards written into
+    # an image folder would silently change what it holds for imagenet_dataset.
+    source, _ = folder
+    before = sorted(os.walk(source))
+    for output in (source, os.path.join(source, "prepared")):
+        with pytest.raises(ValueError, match=r"should be outside `source`"):
+            prepare_imagenet(source, output, verbose=0)
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "cat.jpg").write_bytes(b"not prepared")
+    with pytest.raises(ValueError, match=r"holds other files \('cat\.jpg'\)"):
+        prepare_imagenet(source, str(other), verbose=0)
+    assert sorted(os.walk(source)) == before
+    assert os.listdir(other) == ["cat.jpg"]
+    # A new folder, an empty one, or one it started (resuming) are taken.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    prepare_imagenet(source, str(empty), resize_size=16, verbose=0)
+    prepare_imagenet(source, str(empty), resize_size=16, verbose=0)
+
+
 def test_imagenet_dataset_reads_prepared_shards(folder, tmp_path):
     source, _ = folder
     output = str(tmp_path / "prepared")

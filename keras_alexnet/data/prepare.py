@@ -60,8 +60,9 @@ def prepare_imagenet(
     Args:
         source: an ImageNet-style folder (`root/<wnid>/*.JPEG`, or a flat folder
             with `labels_file`), as for `imagenet_dataset`.
-        output_dir: the folder for the shards and `prepare.json`; created if
-            missing. Rerunning with the same arguments resumes.
+        output_dir: the folder for the shards and `prepare.json`, outside
+            `source`: a new or empty folder (created if missing), or one this
+            function started. Rerunning with the same arguments resumes.
         labels_file: the labels of a flat folder.
         resize_size: the shorter side of the stored images.
         shard_size: images per shard.
@@ -101,10 +102,7 @@ def prepare_imagenet(
     if verbose not in (0, 1):
         raise ValueError(f"`verbose` should be 0 or 1. Received: verbose={verbose!r}")
     output_dir = os.path.expanduser(os.fspath(output_dir))
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise NotADirectoryError(
-            f"`output_dir` should be a folder. Received: output_dir={output_dir!r}"
-        )
+    _check_output_dir(os.path.expanduser(os.fspath(source)), output_dir)
     folder = list_image_folder(
         source, labels_file=labels_file, on_error="skip", check_files=check_files
     )
@@ -172,6 +170,35 @@ def prepare_imagenet(
     ]
     _write_json(os.path.join(output_dir, MANIFEST), {**manifest, "complete": True})
     return manifest
+
+
+def _check_output_dir(source: str, output_dir: str) -> None:
+    """Refuses an `output_dir` that would mix shards with other files.
+
+    A folder holding `prepare.json` is read as prepared, so shards written
+    into the images' folder (or into another image folder) would silently
+    change what that folder means to `imagenet_dataset`.
+    """
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise NotADirectoryError(
+            f"`output_dir` should be a folder. Received: output_dir={output_dir!r}"
+        )
+    real_source, real_output = os.path.realpath(source), os.path.realpath(output_dir)
+    if os.path.commonpath([real_source, real_output]) == real_source:
+        raise ValueError(
+            "`output_dir` should be outside `source`: the shards would be written "
+            f"among the images. Received: source={source!r}, output_dir={output_dir!r}"
+        )
+    if os.path.isdir(output_dir) and not os.path.isfile(
+        os.path.join(output_dir, MANIFEST)
+    ):
+        entries = sorted(os.listdir(output_dir))
+        if entries:
+            raise ValueError(
+                "`output_dir` should be a new or empty folder, or one that "
+                f"prepare_imagenet started (to resume it); {output_dir} holds "
+                f"other files ({entries[0]!r}). Received: output_dir={output_dir!r}"
+            )
 
 
 def _write_shard(
