@@ -20,8 +20,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 import keras
 import numpy as np
@@ -58,12 +59,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0)
     try:
         run_commands.check_backend(args)
-        return args.command(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(warnings.showwarning)
+            return args.command(args)
     except run_commands.REPORTED_ERRORS as error:
         if getattr(args, "debug", False):
             raise
         print(f"{PROG}: error: {run_commands.one_line(error)}", file=sys.stderr)
         return 1
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _one_line_warning(default: Any) -> Any:
+    """`warnings.showwarning` printing keras-alexnet's own warnings on one line.
+
+    Python shows a warning with its file, line and source line, which tells a
+    command-line user nothing; other libraries' warnings keep that form.
+    """
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if os.path.abspath(filename).startswith(_PACKAGE + os.sep):
+            text = " ".join(str(message).split())
+            print(f"{PROG}: warning: {text}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
 
 
 class _OneLineParser(argparse.ArgumentParser):

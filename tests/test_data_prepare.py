@@ -6,8 +6,10 @@ import concurrent.futures
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -206,6 +208,26 @@ def test_cli_prepare(folder, tmp_path):
     assert "Traceback" not in bad.stderr
     last = bad.stderr.strip().splitlines()[-1]
     assert last.startswith("keras-alexnet: error: ") and "shard_size=0" in last
+
+
+def test_cli_warnings_are_one_line(folder, tmp_path, capsys):
+    # A file that is not an image is skipped with a warning: one line from
+    # keras-alexnet, not Python's file, line number and source line.
+    from keras_alexnet import cli
+
+    source = tmp_path / "source"
+    shutil.copytree(folder[0], source)
+    bad = next(source.iterdir()) / "notes.JPEG"
+    bad.write_text("not an image")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        argv = ["prepare", str(source), str(tmp_path / "out"), "--resize-size", "16"]
+        assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "notes.JPEG" in line]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("keras-alexnet: warning: Skipped 1 of 7 files")
+    assert "UserWarning" not in err and "prepare.py:" not in err
 
 
 def test_unpreprocessed_images_come_as_uint8_pixels(folder):
