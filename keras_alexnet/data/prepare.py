@@ -192,12 +192,13 @@ def _check_output_dir(source: str, output_dir: str) -> None:
     if os.path.isdir(output_dir) and not os.path.isfile(
         os.path.join(output_dir, MANIFEST)
     ):
-        entries = sorted(os.listdir(output_dir))
-        if entries:
+        with os.scandir(output_dir) as entries:  # one entry, however many
+            entry = next(entries, None)
+        if entry is not None:
             raise ValueError(
                 "`output_dir` should be a new or empty folder, or one that "
                 f"prepare_imagenet started (to resume it); {output_dir} holds "
-                f"other files ({entries[0]!r}). Received: output_dir={output_dir!r}"
+                f"other files ({entry.name!r}). Received: output_dir={output_dir!r}"
             )
 
 
