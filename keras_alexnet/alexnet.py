@@ -37,17 +37,18 @@ from keras_alexnet.layers import (
     LocalResponseNormalization,
     MaxPooling2D,
 )
-from keras_alexnet.weights import loading, registry
-from keras_alexnet.weights.registry import (
+from keras_alexnet.variants import (
     CAFFE_LRN,
     LRN_PRESETS,
     NORMALIZATIONS,
     PAPER_LRN,
     VARIANTS,
-    Checkpoint,
     LRNConstants,
     Preprocessing,
+    check_variant,
 )
+from keras_alexnet.weights import loading, registry
+from keras_alexnet.weights.registry import Checkpoint
 
 __all__ = [
     "CAFFE_LRN",
@@ -428,7 +429,7 @@ def resolve_config(
     _check_bool("include_top", include_top)
     _check_bool("include_preprocessing", include_preprocessing)
     if variant is not None:
-        registry.check_variant(variant)
+        check_variant(variant)
     if isinstance(weights, str) and weights == "imagenet":
         weights = registry.imagenet_checkpoint(variant or "original")
     resolved_weights, stated, source = _resolve_weights(weights)
@@ -637,7 +638,7 @@ def pool5_size(image_size: int, variant: str = "original") -> int:
 
     Zero or less means the input is too small for the network.
     """
-    padding = LAYOUTS[registry.check_variant(variant)].conv1_padding
+    padding = LAYOUTS[check_variant(variant)].conv1_padding
     size = (image_size + 2 * padding - 11) // 4 + 1  # conv1
     for _ in range(3):  # pool1, pool2 and pool5; conv2-5 keep the size.
         size = (size - 3) // 2 + 1
@@ -646,7 +647,7 @@ def pool5_size(image_size: int, variant: str = "original") -> int:
 
 def minimum_input_size(variant: str = "original") -> int:
     """Returns the smallest input height or width the convolutional base accepts."""
-    size = 11 - 2 * LAYOUTS[registry.check_variant(variant)].conv1_padding
+    size = 11 - 2 * LAYOUTS[check_variant(variant)].conv1_padding
     while pool5_size(size, variant) < 1:
         size += 1
     return size

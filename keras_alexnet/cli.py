@@ -33,8 +33,8 @@ from keras_alexnet.export import FORMATS, check_destination, export_model
 from keras_alexnet.preprocessing import decode_predictions
 from keras_alexnet.resources import sample_images
 from keras_alexnet.runs import commands as run_commands
+from keras_alexnet.variants import LRN_PRESETS, VARIANTS
 from keras_alexnet.weights import loading, registry
-from keras_alexnet.weights.registry import LRN_PRESETS, VARIANTS
 
 PROG = "keras-alexnet"
 # Errors of the caller or the environment, reported as a message and status 1.

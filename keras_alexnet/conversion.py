@@ -21,8 +21,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_alexnet import variants
 from keras_alexnet.alexnet import AlexNet
-from keras_alexnet.weights import loading, registry
+from keras_alexnet.weights import loading
 
 __all__ = ["convert_checkpoint", "save_model_atomically"]
 
@@ -179,7 +180,7 @@ def check_variant(variant: Any, source: str) -> str:
     expected = loading.file_architecture(source)["variant"]
     if variant is None:
         return expected
-    registry.check_variant(variant, allow_none=True)
+    variants.check_variant(variant, allow_none=True)
     if variant != expected:
         kind = "Caffe .caffemodel" if expected == "original" else "torchvision .pth"
         raise ValueError(

@@ -19,11 +19,8 @@ from typing import Any
 import numpy as np
 
 from keras_alexnet._data_format import standardize_data_format
-from keras_alexnet.weights.registry import (
-    Preprocessing,
-    check_variant,
-    imagenet_checkpoint,
-)
+from keras_alexnet.variants import Preprocessing, check_variant
+from keras_alexnet.weights.registry import imagenet_checkpoint
 
 NUM_CLASSES = 1000
 

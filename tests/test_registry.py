@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from keras_alexnet import CHECKPOINTS, AlexNet, preprocess_input
+from keras_alexnet import CHECKPOINTS, AlexNet, preprocess_input, variants
 from keras_alexnet.weights import registry
 
 
@@ -104,8 +104,8 @@ def test_checkpoints_are_found_by_name_and_torchvision_alias(name, expected):
 @pytest.mark.parametrize("bad", ["caffenet", None, "Original", 1])
 def test_variant_is_checked_in_one_place(bad):
     with pytest.raises(ValueError, match=rf"Received: variant={bad!r}"):
-        registry.check_variant(bad)
-    assert registry.check_variant(None, allow_none=True) is None
+        variants.check_variant(bad)
+    assert variants.check_variant(None, allow_none=True) is None
 
 
 def test_unknown_names_are_refused():

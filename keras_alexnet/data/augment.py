@@ -47,7 +47,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_alexnet.preprocessing import preprocessing_for
-from keras_alexnet.weights.registry import CROP_ROUNDINGS
+from keras_alexnet.variants import CROP_ROUNDINGS
 
 # PCA of ImageNet's RGB pixel values scaled to [0, 1], as used by fb.resnet.torch
 # (`datasets/imagenet.lua`); the paper's own values were never published.

@@ -43,7 +43,8 @@ from keras_alexnet.data.sources import (
     split_image_folder,
     tfds_source,
 )
-from keras_alexnet.weights.registry import check_variant, imagenet_checkpoint
+from keras_alexnet.variants import check_variant
+from keras_alexnet.weights.registry import imagenet_checkpoint
 
 AUGMENT_PRESETS = ("paper", "modern", "center_crop", "ten_crop")
 LABEL_MODES = ("sparse", "one_hot")

@@ -20,8 +20,9 @@ from keras_alexnet._data_format import standardize_data_format
 from keras_alexnet.data.augment import eval_center_crop
 from keras_alexnet.data.sources import check_image_file
 from keras_alexnet.preprocessing import apply_preprocessing
+from keras_alexnet.variants import VARIANTS, Preprocessing
 from keras_alexnet.weights import registry
-from keras_alexnet.weights.registry import Checkpoint, Preprocessing
+from keras_alexnet.weights.registry import Checkpoint
 
 
 def load_image(
@@ -97,14 +98,14 @@ def preprocessing_of(weights: Any) -> Preprocessing:
         return weights
     if isinstance(weights, Checkpoint):
         return weights.preprocessing
-    if isinstance(weights, str) and weights in registry.VARIANTS:
+    if isinstance(weights, str) and weights in VARIANTS:
         return registry.imagenet_checkpoint(weights).preprocessing
     checkpoint = registry.find_checkpoint(weights) if isinstance(weights, str) else None
     if checkpoint is not None:
         return checkpoint.preprocessing
     raise ValueError(
         "`weights` should be a checkpoint name "
-        f"{sorted(registry.CHECKPOINTS)}, a variant {registry.VARIANTS}, a "
+        f"{sorted(registry.CHECKPOINTS)}, a variant {VARIANTS}, a "
         f"registry entry or a Preprocessing. Received: weights={weights!r}"
     )
 

@@ -50,9 +50,10 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_alexnet.variants import Architecture, LRNConstants, check_variant
 from keras_alexnet.weights import name_maps, registry
 from keras_alexnet.weights.caffe_checkpoint import read_caffemodel
-from keras_alexnet.weights.registry import Architecture, Checkpoint, LRNConstants
+from keras_alexnet.weights.registry import Checkpoint
 from keras_alexnet.weights.torch_checkpoint import read_torch_state_dict
 
 MIRROR_ENV = "KERAS_ALEXNET_WEIGHTS_MIRROR"
@@ -747,7 +748,7 @@ def _architecture_from_json(text: Any, path: str) -> dict[str, Any]:
         raw = json.loads(text)
         lrn = raw.get("lrn")
         return {
-            "variant": registry.check_variant(raw["variant"]),
+            "variant": check_variant(raw["variant"]),
             "groups": int(raw["groups"]),
             "normalization": str(raw["normalization"]),
             "lrn": None if lrn is None else LRNConstants(**lrn),
