@@ -1,4 +1,5 @@
-"""The paper's training recipe: its SGD update and its learning-rate schedule.
+"""Training pieces: the paper's SGD update and learning-rate schedule, a
+cross-entropy that trains alike on every backend, and a stop on divergence.
 
 Krizhevsky et al. (2012, section 5) train with stochastic gradient descent,
 batch 128, momentum 0.9 and weight decay 0.0005, with the update
@@ -20,12 +21,20 @@ Reference:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
-__all__ = ["PaperSGD", "paper_callbacks"]
+__all__ = [
+    "PaperSGD",
+    "ProbabilityCrossentropy",
+    "StopOnDivergence",
+    "TrainingDivergedError",
+    "paper_callbacks",
+]
 
 PAPER_LEARNING_RATE = 0.01
 PAPER_MOMENTUM = 0.9
@@ -195,3 +204,128 @@ def paper_callbacks(
             verbose=verbose,
         )
     ]
+
+
+# The smallest normal float32: below it a probability loses precision, and its
+# logarithm's gradient with it.
+SMALLEST_PROBABILITY = float(np.finfo(np.float32).tiny)
+
+
+@keras.saving.register_keras_serializable(package="keras_alexnet")
+class ProbabilityCrossentropy(keras.losses.Loss):
+    """Cross-entropy of softmax probabilities, with the logits' gradient on
+    every backend.
+
+    `-sum(y * log(p))` where `p` is a softmax output. Keras' own cross-entropy
+    on probabilities clips `p` to `[1e-7, 1 - 1e-7]` on JAX and PyTorch, so an
+    image whose true class has a probability below 1e-7 (logits 16 apart)
+    gives no gradient at all, while TensorFlow silently reads the softmax's
+    logits instead. This loss clips only at the smallest normal float32
+    (logits 87 apart): the gradient with respect to the logits is `p - y`, as
+    from logits, on TensorFlow, JAX and PyTorch alike.
+
+    Args:
+        sparse: integer labels (`True`) or one-hot / soft labels.
+        label_smoothing: in [0, 1); mixes `label_smoothing / classes` into the
+            one-hot labels.
+        name: the loss's name.
+        **kwargs: `keras.losses.Loss`'s `reduction` and `dtype`.
+    """
+
+    def __init__(
+        self,
+        sparse: bool = True,
+        label_smoothing: float = 0.0,
+        name: str = "probability_crossentropy",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+        self.sparse = bool(sparse)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        y_pred = ops.convert_to_tensor(y_pred)
+        classes = y_pred.shape[-1]
+        if self.sparse:
+            labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+            y_true = ops.one_hot(labels, classes, dtype=y_pred.dtype)
+        y_true = ops.cast(y_true, y_pred.dtype)
+        if self.label_smoothing:
+            y_true = y_true * (1.0 - self.label_smoothing) + (
+                self.label_smoothing / classes
+            )
+        log_p = ops.log(ops.clip(y_pred, SMALLEST_PROBABILITY, 1.0))
+        return -ops.sum(y_true * log_p, axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "sparse": self.sparse,
+            "label_smoothing": self.label_smoothing,
+        }
+
+
+class TrainingDivergedError(FloatingPointError, ValueError):
+    """The loss became NaN or infinite: the run stopped before saving it.
+
+    A `ValueError` too, so that the command line reports it as one line.
+    """
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Raises `TrainingDivergedError` at the first batch whose loss is NaN or
+    infinite.
+
+    Unlike `keras.callbacks.TerminateOnNaN`, which ends `fit` quietly, the
+    error stops the caller too, before any callback after this one writes the
+    non-finite model. The message names the epoch, the step, the learning rate
+    and `advice`.
+
+    Args:
+        steps_per_epoch: the steps of an epoch, for the message (or `None`).
+        advice: what to change, e.g. "lower --learning-rate".
+    """
+
+    def __init__(self, steps_per_epoch: int | None = None, advice: str = "") -> None:
+        super().__init__()
+        self.steps_per_epoch = steps_per_epoch
+        self.advice = advice
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(
+        self, batch: int, logs: dict[str, Any] | None = None
+    ) -> None:
+        self._check((logs or {}).get("loss"), f"step {batch + 1}")
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        # Callbacks placed after this one (checkpoints) see only finite runs.
+        for key in ("loss", "val_loss"):
+            self._check((logs or {}).get(key), "the end of the epoch", key)
+
+    def _check(self, value: Any, where: str, key: str = "loss") -> None:
+        if value is None:
+            return
+        value = float(np.asarray(ops.convert_to_numpy(value)))
+        if math.isfinite(value):
+            return
+        steps = f" of {self.steps_per_epoch}" if self.steps_per_epoch else ""
+        if where.startswith("step"):
+            where += steps
+        rate = _current_learning_rate(self.model)
+        raise TrainingDivergedError(
+            f"Training diverged: the {key} became {value} at epoch {self.epoch + 1}, "
+            f"{where} (learning rate {rate:.3g}); no checkpoint of it was saved. "
+            "The learning rate is likely too high for the batch size"
+            + (f": {self.advice}." if self.advice else ".")
+        )
+
+
+def _current_learning_rate(model: keras.Model) -> float:
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return float("nan")
+    rate = optimizer.learning_rate
+    return float(np.asarray(ops.convert_to_numpy(rate)))

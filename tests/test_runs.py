@@ -393,3 +393,74 @@ def test_model_parallel_split_matches_one_device(tmp_path, capsys):
     for entry in layout.values():
         half = entry["units"] // 2
         assert entry["parts"] == [[0, 0, half], [1, half, 2 * half]]
+
+
+def test_auto_settings_fit_the_data():
+    # Closed forms of the rule: the largest power of two giving >= 20 steps an
+    # epoch (at least 8, at most the reference 128), the paper's 0.01 at 128
+    # scaled linearly, the images' side from 67 up to the variant's 227.
+    auto = recipes.get_recipe(None)
+    assert auto.name == "auto"
+
+    def choose(**kwargs):
+        base = {"train_images": None, "image_side": None, "default_image_size": 227}
+        return recipes.choose_settings(auto, **{**base, **kwargs})
+
+    faces = choose(train_images=160, image_side=25)
+    assert (faces.batch_size, faces.image_size, faces.epochs) == (8, 67, 10)
+    assert faces.learning_rate == pytest.approx(0.01 * 8 / 128)
+    assert "batch 8 (20 steps an epoch of 160 images)" in faces.reason
+    digits = choose(train_images=1437, image_side=32)
+    assert digits.batch_size == 64 and digits.learning_rate == pytest.approx(0.005)
+    big = choose(train_images=1_281_167, image_side=400)
+    assert (big.batch_size, big.image_size) == (128, 227)
+    assert big.learning_rate == pytest.approx(0.01)
+    tiny = choose(train_images=5, image_side=80)
+    assert (tiny.batch_size, tiny.image_size) == (5, 80)
+    # The caller's batch still scales the rate; the caller's rate is kept.
+    assert choose(batch_size=32).learning_rate == pytest.approx(0.0025)
+    assert choose(batch_size=32, learning_rate=0.2).learning_rate == 0.2
+    # The paper stays the paper.
+    paper = recipes.choose_settings(
+        recipes.get_recipe("paper"),
+        train_images=160,
+        image_side=25,
+        default_image_size=227,
+    )
+    assert (paper.batch_size, paper.learning_rate) == (128, 0.01)
+    assert (paper.image_size, paper.epochs, paper.reason) == (227, 90, "")
+
+
+def test_plateau_patience_suits_the_run_length():
+    assert [recipes.plateau_patience(n) for n in (1, 6, 10, 30, 31, 90)] == [
+        3, 3, 3, 3, 4, 9,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("rate", [float("inf"), float("nan"), 0.0, -0.01])
+def test_learning_rates_that_cannot_train_are_refused(tmp_path, rate):
+    from keras_alexnet.runs import finetune, train
+
+    with pytest.raises(ValueError, match="learning_rate"):
+        train(tmp_path, tmp_path / "run", learning_rate=rate)
+    with pytest.raises(ValueError, match="finetune_learning_rate"):
+        finetune(tmp_path, tmp_path / "run", finetune_learning_rate=rate)
+    assert not (tmp_path / "run").exists()
+
+
+def test_divergence_stops_the_run_without_saving_it(tmp_path, capsys):
+    # A rate of 1e12 overflows the weights within the first epoch: the run
+    # stops at that batch with one line naming where and what to change, exit
+    # 1, and no checkpoint of a non-finite model exists.
+    data = write_digits_folder(tmp_path / "data", image_size=16, per_class=4)
+    run = tmp_path / "run"
+    argv = ["train", str(data), "--output", str(run), "--image-size", "67"]
+    argv += ["--fc-units", "16", "--epochs", "2", "--learning-rate", "1e12"]
+    status = cli.main([*argv, "--quiet"])
+    _, err = capsys.readouterr()
+    assert status == 1
+    assert err.count("\n") == 1, err
+    assert "diverged" in err and "epoch 1, step " in err
+    assert "--learning-rate" in err and "--batch-size" in err
+    assert not (run / "best.keras").exists()
+    assert not os.listdir(run / "checkpoints")

@@ -145,3 +145,32 @@ def test_paper_callbacks_modes_and_errors():
         paper_callbacks(patience=-1)
     with pytest.raises(ValueError, match="Received: initial_learning_rate=0"):
         paper_callbacks(initial_learning_rate=0)
+
+
+@pytest.mark.backend
+def test_stop_on_divergence_raises_at_the_first_non_finite_batch():
+    from keras_alexnet.training import StopOnDivergence, TrainingDivergedError
+
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(batch)
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    x = np.array([[1.0], [np.nan], [1.0], [1.0]], np.float32)
+    with pytest.raises(TrainingDivergedError, match="epoch 1, step 2 of 4") as error:
+        model.fit(
+            x,
+            np.ones((4, 1), np.float32),
+            batch_size=1,
+            epochs=2,
+            shuffle=False,
+            verbose=0,
+            callbacks=[StopOnDivergence(4, advice="lower it"), Record()],
+        )
+    assert "learning rate 1: lower it." in str(error.value)
+    # Callbacks after it never saw the diverged batch.
+    assert seen == [0]
+    assert isinstance(error.value, ValueError)

@@ -149,7 +149,7 @@ def add_commands(commands: Any) -> None:
         "the same command to resume after an interruption.",
     )
     _run_options(train, "runs/train")
-    train.add_argument("--recipe", choices=("paper", "modern"), default="paper")
+    train.add_argument("--recipe", choices=("auto", "paper", "modern"), default="auto")
     train.add_argument("--normalization", choices=("lrn", "batchnorm", "none"))
     train.add_argument(
         "--init",

@@ -3,32 +3,60 @@
 Both write a run folder (`keras_alexnet.runs.run_folder`): configuration,
 checkpoints, `log.csv`, TensorBoard logs, `curves.png`, `conv1_filters.png` and
 `metrics.json`. Calling again with the same arguments after an interruption
-continues from the last completed epoch.
+continues from the last completed epoch. Each builds a list of `Phase`s (train:
+one; finetune: the head, then everything) that one loop runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import statistics
 import sys
 from typing import Any
 
 import keras
 import numpy as np
 
+from keras_alexnet import training
+from keras_alexnet._validation import check_float
 from keras_alexnet.runs import models, plots, recipes
-from keras_alexnet.runs.datasets import make_datasets, resolve_data
+from keras_alexnet.runs.datasets import DataSpec, make_datasets, resolve_data
 from keras_alexnet.runs.evaluate import evaluate_model
 from keras_alexnet.runs.run_folder import EpochRecorder, RunFolder
 
 DISTRIBUTE_BACKENDS = ("tensorflow", "jax")
+# Image sizes are read from at most this many training files.
+SURVEY_FILES = 64
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One stretch of a run, with one optimizer.
+
+    Attributes:
+        name: `"train"`, `"head"` or `"finetune"`.
+        end_epoch: the epoch count once the phase is done.
+        base_trainable: whether a pretrained base learns (ignored without one).
+        optimizer: `"recipe"` (the recipe's optimizer and schedule), `"adam"`
+            or `"paper_sgd"`.
+        learning_rate: the phase's (peak) learning rate.
+    """
+
+    name: str
+    end_epoch: int
+    base_trainable: bool
+    optimizer: str
+    learning_rate: float
 
 
 def train(
     data: str | os.PathLike,
     output: str | os.PathLike,
     *,
-    recipe: str = "paper",
+    recipe: str | None = None,
     variant: str = "original",
     normalization: str | None = None,
     init: str | None = None,
@@ -55,17 +83,20 @@ def train(
             tree with `validation_split`, or a TFDS name (see
             `keras_alexnet.runs.datasets.resolve_data`).
         output: the run folder; rerunning with the same arguments resumes.
-        recipe: `"paper"` or `"modern"` (see `keras_alexnet.runs.recipes`).
+        recipe: `None` or `"auto"` (settings fitted to the data, printed in
+            one line), `"paper"` or `"modern"` (see `keras_alexnet.runs.recipes`).
         variant: `"original"` (the paper's layout) or `"torchvision"`.
         normalization: overrides the recipe's (`"lrn"`, `"batchnorm"`, `"none"`).
         init: overrides the recipe's initialisation (`"paper"`, `"he"`).
         fc_units: the width of fc6 and fc7 (4096 in the paper; narrower trains
             faster on small datasets).
         dropout: the dropout rate of fc6 and fc7 (0.5 in the paper).
-        image_size: the input side; defaults to the variant's (227 or 224).
+        image_size: the input side; defaults to the variant's (227 or 224), or
+            with `auto` to the images' own side (at least 67).
         batch_size: overrides the recipe's.
         epochs: overrides the recipe's.
-        learning_rate: overrides the recipe's (the peak of `modern`'s schedule).
+        learning_rate: overrides the recipe's (the peak of a cosine schedule);
+            with `auto`, the default is scaled to the batch.
         flip: overrides the recipe's random flips.
         lighting: overrides the recipe's PCA lighting.
         augment: overrides the recipe's augmentation preset (`"paper"`,
@@ -84,8 +115,27 @@ def train(
 
     Returns:
         The final metrics, as written to `metrics.json`.
+
+    Raises:
+        ValueError: a bad argument (`learning_rate` not a finite number > 0...).
+        keras_alexnet.training.TrainingDivergedError: the loss became NaN or
+            infinite (no checkpoint of the diverged model is written).
     """
     chosen = recipes.get_recipe(recipe)
+    check_float("learning_rate", learning_rate, minimum=0, exclusive_minimum=True,
+                allow_none=True)  # fmt: skip
+    spec = resolve_data(data, validation_split=validation_split)
+    train_images, image_side = _survey(spec) if chosen.scales_to_data else (None, None)
+    settings = recipes.choose_settings(
+        chosen,
+        train_images=train_images,
+        image_side=image_side,
+        default_image_size=models.default_image_size(variant),
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        image_size=image_size,
+        epochs=epochs,
+    )
     config = {
         "command": "train",
         "data": os.fspath(data),
@@ -95,10 +145,10 @@ def train(
         "init": init or chosen.init,
         "fc_units": fc_units,
         "dropout": dropout,
-        "image_size": image_size or models.default_image_size(variant),
-        "batch_size": batch_size or chosen.batch_size,
-        "epochs": epochs or chosen.epochs,
-        "learning_rate": learning_rate or chosen.learning_rate,
+        "image_size": settings.image_size,
+        "batch_size": settings.batch_size,
+        "epochs": settings.epochs,
+        "learning_rate": settings.learning_rate,
         "flip": chosen.flip if flip is None else flip,
         "lighting": chosen.lighting if lighting is None else lighting,
         "augment": augment or chosen.augment,
@@ -110,6 +160,12 @@ def train(
         "backend": keras.backend.backend(),
     }
     _check_config(config)
+    if verbose and settings.reason:
+        print(
+            f"Recipe {chosen.name}: {settings.reason}, {config['normalization']}, "
+            f"init {config['init']}, {config['epochs']} epochs."
+        )
+    phases = [Phase("train", config["epochs"], True, "recipe", config["learning_rate"])]
 
     def build(classes: int) -> tuple[keras.Model, None]:
         model = models.build_classifier(
@@ -122,9 +178,10 @@ def train(
             fc_units=fc_units,
             dropout=dropout,
         )
+        recipes.set_batchnorm_momentum(model, chosen.batchnorm_momentum)
         return model, None
 
-    return _run(config, output, chosen, build, verbose=verbose)
+    return _run(config, output, chosen, build, phases, verbose=verbose)
 
 
 def finetune(
@@ -174,6 +231,11 @@ def finetune(
 
     Returns:
         The final metrics, as written to `metrics.json`.
+
+    Raises:
+        ValueError: a bad argument.
+        keras_alexnet.training.TrainingDivergedError: the loss became NaN or
+            infinite.
     """
     if weights not in (None, "imagenet") and not os.path.isfile(
         os.path.expanduser(os.fspath(weights))
@@ -195,6 +257,7 @@ def finetune(
         "finetune_learning_rate": finetune_learning_rate,
         "flip": flip,
         "lighting": False,
+        "augment": "paper",
         "validation_split": validation_split,
         "ten_crop": False,
         "seed": seed,
@@ -208,7 +271,10 @@ def finetune(
             "`head_epochs` should be from 0 to `epochs`. Received: "
             f"head_epochs={head_epochs}, epochs={epochs}"
         )
-    chosen = dataclasses_replace(recipes.RECIPES["paper"], augment="paper")
+    phases = [
+        Phase("head", head_epochs, False, "adam", learning_rate),
+        Phase("finetune", epochs, True, "paper_sgd", finetune_learning_rate),
+    ]
 
     def build(classes: int) -> tuple[keras.Model, keras.Model]:
         return models.build_finetune_model(
@@ -218,13 +284,35 @@ def finetune(
             image_size=config["image_size"],
         )
 
-    return _run(config, output, chosen, build, verbose=verbose)
+    # The paper's data handling (crops, no mixing, no smoothing); the phases
+    # bring their own optimizers.
+    return _run(config, output, recipes.RECIPES["paper"], build, phases,
+                verbose=verbose)  # fmt: skip
 
 
-def dataclasses_replace(recipe: recipes.Recipe, **changes: Any) -> recipes.Recipe:
-    import dataclasses
+def _survey(spec: DataSpec) -> tuple[int | None, float | None]:
+    """The number of training images and their median side (`None`: TFDS)."""
+    if spec.kind == "tfds":
+        return None, None
+    from PIL import Image
 
-    return dataclasses.replace(recipe, **changes)
+    files = sorted(
+        os.path.join(folder, name)
+        for folder, _, names in os.walk(spec.train)
+        for name in names
+        if name.lower().endswith(IMAGE_SUFFIXES)
+    )
+    count = len(files)
+    if spec.kind == "split" and spec.validation_split:
+        count = round(count * (1 - spec.validation_split))
+    sides = []
+    for path in files[:: max(1, len(files) // SURVEY_FILES)]:
+        try:
+            with Image.open(path) as image:
+                sides.append(min(image.size))
+        except OSError:
+            continue  # the pipeline reports unreadable files
+    return count or None, (statistics.median(sides) if sides else None)
 
 
 def _check_config(config: dict[str, Any]) -> None:
@@ -235,12 +323,8 @@ def _check_config(config: dict[str, Any]) -> None:
                 f"`{key}` should be an integer >= 1. Received: {key}={value!r}"
             )
     for key in ("learning_rate", "finetune_learning_rate"):
-        if key in config and not (
-            isinstance(config[key], (int, float)) and config[key] > 0
-        ):
-            raise ValueError(
-                f"`{key}` should be a number > 0. Received: {key}={config[key]!r}"
-            )
+        if key in config:
+            check_float(key, config[key], minimum=0, exclusive_minimum=True)
     if config["distribute"] and config["backend"] not in DISTRIBUTE_BACKENDS:
         raise ValueError(
             "`distribute` needs the TensorFlow or JAX backend. Received: backend "
@@ -293,6 +377,7 @@ def _run(
     output: str | os.PathLike,
     recipe: recipes.Recipe,
     build: Any,
+    phases: list[Phase],
     *,
     verbose: int,
 ) -> dict[str, Any]:
@@ -305,22 +390,21 @@ def _run(
         keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(config["seed"])
 
-    sparse = not (config.get("command") == "train" and recipe.mix)
-    smoothing = recipe.label_smoothing if config["command"] == "train" else 0.0
+    one_hot = recipe.mix or bool(recipe.label_smoothing)
     train_data, val_data, class_names = make_datasets(
         resolve_data(config["data"], validation_split=config["validation_split"]),
         seed=config["seed"],
         variant=config["variant"],
         image_size=config["image_size"],
         batch_size=config["batch_size"],
-        augment=config.get("augment", recipe.augment),
+        augment=config["augment"],
         flip=config["flip"],
         lighting=config["lighting"],
-        label_mode="sparse" if sparse and not smoothing else "one_hot",
-        label_smoothing=smoothing,
+        label_mode="one_hot" if one_hot else "sparse",
+        label_smoothing=recipe.label_smoothing,
     )
     classes = len(class_names)
-    if recipe.mix and config["command"] == "train":
+    if recipe.mix:
         train_data = recipes.mix_batches(train_data, config["seed"])
     steps = int(train_data.cardinality())
     folder.write_json("classes.json", class_names)
@@ -338,38 +422,43 @@ def _run(
                     "linear", dtype="float32", name="predictions_float32"
                 )(model.output)
                 model = keras.Model(model.input, scores, name=model.name)
-        for index, (start, end, base_trainable, rate) in enumerate(
-            _phases(config, completed)
-        ):
-            optimizer, stateful = _optimizer(
-                config, recipe, index, rate, steps, verbose
+        start = 0
+        for phase in phases:
+            first = max(start, completed)
+            if first >= phase.end_epoch:
+                start = phase.end_epoch
+                continue
+            optimizer, stateful = _phase_optimizer(
+                phase, recipe, config["epochs"], steps, verbose
             )
             # Within a phase, the checkpoint carries the compiled optimizer and
             # its state; a new phase (or a new run) compiles afresh.
-            if not (completed and start == completed and _same_phase(config, start)):
+            if not start < completed == first:
                 if base is not None:
-                    base.trainable = base_trainable
-                _compile(model, optimizer, classes, sparse and not smoothing)
+                    base.trainable = phase.base_trainable
+                _compile(model, optimizer, classes, not one_hot)
             recorder = EpochRecorder(folder, state=state, stateful_callbacks=stateful)
             callbacks = [
                 *stateful.values(),
+                # Before the recorder: a diverged epoch is never saved.
+                training.StopOnDivergence(steps, advice=_divergence_advice(config)),
                 recorder,
                 keras.callbacks.TensorBoard(
                     folder.path("tensorboard"), write_graph=False
                 ),
             ]
-            if end > start:
-                model.fit(
-                    train_data,
-                    validation_data=val_data,
-                    epochs=end,
-                    initial_epoch=start,
-                    callbacks=callbacks,
-                    verbose=_fit_verbose(verbose),
-                    # The pipeline shuffles; Keras' own flag only warns.
-                    shuffle=False,
-                )
+            model.fit(
+                train_data,
+                validation_data=val_data,
+                epochs=phase.end_epoch,
+                initial_epoch=first,
+                callbacks=callbacks,
+                verbose=_fit_verbose(verbose),
+                # The pipeline shuffles; Keras' own flag only warns.
+                shuffle=False,
+            )
             state = folder.state()
+            start = phase.end_epoch
 
     if config["distribute"]:
         # The final scores on one device: predict_on_batch under a strategy
@@ -395,50 +484,41 @@ def _run(
     return metrics
 
 
-def _phases(config, completed):
-    """`(first epoch, end epoch, base trainable, learning rate)` still to run."""
-    epochs = config["epochs"]
-    if config["command"] != "finetune":
-        return [(completed, epochs, True, config["learning_rate"])]
-    head = config["head_epochs"]
-    phases = []
-    if completed < head:
-        phases.append((completed, head, False, config["learning_rate"]))
-    phases.append(
-        (max(completed, head), epochs, True, config["finetune_learning_rate"])
-    )
-    return phases
-
-
-def _same_phase(config, start):
-    # Resuming at the first epoch of fine-tuning's second phase starts it.
-    return config["command"] != "finetune" or start != config["head_epochs"]
-
-
-def _optimizer(config, recipe, phase, rate, steps, verbose):
-    if config["command"] == "finetune":
-        if phase == 0 and config["head_epochs"] and rate == config["learning_rate"]:
-            return keras.optimizers.Adam(rate), {}
-        return recipes.training.PaperSGD(learning_rate=rate), {}
+def _phase_optimizer(phase, recipe, epochs, steps, verbose):
+    """The optimizer of `phase` and its stateful callbacks `{name: callback}`."""
+    if phase.optimizer == "adam":
+        return keras.optimizers.Adam(phase.learning_rate), {}
+    if phase.optimizer == "paper_sgd":
+        return training.PaperSGD(learning_rate=phase.learning_rate), {}
     return recipes.optimizer_and_callbacks(
         recipe,
-        learning_rate=rate,
-        epochs=config["epochs"],
+        learning_rate=phase.learning_rate,
+        epochs=epochs,
         steps_per_epoch=steps,
         verbose=verbose,
     )
 
 
+def _divergence_advice(config: dict[str, Any]) -> str:
+    rate = config.get("finetune_learning_rate", config["learning_rate"])
+    return (
+        f"lower the learning rate (learning_rate, --learning-rate; now {rate:.3g}) "
+        f"or raise the batch size (batch_size, --batch-size; now "
+        f"{config['batch_size']})"
+    )
+
+
 def _compile(model, optimizer, classes, sparse):
     k = min(5, classes)
+    # Keras' own cross-entropy on probabilities stops learning on JAX and
+    # PyTorch (not TensorFlow) where a class's probability is below 1e-7.
+    loss = training.ProbabilityCrossentropy(sparse=sparse)
     if sparse:
-        loss = keras.losses.SparseCategoricalCrossentropy()
         metrics = [
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
             keras.metrics.SparseTopKCategoricalAccuracy(k, name="top5"),
         ]
     else:
-        loss = keras.losses.CategoricalCrossentropy()
         metrics = [
             keras.metrics.CategoricalAccuracy(name="accuracy"),
             keras.metrics.TopKCategoricalAccuracy(k, name="top5"),
