@@ -157,7 +157,7 @@ def test_probability_crossentropy_matches_the_closed_form(sparse):
     smoothed = ProbabilityCrossentropy(
         sparse=sparse, label_smoothing=0.3, reduction=None
     )
-    value = keras.ops.convert_to_numpy(smoothed(targets, probabilities[:1]))
+    value = keras.ops.convert_to_numpy(smoothed(targets[:1], probabilities[:1]))
     expected = -(0.8 * np.log(0.7) + 0.1 * np.log(0.2) + 0.1 * np.log(0.1))
     np.testing.assert_allclose(value, [expected], rtol=1e-5)
     config = smoothed.get_config()

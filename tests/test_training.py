@@ -170,7 +170,8 @@ def test_stop_on_divergence_raises_at_the_first_non_finite_batch():
             verbose=0,
             callbacks=[StopOnDivergence(4, advice="lower it"), Record()],
         )
-    assert "learning rate 1: lower it." in str(error.value)
+    assert "(learning rate 1)" in str(error.value)
+    assert str(error.value).endswith("too high for the batch size: lower it.")
     # Callbacks after it never saw the diverged batch.
     assert seen == [0]
     assert isinstance(error.value, ValueError)
