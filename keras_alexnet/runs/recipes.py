@@ -212,7 +212,7 @@ def choose_settings(
             fitting = 2 ** int(math.log2(max(1, train_images // MIN_STEPS_PER_EPOCH)))
             batch_size = min(recipe.batch_size, max(MIN_AUTO_BATCH_SIZE, fitting))
             batch_size = min(batch_size, train_images)
-            steps = math.ceil(train_images / batch_size)
+            steps = max(1, train_images // batch_size)  # drops the partial batch
             reasons.append(
                 f"batch {batch_size} ({steps} steps an epoch of {train_images} images)"
             )
