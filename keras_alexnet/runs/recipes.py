@@ -2,12 +2,13 @@
 and the modern one that followed it.
 
 `auto` (the default): the modern optimizer and schedule without the heavy
-augmentation, scaled to the data it sees (`choose_settings`): BatchNorm; He
-initialisation; the paper's crops and flips; SGD with Nesterov momentum 0.9
-and decoupled weight decay 5e-5 at 0.1 for a batch of 256, scaled linearly to
-the batch; a warm-up over 5 % of the steps then cosine decay; a batch that
-gives an epoch at least 20 steps; an input size near the images' own; 10
-epochs; centre-crop test. docs/training.md explains each choice.
+augmentation, scaled to the data it sees (`choose_settings`): BatchNorm with
+moving-average momentum 0.9; He initialisation; the paper's crops and flips;
+SGD with Nesterov momentum 0.9 and decoupled weight decay 5e-5 at the paper's
+0.01 for a batch of 128, scaled linearly to the batch; a warm-up over 5 % of
+the steps then cosine decay; a batch that gives an epoch at least 20 steps; an
+input size near the images' own; 10 epochs; centre-crop test.
+docs/training.md explains each choice.
 
 `paper`: LRN; weights from N(0, 0.01), biases 1; random crops of the image
 resized to 256, flips, PCA lighting; `PaperSGD` (lr 0.01, momentum 0.9, weight
@@ -181,9 +182,9 @@ def choose_settings(
 
     - batch: the largest power of two that gives an epoch at least
       `MIN_STEPS_PER_EPOCH` steps, from `MIN_AUTO_BATCH_SIZE` up to the
-      recipe's 256;
+      recipe's 128;
     - learning rate: the recipe's, scaled linearly from its reference batch
-      (0.1 at 256) to the batch (Goyal et al., 2017);
+      (0.01 at 128) to the batch (Goyal et al., 2017);
     - input size: the images' median side, from 67 to the variant's size.
 
     Args:
@@ -191,8 +192,10 @@ def choose_settings(
         train_images: the number of training images (`None`: unknown).
         image_side: their median side in pixels (`None`: unknown).
         default_image_size: the variant's input size.
-        batch_size, learning_rate, image_size, epochs: the caller's choices
-            (`None`: choose).
+        batch_size: the caller's batch (`None`: choose).
+        learning_rate: the caller's rate (`None`: choose).
+        image_size: the caller's input size (`None`: choose).
+        epochs: the caller's run length (`None`: the recipe's).
 
     Returns:
         `Settings`.
