@@ -124,6 +124,7 @@ def train(
     chosen = recipes.get_recipe(recipe)
     check_float("learning_rate", learning_rate, minimum=0, exclusive_minimum=True,
                 allow_none=True)  # fmt: skip
+    _check_distribute(_distribute_mode(distribute))  # before reading DATA
     spec = resolve_data(data, validation_split=validation_split)
     train_images, image_side = _survey(spec) if chosen.scales_to_data else (None, None)
     settings = recipes.choose_settings(
@@ -325,15 +326,20 @@ def _check_config(config: dict[str, Any]) -> None:
     for key in ("learning_rate", "finetune_learning_rate"):
         if key in config:
             check_float(key, config[key], minimum=0, exclusive_minimum=True)
-    if config["distribute"] and config["backend"] not in DISTRIBUTE_BACKENDS:
+    _check_distribute(config["distribute"])
+
+
+def _check_distribute(mode: str | bool) -> None:
+    backend = keras.backend.backend()
+    if mode and backend not in DISTRIBUTE_BACKENDS:
         raise ValueError(
             "`distribute` needs the TensorFlow or JAX backend. Received: backend "
-            f"{config['backend']!r}"
+            f"{backend!r}"
         )
-    if config["distribute"] == "model-parallel" and config["backend"] != "jax":
+    if mode == "model-parallel" and backend != "jax":
         raise ValueError(
             "`distribute='model-parallel'` needs the JAX backend "
-            f"(keras.distribution). Received: backend {config['backend']!r}"
+            f"(keras.distribution). Received: backend {backend!r}"
         )
 
 
