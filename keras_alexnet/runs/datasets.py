@@ -211,6 +211,9 @@ def _file_count(root: str) -> int:
     )
 
 
+TRAIN_ONLY_OPTIONS = ("augment", "flip", "lighting", "scale", "label_smoothing")
+
+
 def make_datasets(
     spec: DataSpec, *, seed: int | None, **options: Any
 ) -> tuple[Any, Any, list[str]]:
@@ -227,39 +230,69 @@ def make_datasets(
         `(train, val, class_names)`.
     """
     class_names = class_names_of(spec)
-    train_only = ("augment", "flip", "lighting", "scale", "label_smoothing")
     eval_augment = options.pop("eval_augment", "center_crop")
-    common = {k: v for k, v in options.items() if k not in train_only}
-    common["seed"] = seed
     if spec.kind == "tfds":
         train = imagenet_lib.imagenet_dataset(
             spec.train_split, source=spec.train, **options, seed=seed
         )
-        val = imagenet_lib.imagenet_dataset(
+    else:
+        train = imagenet_lib.imagenet_dataset(
+            "train",
+            source=spec.train,
+            class_names=class_names,
+            **options,
+            seed=seed,
+            **_subset(spec, "training"),
+        )
+    val = _validation(spec, class_names, seed, eval_augment, options)
+    return train, val, list(class_names or train.class_names)
+
+
+def make_validation_dataset(
+    spec: DataSpec,
+    *,
+    seed: int | None,
+    eval_augment: str = "center_crop",
+    **options: Any,
+) -> tuple[Any, list[str]]:
+    """The validation pipeline of a spec alone, as `make_datasets` builds it.
+
+    Returns:
+        `(val, class_names)`.
+    """
+    class_names = class_names_of(spec)
+    val = _validation(spec, class_names, seed, eval_augment, options)
+    return val, list(class_names or val.class_names)
+
+
+def _validation(
+    spec: DataSpec,
+    class_names: list[str] | None,
+    seed: int | None,
+    eval_augment: str,
+    options: dict[str, Any],
+) -> Any:
+    common = {k: v for k, v in options.items() if k not in TRAIN_ONLY_OPTIONS}
+    common.update(seed=seed, augment=eval_augment)
+    if spec.kind == "tfds":
+        return imagenet_lib.imagenet_dataset(
             spec.val_split,
             source=spec.val,
-            **{**common, "augment": eval_augment, "shuffle": False},
+            **{**common, "shuffle": False},
             drop_remainder=False,
         )
-        return train, val, list(train.class_names)
-    split: dict[str, Any] = (
-        {"validation_split": spec.validation_split} if spec.kind == "split" else {}
-    )
-    train = imagenet_lib.imagenet_dataset(
-        "train",
-        source=spec.train,
-        class_names=class_names,
-        **options,
-        seed=seed,
-        **({**split, "subset": "training"} if split else {}),
-    )
     check = "decode" if _file_count(spec.val) <= DECODE_CHECK_LIMIT else "header"
-    val = imagenet_lib.imagenet_dataset(
+    return imagenet_lib.imagenet_dataset(
         "validation",
         source=spec.val,
         class_names=class_names,
-        **{**common, "augment": eval_augment},
+        **common,
         check_files=check,
-        **({**split, "subset": "validation"} if split else {}),
+        **_subset(spec, "validation"),
     )
-    return train, val, list(class_names or train.class_names)
+
+
+def _subset(spec: DataSpec, subset: str) -> dict[str, Any]:
+    if spec.kind != "split":
+        return {}
+    return {"validation_split": spec.validation_split, "subset": subset}

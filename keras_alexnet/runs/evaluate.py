@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from keras_alexnet.runs import models, plots
-from keras_alexnet.runs.datasets import make_datasets, resolve_data
+from keras_alexnet.runs.datasets import make_validation_dataset, resolve_data
 from keras_alexnet.runs.run_folder import RunFolder
 from keras_alexnet.weights.loading import write_atomically
 
@@ -336,7 +336,7 @@ def evaluate(
         allow_small_classes=allow_small_classes,
     )
     crop = TEN_CROP if ten_crop else CENTRE
-    _, val, class_names = make_datasets(
+    val, class_names = make_validation_dataset(
         spec,
         seed=seed,
         variant=variant,

@@ -17,7 +17,11 @@ import keras
 import numpy as np
 
 from keras_alexnet.runs import models, plots, recipes
-from keras_alexnet.runs.datasets import make_datasets, resolve_data
+from keras_alexnet.runs.datasets import (
+    make_datasets,
+    make_validation_dataset,
+    resolve_data,
+)
 from keras_alexnet.runs.evaluate import checkpoint_label, evaluate_run
 from keras_alexnet.runs.run_folder import (
     INITIAL_CONV1,
@@ -488,7 +492,7 @@ def _ten_crop_data(config, class_names):
         validation_split=config["validation_split"],
         allow_small_classes=config["allow_small_classes"],
     )
-    _, val, _ = make_datasets(
+    val, _ = make_validation_dataset(
         spec,
         seed=config["seed"],
         variant=config["variant"],
