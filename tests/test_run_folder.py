@@ -272,6 +272,13 @@ def test_a_run_folder_records_its_real_path_and_refuses_foreign_files(tmp_path):
     with pytest.raises(ValueError, match=r"'checkpoints/mine.txt' that no run"):
         train(tmp_path / "no_data", real, epochs=1, verbose=0, **OPTIONS)
     assert (real / "checkpoints" / "mine.txt").read_text() == "mine"
+    # A run writes no symbolic link: one named like a run's file is the user's.
+    os.remove(real / "checkpoints" / "mine.txt")
+    (tmp_path / "precious.keras").write_text("mine")
+    (real / "best.keras").symlink_to(tmp_path / "precious.keras")
+    with pytest.raises(ValueError, match=r"holds 'best.keras' that no run"):
+        train(tmp_path / "no_data", real, epochs=1, verbose=0, **OPTIONS)
+    assert (tmp_path / "precious.keras").read_text() == "mine"
 
 
 def test_evaluate_refuses_to_write_into_a_run_folder(tmp_path):

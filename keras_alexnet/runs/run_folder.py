@@ -171,10 +171,12 @@ class RunFolder:
         if not _is_run_config(self.path("config.json")):
             # Not (yet) a run folder: only a lock or a half-written config.
             return [e for e in entries if e != LOCK and not TEMPORARY_NAME.fullmatch(e)]
+        # A run writes no symbolic link: one in its place leads elsewhere.
         foreign = [
             e
             for e in entries
-            if e not in RUN_ENTRIES and not TEMPORARY_NAME.fullmatch(e)
+            if (e not in RUN_ENTRIES and not TEMPORARY_NAME.fullmatch(e))
+            or os.path.islink(self.path(e))
         ]
         checkpoints = self.path("checkpoints")
         if os.path.isdir(checkpoints) and not os.path.islink(checkpoints):
@@ -182,6 +184,7 @@ class RunFolder:
                 os.path.join("checkpoints", e)
                 for e in sorted(os.listdir(checkpoints))
                 if not (CHECKPOINT_NAME.fullmatch(e) or TEMPORARY_NAME.fullmatch(e))
+                or os.path.islink(os.path.join(checkpoints, e))
             ]
         return foreign
 
