@@ -179,13 +179,14 @@ def plot_conv1_filters(
         kernel: conv1's kernel, `(height, width, 3, filters)`.
         path: the PNG to write.
         title: the figure's title.
-        initial: conv1's kernel before training, drawn on the left.
+        initial: conv1's kernel before the run's first step (random, or
+            pretrained when fine-tuning), drawn on the left.
     """
     plt = _pyplot()
     panels = [("trained", filter_mosaic(kernel))]
     if initial is not None:
         conv1_change(initial, kernel)  # the same shape
-        panels.insert(0, ("at initialisation", filter_mosaic(initial)))
+        panels.insert(0, ("at the start of the run", filter_mosaic(initial)))
     rows, columns = panels[0][1].shape[:2]
     figure, axes = plt.subplots(
         1,

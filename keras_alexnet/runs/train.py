@@ -581,7 +581,8 @@ def conv1_title(
         return f"{title} (initial filters not recorded)"
     change = plots.conv1_change(initial, kernel)
     title += (
-        f", at initialisation and trained; moved {100 * change:.1f} % (|W - W0| / |W0|)"
+        f", at the start of the run and trained; moved {100 * change:.1f} % "
+        "(|W - W0| / |W0|)"
     )
     paper = (
         config.get("recipe") == "paper"
