@@ -29,7 +29,7 @@ from keras_alexnet.resources import write_digits_folder
 from keras_alexnet.runs import models, train
 from keras_alexnet.runs.datasets import class_names_of, resolve_data
 from keras_alexnet.runs.evaluate import evaluate, score
-from keras_alexnet.runs.run_folder import RunFolder
+from keras_alexnet.runs.run_folder import EpochRecorder, RunFolder
 from keras_alexnet.runs.train import conv1_title
 
 OPTIONS = {
@@ -378,3 +378,40 @@ def test_empty_and_single_image_classes_are_refused_by_name(tmp_path, png):
 def test_keep_checkpoints_is_checked():
     with pytest.raises(ValueError, match="Received: keep_checkpoints=0"):
         train("data", "run", keep_checkpoints=0)
+
+
+def _recorder(tmp_path, keep):
+    folder = RunFolder(tmp_path / "run")
+    folder.start({**CONFIG, "keep_checkpoints": keep})
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    recorder = EpochRecorder(folder)
+    recorder.set_model(model)
+    return folder, recorder
+
+
+def test_best_keras_is_the_first_highest_score_and_old_checkpoints_go(tmp_path):
+    folder, recorder = _recorder(tmp_path, keep=2)
+    inodes = {}
+    for epoch, value in enumerate([0.5, 0.7, 0.7, float("nan"), 0.6]):
+        recorder.on_epoch_end(epoch, {"val_accuracy": value})
+        inodes[epoch + 1] = os.stat(folder.checkpoint(epoch + 1)).st_ino
+    assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == [
+        "epoch-0004.keras",
+        "epoch-0005.keras",
+    ]
+    # Epoch 2: the highest score, before epoch 3's equal one; NaN never wins.
+    assert os.stat(tmp_path / "run" / "best.keras").st_ino == inodes[2]
+    assert folder.best_checkpoint()["epoch"] == 2
+    folder.release()
+
+
+def test_without_a_finite_score_the_last_checkpoint_is_named(tmp_path):
+    folder, recorder = _recorder(tmp_path, keep=1)
+    for epoch in range(2):
+        recorder.on_epoch_end(epoch, {"val_accuracy": float("nan")})
+    assert not (tmp_path / "run" / "best.keras").exists()
+    checkpoint = folder.best_checkpoint()
+    assert checkpoint["file"] == os.path.join("checkpoints", "epoch-0002.keras")
+    assert "no epoch had a finite val_accuracy" in checkpoint["chosen_by"]
+    folder.release()

@@ -213,14 +213,14 @@ class RunFolder:
                 previous = _read_lock(path)
                 if previous is None or _alive(previous):
                     who = (
-                        "a process"
+                        "another process"
                         if previous is None
-                        else f"process {previous['pid']}"
+                        else f"process {previous['pid']} on {previous['host']}"
                     )
                     raise ValueError(
-                        f"{self.root} is being written by {who}"
-                        + ("" if previous is None else f" on {previous['host']}")
-                        + f"; wait for it, or remove {path} if that run is gone."
+                        f"`output` is being written by {who}: wait for it, or "
+                        f"remove {path} if that run is gone. Received: "
+                        f"output={self.requested!r} ({self.root})"
                     ) from None
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
@@ -338,11 +338,16 @@ class RunFolder:
                 "chosen_by": BEST_RULE,
             }
         last = int(state.get("epoch", 0))
+        reason = (
+            "best.keras is missing"
+            if state.get("best_epoch")
+            else "no epoch had a finite val_accuracy"
+        )
         return {
             "file": os.path.relpath(self.checkpoint(last), self.root),
             "epoch": last,
             "val_accuracy": None,
-            "chosen_by": "the last epoch: no epoch had a finite val_accuracy",
+            "chosen_by": f"the last epoch: {reason}",
         }
 
     def finished_metrics(self, config: dict[str, Any]) -> dict[str, Any] | None:
