@@ -14,7 +14,7 @@
       tensorboard/         TensorBoard logs
       per_class.csv, confusion_matrix.png, curves.png, conv1_filters.png
       metrics.json         the evaluation of best.keras; written last
-      .lock                the process writing the folder (removed at the end)
+      .lock                the process writing the folder (`FolderLock`; removed at the end)
 
 The folder is the run's own: an `output` holding anything else is refused,
 so that nothing of the user's is overwritten or deleted (see `RunFolder.start`).
@@ -29,8 +29,6 @@ one, and the checkpoint `state.json` names is never removed.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import csv
 import io
 import json
@@ -38,15 +36,13 @@ import math
 import os
 import re
 import shutil
-import socket
-import threading
-import time
 from typing import Any
 
 import keras
 import numpy as np
 
 from keras_alexnet._validation import check_bool, check_int
+from keras_alexnet.runs.folder_lock import FolderLock
 from keras_alexnet.weights.loading import write_atomically
 
 __all__ = ["BEST_RULE", "EpochRecorder", "RunFolder", "folder_size", "run_options"]
@@ -76,9 +72,6 @@ CHECKPOINT_NAME = re.compile(r"epoch-(\d{4,})\.keras")
 # write_atomically's temporary files, left behind by a killed process.
 TEMPORARY_NAME = re.compile(r"\.tmp-[^/]*")
 LOCK = ".lock"
-# A lock file still empty this long after its creation was left by a process
-# killed between creating and writing it.
-EMPTY_LOCK_SECONDS = 10.0
 BEST_RULE = (
     "the epoch with the highest val_accuracy; a tie keeps the earlier epoch, "
     "an epoch whose val_accuracy is not finite is never chosen"
@@ -107,7 +100,9 @@ class RunFolder:
                 "which is a file"
             )
         self.keep_checkpoints = 1
-        self._locked = False
+        self.lock = FolderLock(
+            self.path(LOCK), received=f"output={self.requested!r} ({self.root})"
+        )
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)
@@ -139,7 +134,7 @@ class RunFolder:
         )
         self._refuse_foreign_entries()
         os.makedirs(self.root, exist_ok=True)
-        self._lock()
+        self.lock.acquire()
         config_path = self.path("config.json")
         # A folder whose run completed no epoch has nothing to resume.
         if os.path.isfile(config_path) and self.state()["epoch"]:
@@ -199,49 +194,9 @@ class RunFolder:
                 f"{shown}{more} that no run wrote; choose another --output."
             )
 
-    def _lock(self) -> None:
-        path = self.path(LOCK)
-        holder = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "thread": threading.get_ident(),
-        }
-        for _ in range(3):
-            try:
-                descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                previous = _read_lock(path)
-                if previous is None or _alive(previous):
-                    who = (
-                        "another process"
-                        if previous is None
-                        else f"process {previous['pid']} on {previous['host']}"
-                    )
-                    raise ValueError(
-                        f"`output` is being written by {who}: wait for it, or "
-                        f"remove {path} if that run is gone. Received: "
-                        f"output={self.requested!r} ({self.root})"
-                    ) from None
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(path)
-                continue
-            with os.fdopen(descriptor, "w", encoding="utf-8") as f:
-                json.dump(holder, f)
-            self._locked = True
-            atexit.register(self.release)
-            return
-        raise ValueError(f"Could not lock {self.root}: {path} keeps reappearing.")
-
     def release(self) -> None:
         """Removes this process's lock (nothing if it holds none)."""
-        if not self._locked:
-            return
-        self._locked = False
-        atexit.unregister(self.release)
-        holder = _read_lock(self.path(LOCK))
-        if holder is not None and holder["pid"] == os.getpid():
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self.path(LOCK))
+        self.lock.release()
 
     def state(self) -> dict[str, Any]:
         path = self.path("state.json")
@@ -443,45 +398,6 @@ def _is_run_config(path: str) -> bool:
 def _read_json(path: str) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
-
-
-def _read_lock(path: str) -> dict[str, Any] | None:
-    """The lock's holder; `None` while it is being written. A lock left empty
-    by a killed process reads as held by a dead process."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            holder = json.load(f)
-        return {"pid": int(holder["pid"]), "host": str(holder["host"]), **holder}
-    except FileNotFoundError:
-        return {"pid": -1, "host": socket.gethostname()}
-    except (OSError, ValueError, KeyError, TypeError):
-        try:
-            age = time.time() - os.path.getmtime(path)
-        except OSError:
-            age = math.inf
-        return None if age < EMPTY_LOCK_SECONDS else {"pid": -1, "host": ""}
-
-
-def _alive(holder: dict[str, Any]) -> bool:
-    """Whether the lock's process still runs (another host's: assumed so)."""
-    pid = holder["pid"]
-    if pid <= 0:
-        return False
-    if holder["host"] != socket.gethostname():
-        return True
-    if pid == os.getpid():
-        # This process: held by another live thread, or left by a call that
-        # raised in this one.
-        thread = holder.get("thread")
-        others = {t.ident for t in threading.enumerate()} - {threading.get_ident()}
-        return thread in others
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class EpochRecorder(keras.callbacks.Callback):
