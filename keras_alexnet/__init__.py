@@ -36,7 +36,7 @@ from keras_alexnet.preprocessing import (
 )
 from keras_alexnet.resources import sample_images
 from keras_alexnet.training import PaperSGD, paper_callbacks
-from keras_alexnet.weights.loading import ChecksumError, DownloadError
+from keras_alexnet.weights.download import ChecksumError, DownloadError
 from keras_alexnet.weights.registry import CHECKPOINTS
 from keras_alexnet.weights.torch_checkpoint import UnsafeCheckpointError
 

@@ -34,7 +34,7 @@ from keras_alexnet.preprocessing import decode_predictions
 from keras_alexnet.resources import sample_images
 from keras_alexnet.runs import commands as run_commands
 from keras_alexnet.variants import LRN_PRESETS, VARIANTS
-from keras_alexnet.weights import loading, registry
+from keras_alexnet.weights import architecture, download, registry
 
 PROG = "keras-alexnet"
 # Errors of the caller or the environment, reported as a message and status 1.
@@ -295,7 +295,7 @@ def _classify(args: argparse.Namespace) -> int:
     else:
         lrn = "" if config.lrn is None else f", LRN {config.lrn.as_dict()}"
         print(f"Weights: {weights} ({config.variant} variant{lrn})")
-    # A failed download raises loading.DownloadError, which names the mirror setting.
+    # A failed download raises download.DownloadError, which names the mirror setting.
     model = AlexNet(weights=weights, variant=args.variant, lrn=args.lrn)
     probabilities = keras.ops.convert_to_numpy(model.predict_on_batch(x))
     for path, top in zip(
@@ -347,7 +347,7 @@ def _convert(args: argparse.Namespace) -> int:
     model = conversion.convert_checkpoint(
         args.source, variant=args.variant, verbose=0 if args.quiet else 1
     )
-    variant = loading.file_architecture(args.source)["variant"]
+    variant = architecture.file_architecture(args.source)["variant"]
     print(f"Read {args.source} ({variant} variant, {model.count_params():,} params)")
     if args.parity:
         report = parity.parity_report(args.source, model)
@@ -370,10 +370,10 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     del args
-    mirror = os.environ.get(loading.MIRROR_ENV, "").strip()
+    mirror = os.environ.get(download.MIRROR_ENV, "").strip()
     print(f"Keras {keras.__version__}, backend {keras.backend.backend()}")
-    print(f"Cache: {loading.cache_dir()}")
-    print(f"{loading.MIRROR_ENV}: {mirror or '(not set: downloads from the URLs)'}")
+    print(f"Cache: {download.cache_dir()}")
+    print(f"{download.MIRROR_ENV}: {mirror or '(not set: downloads from the URLs)'}")
     for checkpoint in registry.CHECKPOINTS.values():
         print()
         print(checkpoint.name)
@@ -393,10 +393,10 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _cache_state(checkpoint: registry.Checkpoint) -> str:
-    converted = loading.converted_weights_path(checkpoint)
+    converted = download.converted_weights_path(checkpoint)
     if os.path.isfile(converted):
         return f"yes, converted: {converted}"
-    source = os.path.join(loading.cache_dir(), checkpoint.file_name)
+    source = os.path.join(download.cache_dir(), checkpoint.file_name)
     if os.path.isfile(source):
         return f"downloaded, not yet converted: {source}"
     return "no (downloaded on first use)"

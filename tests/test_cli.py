@@ -14,7 +14,7 @@ from PIL import Image
 
 from keras_alexnet import AlexNet, cli, conversion, imagenet_class_index, parity
 from keras_alexnet.resources import sample_images
-from keras_alexnet.weights import loading, registry
+from keras_alexnet.weights import download, registry
 from tests.test_conversion import write_torchvision_checkpoint
 
 SAMPLE_NAMES = ["chelsea.jpg", "coffee.jpg", "rocket.jpg"]
@@ -176,7 +176,7 @@ def test_convert_no_parity_skips_the_check(
 
 def test_info_lists_the_registry_and_the_cache(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", os.fspath(tmp_path))
-    monkeypatch.delenv(loading.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(download.MIRROR_ENV, raising=False)
     status, out, _ = run(capsys, "info")
     assert status == 0
     for checkpoint in registry.CHECKPOINTS.values():
@@ -186,7 +186,7 @@ def test_info_lists_the_registry_and_the_cache(capsys, tmp_path, monkeypatch):
         assert f"{checkpoint.top1} % / {checkpoint.top5} %" in out
     assert out.count("no (downloaded on first use)") == 2
 
-    converted = loading.converted_weights_path(registry.BVLC_ALEXNET)
+    converted = download.converted_weights_path(registry.BVLC_ALEXNET)
     os.makedirs(os.path.dirname(converted))
     open(converted, "wb").close()
     _, out, _ = run(capsys, "info")
@@ -199,11 +199,11 @@ def test_imagenet_weights_without_network_give_a_clear_error(
 ):
     monkeypatch.setenv("KERAS_HOME", os.fspath(tmp_path))
     # A closed local port: the download fails at once, as it would offline.
-    monkeypatch.setenv(loading.MIRROR_ENV, "http://127.0.0.1:9")
+    monkeypatch.setenv(download.MIRROR_ENV, "http://127.0.0.1:9")
     status, out, err = run(capsys, "classify", "--weights", "imagenet")
     assert status == 1
     assert "Downloading 'bvlc_alexnet' from http://127.0.0.1:9/" in err
-    assert loading.MIRROR_ENV in err
+    assert download.MIRROR_ENV in err
     assert "Traceback" not in err
 
 

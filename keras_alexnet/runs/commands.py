@@ -379,11 +379,11 @@ def classify_trained(args: argparse.Namespace) -> int | None:
     from keras_alexnet.resources import sample_images
     from keras_alexnet.runs import models
     from keras_alexnet.runs.evaluate import load_any_model
-    from keras_alexnet.weights import loading
+    from keras_alexnet.weights import architecture
 
     # The class count (and variant) from the file's own arrays; ImageNet's 1000
     # classes without other names are left to the plain classify.
-    stored = loading.file_classes_and_variant(weights)
+    stored = architecture.file_classes_and_variant(weights)
     named = args.class_names or _run_classes_file(weights)
     if not named and stored["classes"] in (None, 1000):
         return None

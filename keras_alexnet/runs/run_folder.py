@@ -28,7 +28,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_alexnet.weights.loading import write_atomically
+from keras_alexnet.weights.download import write_atomically
 
 # Configuration keys a rerun may change without starting a new run.
 RESUMABLE_KEYS = frozenset({"epochs", "verbose", "output"})
