@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from keras_alexnet._data_format import standardize_data_format
+from keras_alexnet._validation import is_integer
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
@@ -40,21 +41,18 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(output_size, int) and not isinstance(output_size, bool):
+        if is_integer(output_size):
             output_size = (output_size, output_size)
         if (
             not isinstance(output_size, (tuple, list))
             or len(output_size) != 2
-            or not all(
-                isinstance(s, int) and not isinstance(s, bool) and s > 0
-                for s in output_size
-            )
+            or not all(is_integer(s) and s > 0 for s in output_size)
         ):
             raise ValueError(
                 "`output_size` should be a positive integer or a pair of them. "
                 f"Received: output_size={output_size!r}"
             )
-        self.output_size = tuple(output_size)
+        self.output_size = (int(output_size[0]), int(output_size[1]))
         self.data_format = standardize_data_format(data_format)
 
     def call(self, inputs):
