@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_alexnet.data.sources import checked_class_names, list_image_folder
+from keras_alexnet.data.folders import checked_class_names, list_image_folder
 
 MANIFEST = "prepare.json"
 _FORMAT = "keras_alexnet.prepared_imagenet/1"
