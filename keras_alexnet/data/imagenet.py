@@ -36,12 +36,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_alexnet.data import augment as augment_lib
-from keras_alexnet.data.prepare import is_prepared, prepared_records
 from keras_alexnet.data.folders import (
     check_same_classes,
     list_image_folder,
     split_image_folder,
 )
+from keras_alexnet.data.prepare import is_prepared, prepared_records
 from keras_alexnet.data.tfds import tfds_source
 from keras_alexnet.variants import check_variant
 from keras_alexnet.weights.registry import imagenet_checkpoint
