@@ -17,10 +17,10 @@ from keras_alexnet.data.folders import list_image_folder as list_image_folder
 from keras_alexnet.data.folders import split_image_folder as split_image_folder
 from keras_alexnet.data.image_checks import DEFAULT_MAX_PIXELS as DEFAULT_MAX_PIXELS
 from keras_alexnet.data.image_checks import check_image_file as check_image_file
-from keras_alexnet.data.imagenet import default_resize_size as default_resize_size
 from keras_alexnet.data.imagenet import evaluate_ten_crop as evaluate_ten_crop
 from keras_alexnet.data.imagenet import imagenet_dataset as imagenet_dataset
 from keras_alexnet.data.images import load_image as load_image
+from keras_alexnet.data.options import default_resize_size as default_resize_size
 from keras_alexnet.data.prepare import prepare_imagenet as prepare_imagenet
 
 __all__ = [
