@@ -134,26 +134,9 @@ def list_image_folder(
             root, entries, class_dirs, class_names
         )
     else:
-        if labels_file is None:
-            raise ValueError(
-                f"{root!r} has no class folders, so it needs a `labels_file` "
-                "giving the class of each image (for ImageNet's validation set: "
-                "the devkit's ILSVRC2012_validation_ground_truth.txt, or "
-                "validation_labels.txt from TFDS). Received: labels_file=None"
-            )
-        files, skipped = _regular_files(e for e in entries if not e.is_dir())
-        if class_names is None:
-            class_names = labels_file_class_names(labels_file, files)
-        file_labels = read_labels_file(labels_file, files, class_names)
-        labels = []
-        kept = []
-        for path in files:
-            if path in file_labels:
-                kept.append(path)
-                labels.append(file_labels[path])
-            else:
-                skipped.append((path, f"no label in {os.fspath(labels_file)}"))
-        files = kept
+        class_names, files, labels, skipped = _list_flat(
+            root, entries, labels_file, class_names
+        )
 
     if on_error == "raise" and check_files == "header":
         check_files = "decode"  # "raise" promises that nothing fails later
@@ -363,6 +346,27 @@ def _list_tree(root, entries, class_dirs, class_names):
         labels += [index[name]] * len(class_files)
         skipped += class_skipped
     return class_names, files, labels, skipped
+
+
+def _list_flat(root, entries, labels_file, class_names):
+    if labels_file is None:
+        raise ValueError(
+            f"{root!r} has no class folders, so it needs a `labels_file` "
+            "giving the class of each image (for ImageNet's validation set: "
+            "the devkit's ILSVRC2012_validation_ground_truth.txt, or "
+            "validation_labels.txt from TFDS). Received: labels_file=None"
+        )
+    files, skipped = _regular_files(entries)
+    if class_names is None:
+        class_names = labels_file_class_names(labels_file, files)
+    file_labels = read_labels_file(labels_file, files, class_names)
+    labelled = [path for path in files if path in file_labels]
+    skipped += [
+        (path, f"no label in {os.fspath(labels_file)}")
+        for path in files
+        if path not in file_labels
+    ]
+    return class_names, labelled, [file_labels[path] for path in labelled], skipped
 
 
 def _walk(top: str) -> Iterator[os.DirEntry[str]]:

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_alexnet._validation import check_bool, check_int
 from keras_alexnet.data import augment as augment_lib
 from keras_alexnet.data.folders import (
     check_same_classes,
@@ -515,8 +516,7 @@ def evaluate_ten_crop(
 ) -> dict[str, float]:
     """Top-1 and top-5 accuracy from the average of ten crops' softmax outputs.
 
-    The paper's test protocol (Krizhevsky et al., 2012, section 4.1): average the
-    predictions of the ten patches of each image, then rank the classes.
+    The paper's test protocol (Krizhevsky et al., 2012, section 4.1).
 
     Args:
         model: a Keras model mapping a batch of crops to class scores.
@@ -532,6 +532,11 @@ def evaluate_ten_crop(
     Returns:
         `{"top1": accuracy, "top5": accuracy, "count": number of images}`.
 
+    Raises:
+        TypeError: `model` is not a Keras model, or `from_logits` not a bool.
+        ValueError: `verbose` out of range, or `dataset` yields no images or
+            elements of the wrong shape.
+
     Example (with ImageNet prepared by TFDS):
 
         val = imagenet_dataset("validation", augment="ten_crop")
@@ -542,15 +547,8 @@ def evaluate_ten_crop(
         raise TypeError(
             f"`model` should be a Keras model. Received: model={type(model).__name__}"
         )
-    if not isinstance(from_logits, bool):
-        raise TypeError(
-            "`from_logits` should be True or False. Received: "
-            f"from_logits={from_logits!r}"
-        )
-    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-        raise ValueError(
-            f"`verbose` should be 0, 1 or 2. Received: verbose={verbose!r}"
-        )
+    check_bool("from_logits", from_logits)
+    check_int("verbose", verbose, minimum=0, maximum=2)
     progress = None
     if verbose:
         # Redrawn in place on a terminal; one line at the end in a log.
