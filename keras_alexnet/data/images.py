@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_alexnet._data_format import standardize_data_format
 from keras_alexnet.data.augment import eval_center_crop
-from keras_alexnet.data.sources import check_image_file
+from keras_alexnet.data.image_checks import check_image_file
 from keras_alexnet.preprocessing import apply_preprocessing
 from keras_alexnet.variants import VARIANTS, Preprocessing
 from keras_alexnet.weights import registry

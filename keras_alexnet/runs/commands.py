@@ -465,8 +465,8 @@ def _decode_crop(path: str, image_size: int, variant: str) -> Any:
     import tensorflow as tf
 
     from keras_alexnet.data import augment
+    from keras_alexnet.data.image_checks import image_format
     from keras_alexnet.data.imagenet import default_resize_size
-    from keras_alexnet.data.sources import image_format
 
     with open(path, "rb") as f:
         head = f.read(32)
