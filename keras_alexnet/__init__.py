@@ -17,28 +17,59 @@ The input pipelines are in `keras_alexnet.data`, imported on demand because they
 load TensorFlow Datasets.
 """
 
+# Each name is imported on first use (PEP 562), so that importing a light module
+# of the package (`keras_alexnet.variants`, the command line's parser) does not
+# import Keras and its backend, which takes seconds.
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from keras_alexnet.alexnet import AlexNet
-from keras_alexnet.conversion import convert_checkpoint
-from keras_alexnet.export import export_model
-from keras_alexnet.layers import (
-    AdaptiveAveragePooling2D,
-    GroupedConv2D,
-    ImagePreprocessing,
-    LocalResponseNormalization,
-)
-from keras_alexnet.parity import parity_report
-from keras_alexnet.preprocessing import (
-    decode_predictions,
-    imagenet_class_index,
-    preprocess_input,
-)
-from keras_alexnet.resources import sample_images
-from keras_alexnet.training import PaperSGD, paper_callbacks
-from keras_alexnet.weights.loading import ChecksumError, DownloadError
-from keras_alexnet.weights.registry import CHECKPOINTS
-from keras_alexnet.weights.torch_checkpoint import UnsafeCheckpointError
+if TYPE_CHECKING:
+    from keras_alexnet.alexnet import AlexNet
+    from keras_alexnet.conversion import convert_checkpoint
+    from keras_alexnet.export import export_model
+    from keras_alexnet.layers import (
+        AdaptiveAveragePooling2D,
+        GroupedConv2D,
+        ImagePreprocessing,
+        LocalResponseNormalization,
+    )
+    from keras_alexnet.parity import parity_report
+    from keras_alexnet.preprocessing import (
+        decode_predictions,
+        imagenet_class_index,
+        preprocess_input,
+    )
+    from keras_alexnet.resources import sample_images
+    from keras_alexnet.training import PaperSGD, paper_callbacks
+    from keras_alexnet.weights.loading import ChecksumError, DownloadError
+    from keras_alexnet.weights.registry import CHECKPOINTS
+    from keras_alexnet.weights.torch_checkpoint import UnsafeCheckpointError
+
+# Public name -> the module that defines it.
+_MODULES = {
+    "AlexNet": "keras_alexnet.alexnet",
+    "convert_checkpoint": "keras_alexnet.conversion",
+    "export_model": "keras_alexnet.export",
+    "AdaptiveAveragePooling2D": "keras_alexnet.layers",
+    "GroupedConv2D": "keras_alexnet.layers",
+    "ImagePreprocessing": "keras_alexnet.layers",
+    "LocalResponseNormalization": "keras_alexnet.layers",
+    "parity_report": "keras_alexnet.parity",
+    "decode_predictions": "keras_alexnet.preprocessing",
+    "imagenet_class_index": "keras_alexnet.preprocessing",
+    "preprocess_input": "keras_alexnet.preprocessing",
+    "sample_images": "keras_alexnet.resources",
+    "PaperSGD": "keras_alexnet.training",
+    "paper_callbacks": "keras_alexnet.training",
+    "ChecksumError": "keras_alexnet.weights.loading",
+    "DownloadError": "keras_alexnet.weights.loading",
+    "CHECKPOINTS": "keras_alexnet.weights.registry",
+    "UnsafeCheckpointError": "keras_alexnet.weights.torch_checkpoint",
+}
 
 __all__ = [
     "CHECKPOINTS",
@@ -61,3 +92,16 @@ __all__ = [
     "preprocess_input",
     "sample_images",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'keras_alexnet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # imported once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
