@@ -127,7 +127,9 @@ def test_classify_takes_the_lrn_constants_the_weights_file_says(capsys, tmp_path
         capsys, "classify", image, "--weights", archive, "--lrn", "paper"
     )
     assert status == 1
-    assert "need lrn={'size': 5, 'bias': 1.0" in err and "Received: lrn=" in err
+    # In terms of the flag, not of AlexNet's `lrn=` argument.
+    assert "need --lrn {'size': 5, 'bias': 1.0" in err
+    assert "Received: --lrn {'size': 5, 'bias': 2.0" in err
 
 
 class _FakeReport:
