@@ -23,6 +23,12 @@ load TensorFlow Datasets.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+from collections.abc import Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -105,3 +111,41 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
+
+
+# `import keras_alexnet` registers the package's layers with Keras, so that
+# `keras.models.load_model` reads a saved AlexNet: at once if Keras is loaded,
+# else right after Keras is imported, without importing it here.
+_LAYERS = "keras_alexnet.layers"
+
+
+class _RegisterLayersAfterKeras(importlib.abc.MetaPathFinder):
+    """Imports `keras_alexnet.layers` as soon as `keras` has been imported."""
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "keras":
+            return None
+        sys.meta_path.remove(self)  # once; and find Keras' own spec below
+        spec = importlib.util.find_spec(fullname)
+        loader = spec.loader if spec is not None else None
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        exec_keras = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            exec_keras(module)
+            importlib.import_module(_LAYERS)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+if "keras" in sys.modules:
+    importlib.import_module(_LAYERS)
+elif not any(isinstance(f, _RegisterLayersAfterKeras) for f in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterLayersAfterKeras())

@@ -20,6 +20,11 @@ __all__ = ["add_commands"]
 
 def add_commands(commands: Any) -> None:
     """Adds `convert`, `info` and `export` to the subcommands."""
+    for add in (_convert, _info, _export):
+        add(commands)
+
+
+def _convert(commands: Any) -> None:
     convert = commands.add_parser(
         "convert",
         help="convert a .caffemodel or torchvision .pth to Keras",
@@ -47,6 +52,8 @@ def add_commands(commands: Any) -> None:
     add_common_options(convert)
     convert.set_defaults(run=run_convert)
 
+
+def _info(commands: Any) -> None:
     info = commands.add_parser(
         "info",
         help="list the pretrained checkpoints and the cache",
@@ -56,6 +63,8 @@ def add_commands(commands: Any) -> None:
     )
     info.set_defaults(run=run_info)
 
+
+def _export(commands: Any) -> None:
     export = commands.add_parser(
         "export",
         help="export a model for serving (SavedModel, ONNX, TFLite)",
