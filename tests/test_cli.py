@@ -343,6 +343,41 @@ def test_help_and_usage_errors_import_no_backend(argv, expected_status):
     assert imported == []
 
 
+PACKAGE_SCRIPT = """
+import sys
+import keras_alexnet
+from keras_alexnet import variants, _choices, _validation
+from keras_alexnet.weights import registry
+assert "keras" not in sys.modules, "keras imported by the light modules"
+assert set(keras_alexnet.__all__) <= set(dir(keras_alexnet))
+import keras
+# Registered for load_model once Keras is imported, by `import keras_alexnet`.
+name = "keras_alexnet>LocalResponseNormalization"
+assert keras.saving.get_registered_object(name) is not None
+from keras_alexnet import AlexNet
+for name in keras_alexnet.__all__:
+    assert getattr(keras_alexnet, name) is not None, name
+assert keras_alexnet.AlexNet is AlexNet
+print("ok")
+"""
+
+
+def test_the_package_imports_keras_on_first_use_of_a_name():
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    finished = subprocess.run(
+        [sys.executable, "-c", PACKAGE_SCRIPT],
+        env={**os.environ, "PYTHONPATH": root},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert finished.stdout.strip().splitlines()[-1] == "ok"
+
+
 @pytest.mark.parametrize("rate", ["inf", "nan", "0", "-0.1", "fast"])
 @pytest.mark.parametrize(
     "command, flag",
