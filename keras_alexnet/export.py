@@ -18,10 +18,11 @@ from typing import Any
 import keras
 import numpy as np
 
-FORMATS = ("saved_model", "onnx", "tflite")
+from keras_alexnet._choices import EXPORT_FORMATS as FORMATS
+from keras_alexnet._choices import EXPORT_SUFFIXES
+
 # Keras' names for the formats.
 _KERAS_FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
-_SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
 # An undefined height or width is given this size for the one run before export;
 # 227 suits both variants, with or without the top.
 _PROBE_SIZE = 227
@@ -112,7 +113,7 @@ def check_destination(
     if isinstance(dest, bool) or not isinstance(dest, (str, os.PathLike)):
         raise TypeError(f"`dest` should be a path. Received: dest={dest!r}")
     dest = os.fspath(dest)
-    suffix = _SUFFIXES.get(format)
+    suffix = EXPORT_SUFFIXES.get(format)
     if suffix is not None and not dest.lower().endswith(suffix):
         raise ValueError(
             f"`dest` should end in {suffix} for format={format!r}. Received: {dest=}"
