@@ -47,8 +47,11 @@ from keras_alexnet.variants import (
     Preprocessing,
     check_variant,
 )
-from keras_alexnet.weights import loading, registry
+from keras_alexnet.weights import registry
+from keras_alexnet.weights.architecture import architecture_dict, file_architecture
+from keras_alexnet.weights.assignment import load_weights
 from keras_alexnet.weights.registry import Checkpoint
+from keras_alexnet.weights.spec import resolve_weights
 
 __all__ = [
     "CAFFE_LRN",
@@ -357,7 +360,7 @@ def AlexNet(
         inputs = img_input
     model = keras.Model(inputs, x, name=config.name)
     if config.weights is not None:
-        loading.load_weights(model, config.weights)
+        load_weights(model, config.weights)
     return model
 
 
@@ -505,28 +508,12 @@ def resolve_config(
 
 def _resolve_weights(weights: Any) -> tuple[Any, dict[str, Any], str]:
     """Returns (None, a Checkpoint or a path; what it states; how to name it)."""
-    if weights is None:
-        return None, {}, ""
-    if isinstance(weights, Checkpoint):
-        return weights, loading.architecture_dict(weights.architecture), weights.name
-    if isinstance(weights, str):
-        checkpoint = registry.find_checkpoint(weights)
-        if checkpoint is not None:
-            return (
-                checkpoint,
-                loading.architecture_dict(checkpoint.architecture),
-                checkpoint.name,
-            )
-    if not isinstance(weights, (str, os.PathLike)):
-        raise ValueError(
-            "The `weights` argument should be either `None` (random "
-            "initialization), 'imagenet' (pre-training on ImageNet), a "
-            f"checkpoint name {sorted(registry.CHECKPOINTS)}, a registry entry, "
-            f"or the path to the weights file to be loaded. Received: "
-            f"weights={weights!r}"
-        )
-    path = loading.check_weights_file(weights)
-    return path, loading.file_architecture(path), path
+    _, resolved = resolve_weights(weights)
+    if isinstance(resolved, Checkpoint):
+        return resolved, architecture_dict(resolved.architecture), resolved.name
+    if isinstance(resolved, str):  # the path of a weights file
+        return resolved, file_architecture(resolved), resolved
+    return None, {}, ""
 
 
 def _agree(

@@ -1,25 +1,9 @@
-"""`Conv2D` and `MaxPooling2D` without Keras' layout copies under PyTorch.
+"""`Conv2D` and `MaxPooling2D`: Keras' layers, without layout copies under PyTorch.
 
-Keras' PyTorch backend runs a channels-last convolution by permuting the NHWC
-input to NCHW, copying it (`.contiguous()`), then copying it once more into
-channels-last memory for cuDNN; max pooling gets the first copy and runs
-PyTorch's NCHW kernel. Yet a permuted view of an NHWC tensor already *is* an
-NCHW tensor in channels-last memory, which `torch.nn.functional.conv2d` and
-`max_pool2d` take as it is, on GPUs and CPUs, and whose results come back in
-channels-last memory, so that permuting them back gives NHWC without a copy.
-On an H200 this made the paper's network train 1.23x (bfloat16) and 1.27x
-(float32) as fast (`benchmarks/gpu.py --focus gaps`, docs/performance.md).
-
-Under JAX on GPUs, `Conv2D` also runs strided "valid" convolutions (AlexNet's
-conv1) by space-to-depth, which XLA runs 2.4 to 4.8 times as fast there
-(`use_space_to_depth`).
-
-The two classes keep Keras' class names on purpose: Keras names the groups of a
-`.weights.h5` file after the layers' classes (`layers/conv2d`), so files saved
-with Keras' own layers and with these load into each other. Under TensorFlow,
-under JAX on CPUs, and for any case the fast paths do not cover
-(`channels_first`, asymmetric `"same"` padding), they are Keras' layers
-unchanged.
+Same names, arguments, weights and saved groups as Keras' layers (files saved
+with either load into the other); under PyTorch channels-last inputs run as
+views, under JAX on GPUs conv1 runs by space-to-depth. docs/architecture.md
+says why and what was measured.
 """
 
 from __future__ import annotations
@@ -104,15 +88,8 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
 def use_space_to_depth() -> bool:
     """Whether strided convolutions (AlexNet's conv1) run as space-to-depth.
 
-    Yes under JAX on GPUs, where XLA's conv1 (11x11/4 over 3 channels) was
-    the slowest layer of the network: on an H200, conv1 alone ran 4.8x
-    (bfloat16) and 2.4x (float32) as fast by space-to-depth, and AlexNet's
-    bfloat16 inference 1.55x (torchvision layout) to 1.83x (paper's) as fast.
-    No on CPUs, where conv1 was 1.3 to 1.5 times slower so under every
-    backend, and under PyTorch on GPUs, where cuDNN's conv1 gained 2x alone
-    but the whole step nothing (0.94-0.99x: it is bound by Keras' Python
-    there). TensorFlow on GPUs was not measured: no. (`benchmarks/gpu.py
-    --focus gaps`, docs/performance.md.)
+    Yes under JAX on GPUs only, where it was measured faster
+    (docs/architecture.md).
     """
     if keras.backend.backend() != "jax":
         return False

@@ -9,8 +9,8 @@ from typing import Any
 
 from keras_alexnet._validation import check_bool
 from keras_alexnet.data import imagenet as imagenet_lib
+from keras_alexnet.data.folders import check_same_classes
 from keras_alexnet.data.prepare import is_prepared, prepared_class_names
-from keras_alexnet.data.sources import check_same_classes
 
 VALIDATION_FOLDERS = ("val", "validation")
 # Below this many validation files, every one is decoded up front: the

@@ -16,7 +16,7 @@ import numpy as np
 from keras_alexnet.runs import models, plots
 from keras_alexnet.runs.datasets import make_validation_dataset, resolve_data
 from keras_alexnet.runs.run_folder import RunFolder
-from keras_alexnet.weights.loading import write_atomically
+from keras_alexnet.weights.download import write_atomically
 
 WEIGHT_SUFFIXES = (".keras", ".weights.h5", ".caffemodel", ".pth", ".pt")
 
@@ -262,10 +262,10 @@ def load_any_model(
         return model, variant or inferred
     if lower.endswith((".caffemodel", ".pth", ".pt", ".weights.h5")):
         from keras_alexnet import AlexNet
-        from keras_alexnet.weights import loading
+        from keras_alexnet.weights import architecture
 
         if classes is None or variant is None:
-            stored = loading.file_classes_and_variant(path)
+            stored = architecture.file_classes_and_variant(path)
             classes = classes or stored["classes"] or 1000
             variant = variant or stored["variant"] or "original"
         # The builder reads the architecture (LRN constants included) from the file.

@@ -23,10 +23,10 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_alexnet._choices import INITIALIZATIONS
 from keras_alexnet.alexnet import VARIANTS, AlexNet, pool5_size
 from keras_alexnet.weights import registry
 
-INITIALIZATIONS = ("paper", "he")
 FC_UNITS = 4096
 
 

@@ -20,8 +20,7 @@ from typing import Any
 import keras
 
 from keras_alexnet import training
-
-RECIPE_NAMES = ("paper", "modern")
+from keras_alexnet._choices import RECIPE_NAMES
 
 
 @dataclasses.dataclass(frozen=True)

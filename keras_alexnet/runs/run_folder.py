@@ -14,7 +14,7 @@
       tensorboard/         TensorBoard logs
       per_class.csv, confusion_matrix.png, curves.png, conv1_filters.png
       metrics.json         the evaluation of best.keras; written last
-      .lock                the process writing the folder (`FolderLock`; removed at the end)
+      .lock                the process writing it (`FolderLock`), removed at the end
 
 The folder is the run's own: an `output` holding anything else is refused,
 so that nothing of the user's is overwritten or deleted (see `RunFolder.start`).
@@ -43,7 +43,7 @@ import numpy as np
 
 from keras_alexnet._validation import check_bool, check_int
 from keras_alexnet.runs.folder_lock import FolderLock
-from keras_alexnet.weights.loading import write_atomically
+from keras_alexnet.weights.download import write_atomically
 
 __all__ = ["BEST_RULE", "EpochRecorder", "RunFolder", "folder_size", "run_options"]
 

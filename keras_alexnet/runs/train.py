@@ -16,6 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_alexnet._choices import DISTRIBUTE_MODES
 from keras_alexnet.runs import models, plots, recipes
 from keras_alexnet.runs.datasets import (
     make_datasets,
@@ -273,9 +274,6 @@ def _check_config(config: dict[str, Any]) -> None:
             "`distribute='model-parallel'` needs the JAX backend "
             f"(keras.distribution). Received: backend {config['backend']!r}"
         )
-
-
-DISTRIBUTE_MODES = ("data-parallel", "model-parallel")
 
 
 def _distribute_mode(distribute: Any) -> str | bool:
