@@ -119,6 +119,12 @@ def _evaluate(commands: Any) -> None:
     )
     evaluate.add_argument("--validation-split", type=fraction, metavar="FRACTION")
     evaluate.add_argument("--seed", type=int)
+    evaluate.add_argument(
+        "--allow-small-classes",
+        action="store_true",
+        default=None,
+        help="keep class folders with no validation image (refused by default)",
+    )
     add_common_options(evaluate)
     evaluate.set_defaults(run=_run_evaluate)
 
@@ -189,6 +195,19 @@ def _run_options(parser: argparse.ArgumentParser, output: str) -> None:
     parser.add_argument("--epochs", type=positive_int)
     parser.add_argument("--validation-split", type=fraction, metavar="FRACTION")
     parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--keep-checkpoints",
+        type=positive_int,
+        metavar="N",
+        help="keep the last N epochs' checkpoints besides best.keras (default: 1)",
+    )
+    parser.add_argument(
+        "--allow-small-classes",
+        action="store_true",
+        default=None,
+        help="keep class folders with fewer than 2 training images or no "
+        "validation image (refused by default)",
+    )
     parser.add_argument(
         "--mixed-precision",
         action="store_true",
