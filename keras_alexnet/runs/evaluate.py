@@ -18,8 +18,6 @@ from keras_alexnet.runs.datasets import make_validation_dataset, resolve_data
 from keras_alexnet.runs.run_folder import RunFolder
 from keras_alexnet.weights.download import write_atomically
 
-WEIGHT_SUFFIXES = (".keras", ".weights.h5", ".caffemodel", ".pth", ".pt")
-
 
 def predict_scores(
     model: keras.Model, dataset: Iterable, *, steps: int | None = None, verbose: int = 1
@@ -238,20 +236,17 @@ def load_any_model(
     Returns:
         `(model, variant)`.
     """
-    text = os.fspath(weights)
-    lower = text.lower()
-    if text == "imagenet":
-        variant = variant or "original"
-        from keras_alexnet import AlexNet
+    from keras_alexnet import AlexNet
+    from keras_alexnet.weights import architecture, formats
+    from keras_alexnet.weights.registry import Checkpoint
+    from keras_alexnet.weights.spec import resolve_weights
 
-        return AlexNet(weights="imagenet", variant=variant), variant
-    if not os.path.isfile(os.path.expanduser(text)):
-        raise ValueError(
-            "--weights should be 'imagenet' or the path of a weights file. "
-            f"Received: {text!r}, which is not a file"
-        )
-    path = os.path.expanduser(text)
-    if lower.endswith(".keras"):
+    _, value = resolve_weights(os.path.expanduser(os.fspath(weights)), variant=variant)
+    if isinstance(value, Checkpoint):
+        variant = variant or value.variant
+        return AlexNet(weights=value, variant=variant), variant
+    path = os.fspath(str(value))
+    if formats.weights_format(path) == "keras":
         model = keras.saving.load_model(path)
         names = {layer.name for layer in models._all_layers(model)}
         inferred = (
@@ -260,20 +255,12 @@ def load_any_model(
             else ("torchvision")
         )
         return model, variant or inferred
-    if lower.endswith((".caffemodel", ".pth", ".pt", ".weights.h5")):
-        from keras_alexnet import AlexNet
-        from keras_alexnet.weights import architecture
-
-        if classes is None or variant is None:
-            stored = architecture.file_classes_and_variant(path)
-            classes = classes or stored["classes"] or 1000
-            variant = variant or stored["variant"] or "original"
-        # The builder reads the architecture (LRN constants included) from the file.
-        return AlexNet(weights=path, variant=variant, classes=classes), variant
-    raise ValueError(
-        f"--weights should end in one of {WEIGHT_SUFFIXES} or be 'imagenet'. "
-        f"Received: {text!r}"
-    )
+    if classes is None or variant is None:
+        stored = architecture.file_classes_and_variant(path)
+        classes = classes or stored["classes"] or 1000
+        variant = variant or stored["variant"] or "original"
+    # The builder reads the architecture (LRN constants included) from the file.
+    return AlexNet(weights=path, variant=variant, classes=classes), variant
 
 
 def _conv1_filters(model: keras.Model) -> int | None:
