@@ -164,8 +164,8 @@ MAX_CLASSES = 100_000
 # of learning by providing the ReLUs with positive inputs", all others to 0.
 _BIAS_ONE_LAYERS = ("conv2", "conv4", "conv5", "fc6", "fc7")
 # The layers with weights, in order: `seed + index` seeds each one's draws.
-_WEIGHTED_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
-_WEIGHTED_LAYERS += ("predictions",)
+_WEIGHTED_LAYERS: tuple[str, ...] = ("conv1", "conv2", "conv3", "conv4", "conv5")
+_WEIGHTED_LAYERS += ("fc6", "fc7", "predictions")
 # The spread of ImageNet's RGB values on [0, 255] (torchvision's std, 0.226 on
 # [0, 1]), before a checkpoint's preprocessing.
 _PIXEL_STD = 255.0 * 0.226
@@ -275,7 +275,7 @@ def AlexNet(
         normalization=normalization,
         lrn=lrn,
     )
-    _check_weights_allow(
+    _check_pretrained(
         network.weights,
         include_top=include_top,
         classes=classes,
@@ -285,7 +285,7 @@ def AlexNet(
     )
     data_format = keras.config.image_data_format()
     layout = LAYOUTS[network.variant]
-    input_shape = _check_input_shape(
+    shape = _check_input_shape(
         input_shape,
         input_tensor,
         include_top,
@@ -294,9 +294,9 @@ def AlexNet(
         data_format,
     )
     if input_tensor is None:
-        img_input = layers.Input(shape=input_shape, name="image")
+        img_input = layers.Input(shape=shape, name="image")
     elif not keras.backend.is_keras_tensor(input_tensor):
-        img_input = layers.Input(tensor=input_tensor, shape=input_shape, name="image")
+        img_input = layers.Input(tensor=input_tensor, shape=shape, name="image")
     else:
         img_input = input_tensor
 
@@ -334,26 +334,9 @@ def AlexNet(
             x = with_fast_path(pool)(x)
 
     if include_top:
-        # Classifier: (torchvision: adaptive pool to 6x6,) flatten, fc6 and fc7
-        # with dropout (after each in the paper, before each in torchvision),
-        # predictions. The original variant flattens pool5 whatever its size.
-        if layout.adaptive_pool:
-            x = AdaptiveAveragePooling2D(POOL5_SIZE, name="avgpool")(x)
-        x = layers.Flatten(name="flatten")(x)
-        for index in ("6", "7"):
-            if layout.dropout_before_fc:
-                x = layers.Dropout(dropout, name=f"drop{index}")(x)
-            x = layers.Dense(
-                fc_units, activation="relu", name=f"fc{index}", **init(f"fc{index}")
-            )(x)
-            if not layout.dropout_before_fc:
-                x = layers.Dropout(dropout, name=f"drop{index}")(x)
-        x = layers.Dense(
-            classes,
-            activation=classifier_activation,
-            name="predictions",
-            **init("predictions"),
-        )(x)
+        x = _classifier(
+            x, layout, classes, classifier_activation, dropout, fc_units, init
+        )
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
@@ -367,6 +350,39 @@ def AlexNet(
     if network.weights is not None:
         load_weights(model, network.weights)
     return model
+
+
+def _classifier(
+    x: Any,
+    layout: Layout,
+    classes: int,
+    classifier_activation: Any,
+    dropout: float,
+    fc_units: int,
+    init: Any,
+) -> Any:
+    """(torchvision: `avgpool` to 6x6,) `flatten`, fc6, fc7, `predictions`.
+
+    Dropout follows fc6 and fc7 in the paper and precedes them in torchvision.
+    The original variant flattens pool5 whatever its size.
+    """
+    if layout.adaptive_pool:
+        x = AdaptiveAveragePooling2D(POOL5_SIZE, name="avgpool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for index in ("6", "7"):
+        if layout.dropout_before_fc:
+            x = layers.Dropout(dropout, name=f"drop{index}")(x)
+        x = layers.Dense(
+            fc_units, activation="relu", name=f"fc{index}", **init(f"fc{index}")
+        )(x)
+        if not layout.dropout_before_fc:
+            x = layers.Dropout(dropout, name=f"drop{index}")(x)
+    return layers.Dense(
+        classes,
+        activation=classifier_activation,
+        name="predictions",
+        **init("predictions"),
+    )(x)
 
 
 def _conv_block(
@@ -430,7 +446,7 @@ def _input_spread(preprocessing: Preprocessing) -> float:
     return float(_PIXEL_STD * preprocessing.scale / np.mean(preprocessing.std))
 
 
-def _check_weights_allow(
+def _check_pretrained(
     weights: Checkpoint | str | None,
     *,
     include_top: bool,
@@ -445,7 +461,8 @@ def _check_weights_allow(
     if initialization != "paper":
         raise ValueError(
             "`initialization` applies to random weights (`weights=None`). "
-            f"Received: initialization={initialization!r} with weights={weights!r}"
+            f"Received: initialization={initialization!r} with "
+            f"weights={getattr(weights, 'name', weights)!r}"
         )
     if classifier_activation not in (None, "softmax"):
         raise ValueError(
