@@ -72,13 +72,24 @@ class _ProgressWatcher:
                     return
 
 
+_WATCHER = pytest.StashKey[_ProgressWatcher]()
+
+
 def pytest_configure(config):
     watcher = _ProgressWatcher(os.dup(2))
     config.stash[_WATCHER] = watcher
     config.add_cleanup(watcher.close)
 
 
-_WATCHER = pytest.StashKey[_ProgressWatcher]()
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session):
+    # Importing the test modules (TensorFlow, JAX, torch) takes a while too.
+    watcher = session.config.stash[_WATCHER]
+    watcher.started("collecting the tests")
+    try:
+        return (yield)
+    finally:
+        watcher.finished()
 
 
 @pytest.hookimpl(wrapper=True)
