@@ -148,7 +148,10 @@ def test_classify_a_trained_model_with_its_class_names(quick, capsys):
     "argv, message",
     [
         (["train", "./no_such_folder"], "No such folder: './no_such_folder'"),
-        (["evaluate", "./x", "--weights", "missing.keras"], "not a file"),
+        (
+            ["evaluate", "./x", "--weights", "missing.keras"],
+            "names a file that does not exist",
+        ),
         (["finetune", "./x", "--weights", "missing.keras"], "not a file"),
     ],
 )
