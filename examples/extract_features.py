@@ -21,7 +21,7 @@ import numpy as np
 
 import keras_alexnet
 from keras_alexnet.data import load_image
-from keras_alexnet.weights import loading, registry
+from keras_alexnet.weights import download, registry
 
 LAYERS = ("pool5", "fc7")
 
@@ -35,7 +35,7 @@ def explain_download(variant: str) -> bool:
     hint = (
         None
         if len(sys.argv) > 1
-        else loading.download_hint(registry.imagenet_checkpoint(variant))
+        else download.download_hint(registry.imagenet_checkpoint(variant))
     )
     if hint:
         print(hint)

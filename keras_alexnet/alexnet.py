@@ -1,8 +1,8 @@
 """AlexNet (Krizhevsky, Sutskever and Hinton, 2012) as a Keras 3 functional model.
 
-`AlexNet()` first resolves its arguments (and what the weights say about the
-network they need) into a frozen `AlexNetConfig`, then builds the graph from the
-variant's rows of `LAYOUTS`. Two layouts:
+`AlexNet()` checks each argument where it arrives, settles the network the
+weights need (`resolve_config`), then builds the graph from the variant's rows
+of `LAYOUTS`. Two layouts:
 
 - `"original"`: the paper's network, as trained by Caffe's `bvlc_alexnet`
   (conv 96-256-384-384-256, LRN after conv1 and conv2, two groups in conv2, conv4
@@ -10,6 +10,9 @@ variant's rows of `LAYOUTS`. Two layouts:
 - `"torchvision"`: the "one weird trick" layout of `torchvision.models.alexnet`
   (conv 64-192-384-256-256, no LRN, no groups, adaptive average pooling to 6x6,
   224x224 input).
+
+Background (where the architecture comes from, small inputs with the top, the
+two initialisations): docs/architecture.md.
 
 Reference:
     - [ImageNet Classification with Deep Convolutional Neural Networks, NIPS 2012](
@@ -21,24 +24,32 @@ Reference:
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import os
 from collections.abc import Mapping
 from typing import Any
 
 import keras
+import numpy as np
 from keras import layers
 
+from keras_alexnet._choices import INITIALIZATIONS
+from keras_alexnet._validation import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    is_integer,
+)
 from keras_alexnet.layers import (
     AdaptiveAveragePooling2D,
-    Conv2D,
     GroupedConv2D,
     ImagePreprocessing,
     LocalResponseNormalization,
-    MaxPooling2D,
+    with_fast_path,
 )
 from keras_alexnet.variants import (
     CAFFE_LRN,
+    DEFAULT_IMAGE_SIZE,
     LRN_PRESETS,
     NORMALIZATIONS,
     PAPER_LRN,
@@ -47,11 +58,16 @@ from keras_alexnet.variants import (
     Preprocessing,
     check_variant,
 )
-from keras_alexnet.weights import loading, registry
+from keras_alexnet.weights import registry
+from keras_alexnet.weights.architecture import architecture_dict, file_architecture
+from keras_alexnet.weights.assignment import load_weights
 from keras_alexnet.weights.registry import Checkpoint
+from keras_alexnet.weights.spec import resolve_weights
 
 __all__ = [
     "CAFFE_LRN",
+    "FC_UNITS",
+    "INITIALIZATIONS",
     "LAYOUTS",
     "LRN_PRESETS",
     "MAX_CLASSES",
@@ -59,9 +75,9 @@ __all__ = [
     "PAPER_LRN",
     "VARIANTS",
     "AlexNet",
-    "AlexNetConfig",
     "ConvRow",
     "Layout",
+    "ResolvedArchitecture",
     "minimum_input_size",
     "pool5_size",
     "resolve_config",
@@ -100,7 +116,6 @@ class Layout:
 
     rows: tuple[ConvRow, ...]
     conv1_padding: int
-    default_size: int
     groups: int
     normalization: str
     adaptive_pool: bool
@@ -123,7 +138,6 @@ LAYOUTS: Mapping[str, Layout] = {
     "original": Layout(
         rows=_rows((96, 256, 384, 384, 256)),
         conv1_padding=0,
-        default_size=227,
         groups=2,
         normalization="lrn",
         adaptive_pool=False,
@@ -132,7 +146,6 @@ LAYOUTS: Mapping[str, Layout] = {
     "torchvision": Layout(
         rows=_rows((64, 192, 384, 256, 256)),
         conv1_padding=2,
-        default_size=224,
         groups=1,
         normalization="none",
         adaptive_pool=True,
@@ -141,6 +154,7 @@ LAYOUTS: Mapping[str, Layout] = {
 }
 
 POOL5_SIZE = 6
+# The width of fc6 and fc7 in the paper (and in every checkpoint).
 FC_UNITS = 4096
 # The classifier's kernel is 4096 x classes float32 (plus Adam's two slots when
 # training): 100,000 classes is 1.6 GB, four times ImageNet-21k's 21,841. Larger
@@ -149,33 +163,12 @@ MAX_CLASSES = 100_000
 # The paper initialises these layers' biases to 1 "to accelerate the early stages
 # of learning by providing the ReLUs with positive inputs", all others to 0.
 _BIAS_ONE_LAYERS = ("conv2", "conv4", "conv5", "fc6", "fc7")
-
-
-@dataclasses.dataclass(frozen=True)
-class AlexNetConfig:
-    """`AlexNet`'s arguments, checked and resolved; `resolve_config` makes one.
-
-    `weights` is `None`, a registry `Checkpoint` or the path of a weights file;
-    `lrn` is set when `normalization == "lrn"`; `preprocessing` is what
-    `include_preprocessing` puts in front.
-    """
-
-    variant: str
-    layout: Layout
-    groups: int
-    normalization: str
-    lrn: LRNConstants | None
-    include_top: bool
-    pooling: str | None
-    classes: int
-    classifier_activation: str | None
-    dropout: float
-    input_shape: tuple[int | None, int | None, int | None]
-    data_format: str
-    include_preprocessing: bool
-    preprocessing: Preprocessing
-    weights: Checkpoint | str | None
-    name: str
+# The layers with weights, in order: `seed + index` seeds each one's draws.
+_WEIGHTED_LAYERS: tuple[str, ...] = ("conv1", "conv2", "conv3", "conv4", "conv5")
+_WEIGHTED_LAYERS += ("fc6", "fc7", "predictions")
+# The spread of ImageNet's RGB values on [0, 255] (torchvision's std, 0.226 on
+# [0, 1]), before a checkpoint's preprocessing.
+_PIXEL_STD = 255.0 * 0.226
 
 
 def AlexNet(
@@ -191,83 +184,67 @@ def AlexNet(
     normalization: str | None = None,
     dropout: float = 0.5,
     lrn: str | Mapping[str, float] | LRNConstants | None = None,
+    fc_units: int = FC_UNITS,
+    initialization: str = "paper",
+    seed: int | None = None,
     include_preprocessing: bool = False,
     name: str = "alexnet",
 ) -> keras.Model:
     """Instantiates AlexNet, optionally with ImageNet weights.
 
-    Layer names are stable. The original variant's follow Caffe's
-    `bvlc_alexnet`: `conv1`, `norm1`, `pool1`, `conv2`, `norm2`, `pool2`,
-    `conv3`, `conv4`, `conv5`, `pool5`, `flatten`, `fc6`, `drop6`, `fc7`,
-    `drop7` and `predictions` (Caffe's `fc8`). The torchvision variant has no
-    `norm1`/`norm2`, pads with `conv1_pad`, pools with `avgpool` before
-    `flatten`, and puts `drop6`/`drop7` before `fc6`/`fc7`, as torchvision
-    does. Convolutions and fully connected layers include their ReLU; with
-    `normalization="batchnorm"` each convolution is followed by `bn<i>` and
-    `relu<i>` instead.
-
-    With `weights=None` the initialisation is the paper's: weights from
-    N(0, 0.01), biases 1 in conv2, conv4, conv5, fc6 and fc7 and 0 elsewhere, and
-    LRN with n=5, k=2, alpha=1e-4, beta=0.75.
-
-    Where the architecture comes from: every argument left at `None` (`variant`,
-    `groups`, `normalization`, `lrn`) is taken from what the weights say, and an
-    argument that contradicts them is refused with a `ValueError`:
-
-    - a checkpoint (`"imagenet"`, a registry name or entry): its registry entry
-      (for `bvlc_alexnet`, Caffe's LRN k=1, alpha=1e-4/5);
-    - a `.keras` archive: the layer configs it holds (LRN constants included);
-    - a `.weights.h5` written by keras-alexnet (`convert_checkpoint`,
-      `keras-alexnet convert`): the architecture stamped into it; other
-      `.weights.h5` files say nothing, so the defaults apply (the paper's LRN):
-      pass `lrn="caffe"` for one saved by hand from a Caffe-derived model;
-    - a `.caffemodel`: `bvlc_alexnet`'s layout and Caffe's LRN; a `.pth`:
-      torchvision's layout.
+    Layer names follow Caffe's `bvlc_alexnet` (`conv1` ... `pool5`, `fc6`,
+    `fc7`, `predictions`); the layer table and the rules below are in
+    docs/architecture.md. Arguments left at `None` (`variant`, `groups`,
+    `normalization`, `lrn`) are taken from what the weights say, else the
+    variant's defaults.
 
     Args:
-        include_top: whether to include the fully connected layers fc6, fc7 and the
-            classifier.
-        weights: `None` (the paper's random initialisation), `"imagenet"` (the
-            variant's pretrained checkpoint: Caffe `bvlc_alexnet` for
-            `"original"`, torchvision `IMAGENET1K_V1` for `"torchvision"`), a
-            checkpoint's registry name (`"bvlc_alexnet"`,
-            `"torchvision_imagenet1k_v1"`, torchvision's `"IMAGENET1K_V1"`) or
-            entry (`keras_alexnet.CHECKPOINTS[...]`), or the path of a
-            `.weights.h5`, `.keras`, `.caffemodel` or PyTorch `.pth`/`.pt` file.
-        input_tensor: optional Keras tensor (the output of `keras.Input()`) to use
-            as the model's input; its shape is checked like `input_shape`.
-        input_shape: optional shape tuple of integers, `(height, width, channels)`
-            (or channels first). With the top, the original variant needs a size
-            whose pool5 is 6x6 (227 to 258 pixels; 227 is the default) and the
-            torchvision variant any size from 63 (224 is the default); without
-            it, any size from 67 (original) or 63 (torchvision).
-        pooling: with `include_top=False`: `None` for the pool5 feature map,
-            `"avg"` or `"max"` for global pooling to a vector.
-        classes: the number of classes, with `include_top=True`, from 1 to
-            `MAX_CLASSES` (100,000); must be 1000 with ImageNet weights.
-        classifier_activation: the activation of the `predictions` layer; `None`
-            returns logits. With pretrained weights, only `None` or `"softmax"`.
-        variant: `"original"` (the paper) or `"torchvision"` ("one weird trick");
-            `None` takes the weights' variant, else `"original"`.
-        groups: 1 or 2, the channel groups of conv2, conv4 and conv5; `None` takes
-            the weights', else the variant's default (2 for original, 1 for
-            torchvision).
-        normalization: `"lrn"`, `"batchnorm"` (after every convolution, the
-            modern replacement) or `"none"`; `None` takes the weights', else the
-            variant's default (`"lrn"` for original, `"none"` for torchvision).
+        include_top: whether to include fc6, fc7 and the `predictions` layer.
+        weights: `None` (random initialisation), `"imagenet"` (the variant's
+            checkpoint), a checkpoint's registry name or entry
+            (`keras_alexnet.CHECKPOINTS`), or the path of a `.weights.h5`,
+            `.keras`, `.caffemodel` or PyTorch `.pth`/`.pt` file.
+        input_tensor: optional Keras tensor to use as the model's input.
+        input_shape: optional `(height, width, channels)` (channels first under
+            that data format). Any size from 67 (original) or 63 (torchvision)
+            pixels. With the top, the original variant needs a fixed size and
+            flattens pool5 as it is (6x6 from 227 to 258 pixels); with a
+            registry checkpoint's top, pool5 must be 6x6.
+        pooling: with `include_top=False`: `None` (the pool5 feature map),
+            `"avg"` or `"max"` (global pooling to a vector).
+        classes: the number of classes with the top, 1 to `MAX_CLASSES`; 1000
+            with a checkpoint's top.
+        classifier_activation: the activation of `predictions`; `None` returns
+            logits. With pretrained weights, only `None` or `"softmax"`.
+        variant: `"original"` (the paper) or `"torchvision"`; `None` takes the
+            weights', else `"original"`.
+        groups: 1 or 2, the channel groups of conv2, conv4 and conv5; `None`
+            takes the weights', else the variant's (2 original, 1 torchvision).
+        normalization: `"lrn"`, `"batchnorm"` (after every convolution) or
+            `"none"`; `None` takes the weights', else the variant's.
         dropout: the dropout rate of fc6 and fc7, in [0, 1).
-        lrn: the constants of the LRN layers: `"paper"` (n=5, k=2, alpha=1e-4,
-            beta=0.75), `"caffe"` (Caffe's `bvlc_alexnet`: k=1, alpha=1e-4/5 on
-            the raw sum), a dict with keys `size`, `bias`, `alpha`, `beta` (see
-            `LocalResponseNormalization`) or `LRNConstants`. `None` takes the
-            weights' (see above), else the paper's.
-        include_preprocessing: whether the model starts with an
-            `ImagePreprocessing` layer, so it takes RGB pixels in [0, 255] instead
-            of `preprocess_input(x, variant)`.
+        lrn: the LRN constants: `"paper"`, `"caffe"`, a dict with keys `size`,
+            `bias`, `alpha`, `beta`, or `LRNConstants`; `None` takes the
+            weights', else the paper's.
+        fc_units: the width of fc6 and fc7 (`FC_UNITS`, 4096, in the paper and
+            with a checkpoint's top).
+        initialization: with `weights=None`: `"paper"` (N(0, 0.01) weights,
+            biases 1 in conv2, conv4, conv5, fc6, fc7) or `"he"` (He's normal,
+            Glorot's uniform for `predictions`, biases 0, and an `input_scale`
+            layer that brings preprocessed inputs to unit spread).
+        seed: the seed of the initial weights (`seed + i` for the i-th layer
+            with weights), or `None`.
+        include_preprocessing: whether the model starts with `ImagePreprocessing`
+            and so takes RGB pixels in [0, 255].
         name: the model's name.
 
     Returns:
         A `keras.Model`.
+
+    Raises:
+        TypeError: `include_top` or `include_preprocessing` is not a bool.
+        ValueError: an argument out of its range, an argument that contradicts
+            the weights, or an input shape the network cannot take.
 
     Example:
 
@@ -276,35 +253,56 @@ def AlexNet(
     (None, 1000)
     >>> model.count_params()
     60965224
+    >>> small = AlexNet(weights=None, input_shape=(67, 67, 3), fc_units=512,
+    ...                 classes=10, initialization="he", seed=0)
+    >>> small.get_layer("fc6").kernel.shape
+    (256, 512)
     """
-    config = resolve_config(
-        include_top=include_top,
+    check_bool("include_top", include_top)
+    check_bool("include_preprocessing", include_preprocessing)
+    check_choice("pooling", pooling, ("avg", "max"), allow_none=True)
+    classes = check_int("classes", classes, minimum=1, maximum=MAX_CLASSES)
+    dropout = check_float(
+        "dropout", dropout, minimum=0.0, maximum=1.0, exclusive_maximum=True
+    )
+    fc_units = check_int("fc_units", fc_units, minimum=1)
+    check_choice("initialization", initialization, INITIALIZATIONS)
+    seed = check_int("seed", seed, minimum=0, allow_none=True)
+    network = resolve_config(
         weights=weights,
-        input_tensor=input_tensor,
-        input_shape=input_shape,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
         variant=variant,
         groups=groups,
         normalization=normalization,
-        dropout=dropout,
         lrn=lrn,
-        include_preprocessing=include_preprocessing,
-        name=name,
+    )
+    _check_pretrained(
+        network.weights,
+        include_top=include_top,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        fc_units=fc_units,
+        initialization=initialization,
+    )
+    data_format = keras.config.image_data_format()
+    layout = LAYOUTS[network.variant]
+    shape = _check_input_shape(
+        input_shape,
+        input_tensor,
+        include_top,
+        network.variant,
+        network.weights,
+        data_format,
     )
     if input_tensor is None:
-        img_input = layers.Input(shape=config.input_shape, name="image")
+        img_input = layers.Input(shape=shape, name="image")
     elif not keras.backend.is_keras_tensor(input_tensor):
-        img_input = layers.Input(
-            tensor=input_tensor, shape=config.input_shape, name="image"
-        )
+        img_input = layers.Input(tensor=input_tensor, shape=shape, name="image")
     else:
         img_input = input_tensor
 
     x = img_input
-    if config.include_preprocessing:
-        constants = config.preprocessing
+    if include_preprocessing:
+        constants = network.preprocessing
         x = ImagePreprocessing(
             channel_order=constants.channel_order,
             scale=constants.scale,
@@ -312,8 +310,17 @@ def AlexNet(
             std=constants.std,
             name="preprocessing",
         )(x)
+    if initialization == "he":
+        # He's initialisation keeps activations' size for inputs of unit
+        # spread; Caffe's preprocessing leaves a spread of ~58, with which SGD
+        # at lr 0.01 diverges in a few steps on conv1.
+        x = layers.Rescaling(
+            1.0 / _input_spread(network.preprocessing), name="input_scale"
+        )(x)
 
-    layout = config.layout
+    def init(name: str, use_bias: bool = True) -> dict[str, Any]:
+        return _initializers(name, initialization, seed, use_bias)
+
     if layout.conv1_padding:  # torchvision pads conv1 by 2; the paper does not.
         x = layers.ZeroPadding2D(layout.conv1_padding, name="conv1_pad")(x)
     # Blocks 1-5, one row each (see LAYOUTS): conv1 11x11/4; conv2 5x5; conv3,
@@ -321,124 +328,225 @@ def AlexNet(
     # GPUs: 2); conv3 sees every channel. LRN (with normalization="lrn") follows
     # conv1 and conv2, and a 3x3/2 max pool follows conv1, conv2 and conv5.
     for row in layout.rows:
-        x = _conv_block(x, row, config)
+        x = _conv_block(x, row, network, data_format, init)
         if row.pooled:
-            name = "pool5" if row.index == "5" else f"pool{row.index}"
-            x = MaxPooling2D(3, strides=2, name=name)(x)
+            pool = layers.MaxPooling2D(3, strides=2, name=f"pool{row.index}")
+            x = with_fast_path(pool)(x)
 
-    if config.include_top:
-        # Classifier: (adaptive pool to 6x6,) flatten, fc6 and fc7 with dropout
-        # (after each in the paper, before each in torchvision), predictions.
-        if layout.adaptive_pool:
-            x = AdaptiveAveragePooling2D(POOL5_SIZE, name="avgpool")(x)
-        x = layers.Flatten(name="flatten")(x)
-        for index in ("6", "7"):
-            if layout.dropout_before_fc:
-                x = layers.Dropout(config.dropout, name=f"drop{index}")(x)
-            x = layers.Dense(
-                FC_UNITS, activation="relu", name=f"fc{index}", **_init(f"fc{index}")
-            )(x)
-            if not layout.dropout_before_fc:
-                x = layers.Dropout(config.dropout, name=f"drop{index}")(x)
-        x = layers.Dense(
-            config.classes,
-            activation=config.classifier_activation,
-            name="predictions",
-            **_init("predictions"),
-        )(x)
-    elif config.pooling == "avg":
+    if include_top:
+        x = _classifier(
+            x, layout, classes, classifier_activation, dropout, fc_units, init
+        )
+    elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    elif config.pooling == "max":
+    elif pooling == "max":
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
 
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)
     else:
         inputs = img_input
-    model = keras.Model(inputs, x, name=config.name)
-    if config.weights is not None:
-        loading.load_weights(model, config.weights)
+    model = keras.Model(inputs, x, name=name)
+    if network.weights is not None:
+        load_weights(model, network.weights)
     return model
 
 
-def _conv_block(x: Any, row: ConvRow, config: AlexNetConfig) -> Any:
-    """`conv{i}` with its ReLU, or `conv{i}`, `bn{i}`, `relu{i}`; then `norm{i}`."""
-    batchnorm = config.normalization == "batchnorm"
-    groups = config.groups if row.grouped else 1
-    name = f"conv{row.index}"
-    # keras-alexnet's Conv2D and MaxPooling2D are Keras' own, saved alike, minus
-    # the layout copies Keras' PyTorch backend makes (layers/channels_last.py).
-    conv_class = GroupedConv2D if groups > 1 else Conv2D
-    x = conv_class(
-        row.filters,
-        row.kernel_size,
-        strides=row.strides,
-        padding=row.padding,
-        groups=groups,
-        activation=None if batchnorm else "relu",
-        use_bias=not batchnorm,
-        name=name,
-        **_init(name, use_bias=not batchnorm),
+def _classifier(
+    x: Any,
+    layout: Layout,
+    classes: int,
+    classifier_activation: Any,
+    dropout: float,
+    fc_units: int,
+    init: Any,
+) -> Any:
+    """(torchvision: `avgpool` to 6x6,) `flatten`, fc6, fc7, `predictions`.
+
+    Dropout follows fc6 and fc7 in the paper and precedes them in torchvision.
+    The original variant flattens pool5 whatever its size.
+    """
+    if layout.adaptive_pool:
+        x = AdaptiveAveragePooling2D(POOL5_SIZE, name="avgpool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for index in ("6", "7"):
+        if layout.dropout_before_fc:
+            x = layers.Dropout(dropout, name=f"drop{index}")(x)
+        x = layers.Dense(
+            fc_units, activation="relu", name=f"fc{index}", **init(f"fc{index}")
+        )(x)
+        if not layout.dropout_before_fc:
+            x = layers.Dropout(dropout, name=f"drop{index}")(x)
+    return layers.Dense(
+        classes,
+        activation=classifier_activation,
+        name="predictions",
+        **init("predictions"),
     )(x)
-    channel_axis = -1 if config.data_format == "channels_last" else 1
+
+
+def _conv_block(
+    x: Any, row: ConvRow, network: ResolvedArchitecture, data_format: str, init: Any
+) -> Any:
+    """`conv{i}` with its ReLU, or `conv{i}`, `bn{i}`, `relu{i}`; then `norm{i}`."""
+    batchnorm = network.normalization == "batchnorm"
+    groups = network.groups if row.grouped else 1
+    name = f"conv{row.index}"
+    options = {
+        "strides": row.strides,
+        "padding": row.padding,
+        "activation": None if batchnorm else "relu",
+        "use_bias": not batchnorm,
+        "name": name,
+        **init(name, use_bias=not batchnorm),
+    }
+    if groups > 1:
+        conv = GroupedConv2D(row.filters, row.kernel_size, groups=groups, **options)
+    else:
+        # Keras' own layer (a saved model loads without keras-alexnet), run by
+        # the fast path that applies when called (layers/channels_last.py).
+        conv = with_fast_path(layers.Conv2D(row.filters, row.kernel_size, **options))
+    x = conv(x)
+    channel_axis = -1 if data_format == "channels_last" else 1
     if batchnorm:
         x = layers.BatchNormalization(axis=channel_axis, name=f"bn{row.index}")(x)
         x = layers.Activation("relu", name=f"relu{row.index}")(x)
-    if config.normalization == "lrn" and row.normalized:
-        assert config.lrn is not None  # resolve_config sets it for "lrn"
+    if network.normalization == "lrn" and row.normalized:
+        assert network.lrn is not None  # resolve_config sets it for "lrn"
         x = LocalResponseNormalization(
-            **config.lrn.as_dict(), axis=channel_axis, name=f"norm{row.index}"
+            **network.lrn.as_dict(), axis=channel_axis, name=f"norm{row.index}"
         )(x)
     return x
 
 
-def _init(name: str, use_bias: bool = True) -> dict[str, Any]:
-    initializers = {"kernel_initializer": keras.initializers.RandomNormal(0.0, 0.01)}
-    if use_bias:
+def _initializers(
+    name: str, initialization: str, seed: int | None, use_bias: bool
+) -> dict[str, Any]:
+    """The kernel (and bias) initializers of the layer `name`."""
+    if seed is not None:
+        seed += _WEIGHTED_LAYERS.index(name)
+    bias = 0.0
+    if initialization == "paper":
+        kernel = keras.initializers.RandomNormal(0.0, 0.01, seed=seed)
         bias = 1.0 if name in _BIAS_ONE_LAYERS else 0.0
+    elif name == "predictions":  # Glorot's uniform, the usual one for softmax
+        kernel = keras.initializers.GlorotUniform(seed=seed)
+    else:  # He's normal: N(0, 2 / fan_in), not truncated
+        kernel = keras.initializers.VarianceScaling(
+            2.0, "fan_in", "untruncated_normal", seed=seed
+        )
+    initializers = {"kernel_initializer": kernel}
+    if use_bias:
         initializers["bias_initializer"] = keras.initializers.Constant(bias)
     return initializers
 
 
-# -- Resolving the arguments -----------------------------------------------------
+def _input_spread(preprocessing: Preprocessing) -> float:
+    """The spread of ImageNet pixels after `preprocessing` (58 Caffe's, 1 torch's)."""
+    return float(_PIXEL_STD * preprocessing.scale / np.mean(preprocessing.std))
+
+
+def _check_pretrained(
+    weights: Checkpoint | str | None,
+    *,
+    include_top: bool,
+    classes: int,
+    classifier_activation: Any,
+    fc_units: int,
+    initialization: str,
+) -> None:
+    """Refuses the arguments that pretrained `weights` cannot serve."""
+    if weights is None:
+        return
+    if initialization != "paper":
+        raise ValueError(
+            "`initialization` applies to random weights (`weights=None`). "
+            f"Received: initialization={initialization!r} with "
+            f"weights={getattr(weights, 'name', weights)!r}"
+        )
+    if classifier_activation not in (None, "softmax"):
+        raise ValueError(
+            "Only `None` and 'softmax' are supported as `classifier_activation` "
+            "with pretrained weights. "
+            f"Received: classifier_activation={classifier_activation!r}"
+        )
+    if isinstance(weights, Checkpoint) and include_top:
+        if classes != 1000:
+            raise ValueError(
+                f"If using `weights={weights.name!r}` with `include_top=True`, "
+                f"`classes` should be 1000. Received classes={classes}"
+            )
+        if fc_units != FC_UNITS:
+            raise ValueError(
+                f"If using `weights={weights.name!r}` with `include_top=True`, "
+                f"`fc_units` should be {FC_UNITS}. Received: fc_units={fc_units}"
+            )
+
+
+# -- The network the weights need -------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedArchitecture:
+    """The network `AlexNet` builds for some weights; `resolve_config` makes one.
+
+    Attributes:
+        weights: `None`, a registry `Checkpoint` or the path of a weights file.
+        variant: one of `VARIANTS`.
+        groups: the channel groups of conv2, conv4 and conv5.
+        normalization: one of `NORMALIZATIONS`.
+        lrn: the LRN constants with `normalization="lrn"`, else `None`.
+        preprocessing: what the weights expect, and what
+            `include_preprocessing` puts in front.
+    """
+
+    weights: Checkpoint | str | None
+    variant: str
+    groups: int
+    normalization: str
+    lrn: LRNConstants | None
+    preprocessing: Preprocessing
 
 
 def resolve_config(
     *,
-    include_top: bool = True,
     weights: Any = "imagenet",
-    input_tensor: Any = None,
-    input_shape: Any = None,
-    pooling: Any = None,
-    classes: Any = 1000,
-    classifier_activation: Any = "softmax",
     variant: Any = None,
     groups: Any = None,
     normalization: Any = None,
-    dropout: Any = 0.5,
     lrn: Any = None,
-    include_preprocessing: bool = False,
-    name: str = "alexnet",
-) -> AlexNetConfig:
-    """Checks `AlexNet`'s arguments and resolves them into an `AlexNetConfig`.
+) -> ResolvedArchitecture:
+    """Settles the network `AlexNet(weights=..., ...)` builds, without building it.
 
-    Reads what the weights say about the architecture (without building a model
-    or reading their arrays) and raises `ValueError`/`TypeError`, naming the
-    argument and the received value, for anything wrong.
+    Reads what the weights say about the architecture (without reading their
+    arrays); each argument left at `None` takes the weights' value, else the
+    variant's default.
+
+    Args:
+        weights: as `AlexNet`'s `weights`.
+        variant: as `AlexNet`'s `variant`.
+        groups: as `AlexNet`'s `groups`.
+        normalization: as `AlexNet`'s `normalization`.
+        lrn: as `AlexNet`'s `lrn`.
+
+    Returns:
+        A `ResolvedArchitecture`.
+
+    Raises:
+        ValueError: an argument out of its range, unreadable weights, or an
+            argument that contradicts what the weights say.
     """
-    _check_bool("include_top", include_top)
-    _check_bool("include_preprocessing", include_preprocessing)
-    if variant is not None:
-        check_variant(variant)
+    check_variant(variant, allow_none=True)
+    groups = check_int("groups", groups, minimum=1, maximum=2, allow_none=True)
+    check_choice("normalization", normalization, NORMALIZATIONS, allow_none=True)
     if isinstance(weights, str) and weights == "imagenet":
         weights = registry.imagenet_checkpoint(variant or "original")
     resolved_weights, stated, source = _resolve_weights(weights)
     variant = _agree("variant", variant, stated, source) or "original"
     layout = LAYOUTS[variant]
-    groups = _agree("groups", _check_groups(groups), stated, source) or layout.groups
+    groups = _agree("groups", groups, stated, source) or layout.groups
     normalization = (
-        _agree("normalization", _check_normalization(normalization), stated, source)
-        or layout.normalization
+        _agree("normalization", normalization, stated, source) or layout.normalization
     )
     lrn_constants = None
     if normalization == "lrn":
@@ -447,86 +555,30 @@ def resolve_config(
         )
     elif lrn is not None:
         _check_lrn(lrn)
-    if pooling not in (None, "avg", "max"):
-        raise ValueError(
-            f"`pooling` should be None, 'avg' or 'max'. Received: pooling={pooling!r}"
-        )
-    classes = _check_classes(classes)
-    dropout = _check_dropout(dropout)
-    if isinstance(resolved_weights, Checkpoint) and include_top and classes != 1000:
-        raise ValueError(
-            f"If using `weights={resolved_weights.name!r}` with `include_top=True`, "
-            f"`classes` should be 1000. Received classes={classes}"
-        )
-    if resolved_weights is not None and classifier_activation not in (
-        None,
-        "softmax",
-    ):
-        raise ValueError(
-            "Only `None` and 'softmax' are supported as `classifier_activation` "
-            "with pretrained weights. "
-            f"Received: classifier_activation={classifier_activation!r}"
-        )
-    data_format = keras.config.image_data_format()
-    input_shape = _check_input_shape(
-        input_shape,
-        input_tensor,
-        include_top,
-        layout,
-        variant,
-        resolved_weights is not None,
-        data_format,
-    )
     if isinstance(resolved_weights, Checkpoint):
         preprocessing = resolved_weights.preprocessing
     elif stated.get("variant") == "original" and stated.get("lrn") == CAFFE_LRN:
         preprocessing = registry.BVLC_ALEXNET.preprocessing
     else:
         preprocessing = registry.imagenet_checkpoint(variant).preprocessing
-    return AlexNetConfig(
+    return ResolvedArchitecture(
+        weights=resolved_weights,
         variant=variant,
-        layout=layout,
         groups=groups,
         normalization=normalization,
         lrn=lrn_constants,
-        include_top=include_top,
-        pooling=pooling,
-        classes=classes,
-        classifier_activation=classifier_activation,
-        dropout=dropout,
-        input_shape=input_shape,
-        data_format=data_format,
-        include_preprocessing=include_preprocessing,
         preprocessing=preprocessing,
-        weights=resolved_weights,
-        name=name,
     )
 
 
 def _resolve_weights(weights: Any) -> tuple[Any, dict[str, Any], str]:
     """Returns (None, a Checkpoint or a path; what it states; how to name it)."""
-    if weights is None:
-        return None, {}, ""
-    if isinstance(weights, Checkpoint):
-        return weights, loading.architecture_dict(weights.architecture), weights.name
-    if isinstance(weights, str):
-        checkpoint = registry.find_checkpoint(weights)
-        if checkpoint is not None:
-            return (
-                checkpoint,
-                loading.architecture_dict(checkpoint.architecture),
-                checkpoint.name,
-            )
-    if not isinstance(weights, (str, os.PathLike)):
-        raise ValueError(
-            "The `weights` argument should be either `None` (random "
-            "initialization), 'imagenet' (pre-training on ImageNet), a "
-            f"checkpoint name {sorted(registry.CHECKPOINTS)}, a registry entry, "
-            f"or the path to the weights file to be loaded. Received: "
-            f"weights={weights!r}"
-        )
-    path = loading.check_weights_file(weights)
-    return path, loading.file_architecture(path), path
+    _, resolved = resolve_weights(weights)
+    if isinstance(resolved, Checkpoint):
+        return resolved, architecture_dict(resolved.architecture), resolved.name
+    if isinstance(resolved, str):  # the path of a weights file
+        return resolved, file_architecture(resolved), resolved
+    return None, {}, ""
 
 
 def _agree(
@@ -555,37 +607,6 @@ def _lrn_text(lrn: LRNConstants) -> str:
     return repr(lrn.as_dict())
 
 
-def _check_bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"`{name}` should be True or False. Received: {name}={value!r}")
-
-
-def _is_integer(value: Any) -> bool:
-    # NumPy integers are numbers.Integral; bools are refused as integers.
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_groups(groups: Any) -> int | None:
-    if groups is None:
-        return None
-    if not _is_integer(groups) or groups not in (1, 2):
-        raise ValueError(
-            f"`groups` should be None, 1 or 2. Received: groups={groups!r}"
-        )
-    return int(groups)
-
-
-def _check_normalization(normalization: Any) -> str | None:
-    if normalization is None:
-        return None
-    if not isinstance(normalization, str) or normalization not in NORMALIZATIONS:
-        raise ValueError(
-            f"`normalization` should be None (the variant's default) or one of "
-            f"{NORMALIZATIONS}. Received: normalization={normalization!r}"
-        )
-    return normalization
-
-
 def _check_lrn(lrn: Any) -> LRNConstants | None:
     if lrn is None or isinstance(lrn, LRNConstants):
         return lrn
@@ -609,28 +630,6 @@ def _check_lrn(lrn: Any) -> LRNConstants | None:
         alpha=float(lrn["alpha"]),
         beta=float(lrn["beta"]),
     )
-
-
-def _check_classes(classes: Any) -> int:
-    if not _is_integer(classes) or not 1 <= classes <= MAX_CLASSES:
-        raise ValueError(
-            f"`classes` should be an integer from 1 to {MAX_CLASSES:,} (the "
-            "classifier's kernel is 4096 x classes). "
-            f"Received: classes={classes!r}"
-        )
-    return int(classes)
-
-
-def _check_dropout(dropout: Any) -> float:
-    if (
-        isinstance(dropout, bool)
-        or not isinstance(dropout, numbers.Real)
-        or not 0.0 <= float(dropout) < 1.0
-    ):
-        raise ValueError(
-            f"`dropout` should be a number in [0, 1). Received: dropout={dropout!r}"
-        )
-    return float(dropout)
 
 
 def pool5_size(image_size: int, variant: str = "original") -> int:
@@ -657,18 +656,18 @@ def _check_input_shape(
     input_shape: Any,
     input_tensor: Any,
     include_top: bool,
-    layout: Layout,
     variant: str,
-    pretrained: bool,
+    weights: Checkpoint | str | None,
     data_format: str,
 ) -> tuple[int | None, ...]:
+    """The model's input shape, from `input_shape` or `input_tensor`, checked."""
     if input_shape is not None:
         if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
             raise ValueError(
                 "`input_shape` should be a tuple of three integers "
                 f"(height, width, channels). Received: input_shape={input_shape!r}"
             )
-        if not all(size is None or _is_integer(size) for size in input_shape):
+        if not all(size is None or is_integer(size) for size in input_shape):
             raise ValueError(
                 "`input_shape` should hold integers (or None for a free height or "
                 f"width). Received: input_shape={tuple(input_shape)!r}"
@@ -696,7 +695,7 @@ def _check_input_shape(
             )
         input_shape = tensor_shape
     if input_shape is None:
-        size = layout.default_size if include_top else None
+        size = DEFAULT_IMAGE_SIZE[variant] if include_top else None
         if data_format == "channels_first":
             return (3, size, size)
         return (size, size, 3)
@@ -710,7 +709,7 @@ def _check_input_shape(
         channels, height, width = input_shape
     else:
         height, width, channels = input_shape
-    if pretrained and channels != 3:
+    if weights is not None and channels != 3:
         raise ValueError(
             "Pretrained weights need 3 input channels. "
             f"Received: input_shape={input_shape}"
@@ -721,12 +720,15 @@ def _check_input_shape(
             f"Received: input_shape={input_shape}"
         )
     minimum = minimum_input_size(variant)
+    # The torchvision variant pools pool5 to 6x6 (avgpool) whatever the input;
+    # the original flattens pool5 as it is, so fc6's inputs follow the size.
+    flattens_pool5 = include_top and not LAYOUTS[variant].adaptive_pool
     for size in (height, width):
         if size is None:
-            if include_top and not layout.adaptive_pool:
+            if flattens_pool5:
                 raise ValueError(
                     "With `include_top=True` the original variant needs a fixed "
-                    "input size whose pool5 is 6x6, such as 227. "
+                    "input size (fc6 takes pool5 flattened), such as 227. "
                     f"Received: input_shape={input_shape}"
                 )
             continue
@@ -735,10 +737,14 @@ def _check_input_shape(
                 f"Input size must be at least {minimum}x{minimum} for "
                 f"variant={variant!r}. Received: input_shape={input_shape}"
             )
-        if include_top and not layout.adaptive_pool and pool5_size(size) != POOL5_SIZE:
+        if (
+            flattens_pool5
+            and isinstance(weights, Checkpoint)
+            and pool5_size(size) != POOL5_SIZE
+        ):
             raise ValueError(
-                "With `include_top=True` the original variant needs an input size "
-                "whose pool5 is 6x6 (227 to 258 pixels, 227 in the paper). "
-                f"Received: input_shape={input_shape}"
+                f"With `weights={weights.name!r}` and `include_top=True` the "
+                "original variant needs an input size whose pool5 is 6x6 (227 to "
+                f"258 pixels, 227 in the paper). Received: input_shape={input_shape}"
             )
     return input_shape

@@ -22,8 +22,12 @@ import keras
 import numpy as np
 
 from keras_alexnet import variants
+from keras_alexnet._validation import check_int
 from keras_alexnet.alexnet import AlexNet
-from keras_alexnet.weights import loading
+from keras_alexnet.weights.architecture import file_architecture, stamp_architecture
+from keras_alexnet.weights.assignment import assign_weights
+from keras_alexnet.weights.download import write_atomically
+from keras_alexnet.weights.formats import read_checkpoint, weights_format
 
 __all__ = ["convert_checkpoint", "save_model_atomically"]
 
@@ -41,13 +45,10 @@ def convert_checkpoint(
 ) -> keras.Model:
     """Converts a Caffe `.caffemodel` or a torchvision `.pth` to a Keras model.
 
-    The file is read without Caffe or PyTorch and without running any code it
-    contains (see `keras_alexnet.weights.caffe_checkpoint` and
-    `torch_checkpoint`). A `.caffemodel` gives the `"original"` variant with
-    Caffe's LRN constants (`lrn="caffe"`); a `.pth`/`.pt` state dict of
-    `torchvision.models.alexnet` gives the `"torchvision"` variant. The number of
-    classes is taken from the checkpoint's last layer, so fine-tuned checkpoints
-    convert too.
+    The file is read without Caffe or PyTorch and without running its code. A
+    `.caffemodel` gives the `"original"` variant with Caffe's LRN constants; a
+    torchvision `.pth`/`.pt` state dict the `"torchvision"` variant. The class
+    count comes from the checkpoint's last layer (fine-tuned checkpoints too).
 
     Args:
         source: the path of the checkpoint.
@@ -86,10 +87,7 @@ def convert_checkpoint(
             "`classifier_activation` should be None or 'softmax'. "
             f"Received: classifier_activation={classifier_activation!r}"
         )
-    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-        raise ValueError(
-            f"`verbose` should be 0, 1 or 2. Received: verbose={verbose!r}"
-        )
+    verbose = check_int("verbose", verbose, minimum=0, maximum=2)
     # Read the file, build the model, set its weights, save.
     steps = 3 + (dest is not None)
     progress = None
@@ -98,11 +96,11 @@ def convert_checkpoint(
         progress = keras.utils.Progbar(
             steps, unit_name="step", verbose=verbose if sys.stdout.isatty() else 2
         )
-    weights = loading.read_checkpoint(source)
+    weights = read_checkpoint(source)
     _advance(progress)
     classes = int(np.shape(weights["predictions"][1])[0])
     # The architecture the file's format implies (Caffe's LRN for a .caffemodel).
-    architecture = loading.file_architecture(source)
+    architecture = file_architecture(source)
     model = AlexNet(
         weights=None,
         variant=variant,
@@ -113,7 +111,7 @@ def convert_checkpoint(
         classifier_activation=classifier_activation,
     )
     _advance(progress)
-    loading.assign_weights(model, weights, source=repr(source))
+    assign_weights(model, weights, source=repr(source))
     _advance(progress)
     if dest is not None:
         save_model_atomically(model, dest)
@@ -129,10 +127,8 @@ def _advance(progress: keras.utils.Progbar | None) -> None:
 def save_model_atomically(model: keras.Model, path: str | os.PathLike) -> None:
     """Saves `model` to a `.weights.h5` or `.keras` file through a temporary file.
 
-    The file is written next to `path` under a temporary name, then renamed with
-    `os.replace`, so readers see either the old file or the complete new one. A
-    `.weights.h5` gets the model's architecture stamped in (see
-    `keras_alexnet.weights.loading.stamp_architecture`), so that
+    Readers see the old file or the complete new one. A `.weights.h5` gets the
+    model's architecture stamped in (`stamp_architecture`), so that
     `AlexNet(weights=path)` rebuilds it, LRN constants included.
 
     Args:
@@ -140,15 +136,15 @@ def save_model_atomically(model: keras.Model, path: str | os.PathLike) -> None:
         path: a path ending in `.weights.h5` (weights only) or `.keras`.
     """
     path = _check_dest(path)
-    if loading.weights_format(path) == "keras_weights":
+    if weights_format(path) == "keras_weights":
 
         def write(tmp: str) -> None:
             model.save_weights(tmp, overwrite=True)
-            loading.stamp_architecture(tmp, model)
+            stamp_architecture(tmp, model)
 
-        loading.write_atomically(path, write)
+        write_atomically(path, write)
     else:
-        loading.write_atomically(path, lambda tmp: model.save(tmp, overwrite=True))
+        write_atomically(path, lambda tmp: model.save(tmp, overwrite=True))
 
 
 # -- Arguments ---------------------------------------------------------------
@@ -164,7 +160,7 @@ def check_source(source: Any) -> str:
     path = os.fspath(source)
     kind = None
     with contextlib.suppress(ValueError):
-        kind = loading.weights_format(path)
+        kind = weights_format(path)
     if kind not in ("caffe", "torch"):
         raise ValueError(
             "`source` should be a Caffe .caffemodel or a torchvision .pth/.pt "
@@ -177,7 +173,7 @@ def check_source(source: Any) -> str:
 
 def check_variant(variant: Any, source: str) -> str:
     """Returns the variant `source` holds, refusing a `variant` that differs."""
-    expected = loading.file_architecture(source)["variant"]
+    expected = file_architecture(source)["variant"]
     if variant is None:
         return expected
     variants.check_variant(variant, allow_none=True)

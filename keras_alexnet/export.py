@@ -1,26 +1,10 @@
 """Export an AlexNet (or any Keras model) for serving: SavedModel, ONNX or TFLite.
 
-`export_model` wraps Keras' own `Model.export` and removes the ways it trips
-people up: the model is run once before exporting (Keras' ONNX export refuses a
-model that "has never been called"), the destination is checked before the
-slow conversion starts, a missing converter names the pip extra to install, and
-the output appears complete or not at all (it is written beside `dest` under a
-temporary name, then renamed).
-
-The three formats and what runs them:
-
-- `"saved_model"`: a TensorFlow SavedModel directory with a `serving_default`
-  signature (TF Serving, `tf.saved_model.load`).
-- `"onnx"`: an `.onnx` file (onnxruntime, TensorRT, OpenVINO...). Converted by
-  `tf2onnx`; needs `pip install "keras-alexnet[export]"`.
-- `"tflite"`: a TensorFlow Lite / LiteRT flatbuffer (`ai_edge_litert` or
-  `tf.lite.Interpreter`), converted by TensorFlow's own converter.
-
-Export runs under the TensorFlow backend (`KERAS_BACKEND=tensorflow`), the one
-for which all three paths are tested; the exported files need neither Keras nor
-the backend the model was trained with. The layers of AlexNet (LRN, grouped
-convolution, adaptive pooling, preprocessing) export in all three formats:
-`tests/test_export.py` compares each runtime's logits with Keras'.
+`export_model` wraps Keras' `Model.export`: it runs the model once (Keras' ONNX
+export refuses a model never called), checks the destination before the slow
+conversion, names the pip extra of a missing converter, and writes the output
+atomically. It runs under the TensorFlow backend; the exported files need
+neither Keras nor a backend. docs/export.md says what runs each format.
 """
 
 from __future__ import annotations
@@ -34,10 +18,11 @@ from typing import Any
 import keras
 import numpy as np
 
-FORMATS = ("saved_model", "onnx", "tflite")
+from keras_alexnet._choices import EXPORT_FORMATS as FORMATS
+from keras_alexnet._choices import EXPORT_SUFFIXES
+
 # Keras' names for the formats.
 _KERAS_FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
-_SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
 # An undefined height or width is given this size for the one run before export;
 # 227 suits both variants, with or without the top.
 _PROBE_SIZE = 227
@@ -128,7 +113,7 @@ def check_destination(
     if isinstance(dest, bool) or not isinstance(dest, (str, os.PathLike)):
         raise TypeError(f"`dest` should be a path. Received: dest={dest!r}")
     dest = os.fspath(dest)
-    suffix = _SUFFIXES.get(format)
+    suffix = EXPORT_SUFFIXES.get(format)
     if suffix is not None and not dest.lower().endswith(suffix):
         raise ValueError(
             f"`dest` should end in {suffix} for format={format!r}. Received: {dest=}"

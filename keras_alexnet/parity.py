@@ -1,20 +1,8 @@
 """Checks a converted model against its checkpoint run by its own framework.
 
-`parity_report` compares the Keras model `convert_checkpoint` made with the
-checkpoint's own framework, keeping two questions apart, as keras-hub's
-conversion checks do:
-
-- the modelling difference: the same preprocessed input tensor goes into the
-  Keras model and into the reference (PyTorch running torchvision's AlexNet
-  layout for a `.pth`, OpenCV's Caffe runtime running BVLC's deploy prototxt for
-  a `.caffemodel`); any difference in the logits is the conversion's.
-- the preprocessing difference: keras-alexnet's input pipeline
-  (`keras_alexnet.data.load_image`, from the checkpoint's registry entry)
-  against the reference pipeline of the checkpoint's authors (PIL, as
-  torchvision's `Resize(256)`, `CenterCrop(224)` and `Normalize` do; OpenCV, as
-  Caffe's tools do), compared in pixels and in the logits each pipeline leads to.
-
-PyTorch, OpenCV and PIL are needed only by `parity_report`, and imported there.
+`parity_report` keeps the modelling difference (the same input tensor in both)
+apart from the preprocessing difference (each side's own input pipeline); see
+docs/pretrained.md. PyTorch, OpenCV and PIL are imported only there.
 
 References:
     - torchvision `models/alexnet.py` (BSD-3-Clause) and its
@@ -159,17 +147,9 @@ def parity_report(
 ) -> ParityReport:
     """Compares a converted model with its checkpoint run by its own framework.
 
-    For a `.pth`, the reference is a plain `torch.nn` module with torchvision's
-    AlexNet layout and state-dict keys, loaded with
-    `torch.load(weights_only=True)`; its input pipeline is PIL's, as
-    torchvision's `Resize(256)`, `CenterCrop(224)`, `ToTensor` and `Normalize`.
-    For a `.caffemodel`, the reference is OpenCV's Caffe runtime
-    (`cv2.dnn.readNetFromCaffe`) with BVLC's deploy prototxt; its input pipeline
-    is OpenCV's (`imread`, bilinear `resize` of the shorter side to 256, centre
-    crop 227 with Caffe's rounded-down offsets, BGR mean subtraction). Both
-    pipelines crop the centre of the image resized to 256 on its shorter side;
-    Caffe's ImageNet recipe squashed its training images to 256x256 instead, a
-    difference of protocol that this check does not measure.
+    The reference for a `.pth` is torchvision's AlexNet as plain `torch.nn`
+    with PIL's input pipeline; for a `.caffemodel`, OpenCV's Caffe runtime with
+    BVLC's deploy prototxt and OpenCV's input pipeline (docs/pretrained.md).
 
     Args:
         source: the checkpoint `model` was converted from.

@@ -54,6 +54,19 @@ def write(path: str, data: bytes) -> str:
     return path
 
 
+def write_flat_folder(root: str) -> str:
+    """A flat validation folder: `ILSVRC2012_val_<k>.JPEG` for k = 1 to 4 and an
+    unlabelled README; returns the folder of the images."""
+    images = os.path.join(root, "images")
+    for i in (1, 2, 3, 4):
+        write(
+            os.path.join(images, f"ILSVRC2012_val_{i:08d}.JPEG"),
+            encode(natural_image(16, 16, i)),
+        )
+    write(os.path.join(images, "README"), b"not an image, and no label either")
+    return images
+
+
 def write_bad_folder(root: str, height: int = 48, width: int = 64) -> dict:
     """An ImageNet-style tree with the bad files real folders collect.
 

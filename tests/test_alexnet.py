@@ -54,6 +54,7 @@ FILTERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("variant", "groups"), list(PARAMS))
 def test_parameter_counts_are_the_published_ones(variant, groups):
     model = AlexNet(weights=None, variant=variant, groups=groups)
@@ -63,7 +64,8 @@ def test_parameter_counts_are_the_published_ones(variant, groups):
 @pytest.mark.parametrize(
     ("variant", "groups", "normalization", "include_top", "pooling"),
     [
-        combo
+        # With the top, fc6 to fc8 hold 58 million weights: a full-size check.
+        pytest.param(*combo, marks=[pytest.mark.slow] if combo[3] else [])
         for combo in itertools.product(
             ("original", "torchvision"),
             (1, 2),
@@ -106,6 +108,7 @@ def test_output_shapes_and_counts_of_every_combination(
     assert model.get_layer("conv3").groups == 1
 
 
+@pytest.mark.slow
 def test_original_layer_table_matches_the_paper():
     model = AlexNet(weights=None)
     shapes = {
@@ -129,6 +132,7 @@ def test_original_layer_table_matches_the_paper():
     assert model.get_layer("fc6").kernel.shape == (9216, 4096)
 
 
+@pytest.mark.slow
 def test_random_initialisation_is_the_papers():
     model = AlexNet(weights=None)
     for name in (
@@ -155,6 +159,48 @@ def test_random_initialisation_is_the_papers():
         assert (layer.size, layer.bias, layer.alpha, layer.beta) == (5, 2.0, 1e-4, 0.75)
 
 
+def test_he_initialisation_is_seeded_he_normal_and_glorot_uniform():
+    def build(seed):
+        return AlexNet(
+            weights=None,
+            input_shape=(67, 67, 3),
+            fc_units=256,
+            classes=300,
+            initialization="he",
+            seed=seed,
+        )
+
+    model = build(seed=3)
+    for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"):
+        kernel, bias = (to_numpy(w) for w in model.get_layer(name).weights)
+        fan_in = np.prod(kernel.shape[:-1])  # grouped: one group's inputs
+        # Not truncated: about 0.3 % of draws lie beyond 3 standard deviations.
+        assert kernel.std() == pytest.approx(np.sqrt(2 / fan_in), rel=0.05)
+        assert np.abs(kernel).max() > 3 * np.sqrt(2 / fan_in)
+        assert not bias.any()
+    kernel = to_numpy(model.get_layer("predictions").kernel)
+    limit = np.sqrt(6 / (256 + 300))
+    assert np.abs(kernel).max() <= limit
+    assert kernel.std() == pytest.approx(limit / np.sqrt(3), rel=0.05)
+    # Preprocessed as bvlc_alexnet (Caffe: spread 255 * 0.226), then scaled.
+    assert model.get_layer("input_scale").scale == pytest.approx(1 / (255 * 0.226))
+    # The seed fixes every draw, and each layer draws its own.
+    again = build(seed=3)
+    other = build(seed=4)
+    for mine, same, different in zip(
+        model.weights, again.weights, other.weights, strict=True
+    ):
+        np.testing.assert_array_equal(to_numpy(mine), to_numpy(same))
+        if "kernel" in mine.path:
+            assert not np.array_equal(to_numpy(mine), to_numpy(different))
+    conv3, conv4 = (to_numpy(model.get_layer(n).kernel) for n in ("conv3", "conv4"))
+    # Same-seeded draws would start alike whatever the shape.
+    assert not np.allclose(
+        conv3.ravel()[:100] / conv3.std(), conv4.ravel()[:100] / conv4.std()
+    )
+
+
+@pytest.mark.slow
 def test_torchvision_layout_details():
     model = AlexNet(weights=None, variant="torchvision")
     assert model.input_shape == (None, 224, 224, 3)
@@ -167,6 +213,7 @@ def test_torchvision_layout_details():
     assert order.index("drop7") < order.index("fc7")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [63, 100, 224, 301])
 def test_torchvision_variant_takes_any_input_from_63(size):
     model = AlexNet(
@@ -175,15 +222,17 @@ def test_torchvision_variant_takes_any_input_from_63(size):
     assert model.output_shape == (None, 1000)
 
 
-def test_original_with_top_accepts_every_size_with_a_6x6_pool5():
-    for size in (227, 258):
-        assert AlexNet(weights=None, input_shape=(size, size, 3)).output_shape == (
-            None,
-            1000,
-        )
+def test_original_with_top_flattens_pool5_whatever_its_size():
+    # fc6 takes pool5 flattened: 6x6x256 from 227 to 258 pixels, 5x5 at 226,
+    # 7x7 at 259, 1x1 at 67 (the smallest input).
+    for size, pool5 in ((67, 1), (226, 5), (227, 6), (258, 6), (259, 7)):
+        model = AlexNet(weights=None, input_shape=(size, size, 3), fc_units=8)
+        assert model.output_shape == (None, 1000)
+        assert model.get_layer("fc6").kernel.shape == (pool5 * pool5 * 256, 8)
+    # A checkpoint's top needs its 6x6 pool5 (refused before any download).
     for size in (226, 259):
         with pytest.raises(ValueError, match=r"pool5 is 6x6.*Received: input_shape"):
-            AlexNet(weights=None, input_shape=(size, size, 3))
+            AlexNet(weights="imagenet", input_shape=(size, size, 3))
 
 
 def test_without_top_any_size_that_survives_the_network():
@@ -196,10 +245,10 @@ def test_without_top_any_size_that_survives_the_network():
 
 
 def test_input_tensor_is_used_as_the_input():
-    tensor = keras.Input((227, 227, 3), name="photo")
-    model = AlexNet(weights=None, input_tensor=tensor)
+    tensor = keras.Input((67, 67, 3), name="photo")
+    model = AlexNet(weights=None, input_tensor=tensor, include_top=False)
     assert model.inputs[0] is tensor
-    assert model.output_shape == (None, 1000)
+    assert model.output_shape == (None, 1, 1, 256)
 
 
 def test_include_preprocessing_takes_raw_pixels(rng):
@@ -233,6 +282,10 @@ BAD_ARGUMENTS = [
     ({"input_shape": (227, 227)}, ValueError, r"Received: input_shape=\(227, 227\)"),
     ({"input_shape": (None, None, 3)}, ValueError, r"Received: input_shape"),
     ({"input_shape": (227, 227, 0)}, ValueError, r"Received: input_shape"),
+    ({"fc_units": 0}, ValueError, r"Received: fc_units=0"),
+    ({"initialization": "xavier"}, ValueError, r"Received: initialization='xavier'"),
+    ({"seed": -1}, ValueError, r"Received: seed=-1"),
+    ({"seed": 1.5}, ValueError, r"Received: seed=1\.5"),
 ]
 
 
@@ -253,6 +306,10 @@ def test_pretrained_weights_constrain_the_arguments():
         AlexNet(weights="imagenet", classifier_activation="relu")
     with pytest.raises(ValueError, match=r"3 input channels.*Received: input_shape"):
         AlexNet(weights="imagenet", include_top=False, input_shape=(227, 227, 1))
+    with pytest.raises(ValueError, match=r"`fc_units` should be 4096.*fc_units=512"):
+        AlexNet(weights="imagenet", fc_units=512)
+    with pytest.raises(ValueError, match=r"weights=None.*initialization='he'"):
+        AlexNet(weights="imagenet", include_top=False, initialization="he")
 
 
 @pytest.mark.backend
@@ -443,7 +500,7 @@ def test_checkpoint_names_and_registry_entries_select_the_weights():
     )
     config = resolve_config(weights=CHECKPOINTS["bvlc_alexnet"])
     assert config.variant == "original" and config.lrn.bias == 1.0
-    assert config.input_shape == (227, 227, 3)
+    assert config.preprocessing.crop_size == 227
     with pytest.raises(ValueError, match=r"need variant='torchvision'"):
         resolve_config(weights="IMAGENET1K_V1", variant="original")
 
@@ -459,7 +516,7 @@ def test_checkpoint_names_and_registry_entries_select_the_weights():
         (
             {"classes": 10**6},
             ValueError,
-            r"from 1 to 100,000.*Received: classes=1000000",
+            r"from 1 to 100000.*Received: classes=1000000",
         ),
         ({"classes": True}, ValueError, r"Received: classes=True"),
         ({"dropout": np.float32(1.5)}, ValueError, r"Received: dropout=.*1\.5"),
@@ -467,20 +524,26 @@ def test_checkpoint_names_and_registry_entries_select_the_weights():
 )
 def test_builder_rejects_what_it_cannot_build(kwargs, error, match):
     with pytest.raises(error, match=match):
-        resolve_config(weights=None, **kwargs)
+        AlexNet(weights=None, **kwargs)
 
 
 def test_numpy_numbers_are_accepted_as_python_numbers():
-    config = resolve_config(
+    model = AlexNet(
         weights=None,
         classes=np.int64(10),
         dropout=np.float32(0.5),
         groups=np.int32(1),
+        fc_units=np.int64(8),
         input_shape=(np.int64(227), 227, 3),
     )
-    assert (config.classes, config.dropout, config.groups) == (10, 0.5, 1)
-    assert type(config.classes) is int and type(config.dropout) is float
-    assert config.input_shape == (227, 227, 3)
+    assert model.input_shape == (None, 227, 227, 3)
+    assert model.output_shape == (None, 10)
+    assert model.get_layer("conv2").groups == 1
+    rate = model.get_layer("drop6").get_config()["rate"]
+    units = model.get_layer("fc6").get_config()["units"]
+    assert (rate, units) == (0.5, 8)
+    assert type(rate) is float and type(units) is int
+    assert type(resolve_config(weights=None, groups=np.int32(2)).groups) is int
 
 
 def test_input_tensor_shape_is_the_one_checked():
@@ -491,8 +554,11 @@ def test_input_tensor_shape_is_the_one_checked():
             input_shape=(227, 227, 3),
             input_tensor=keras.Input((100, 100, 3)),
         )
+    # The tensor's 100 pixels give a 2x2 pool5: 1024 inputs to fc6.
+    model = AlexNet(weights=None, input_tensor=keras.Input((100, 100, 3)), fc_units=8)
+    assert model.get_layer("fc6").kernel.shape == (2 * 2 * 256, 8)
     with pytest.raises(ValueError, match=r"pool5 is 6x6.*Received: input_shape"):
-        AlexNet(weights=None, input_tensor=keras.Input((100, 100, 3)))
+        AlexNet(weights="imagenet", input_tensor=keras.Input((100, 100, 3)))
 
 
 def test_bad_weights_files_fail_clearly_before_building(tmp_path):

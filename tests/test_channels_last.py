@@ -1,6 +1,10 @@
-"""keras-alexnet's Conv2D and MaxPooling2D: PyTorch's results, Keras' weights files."""
+"""Keras' Conv2D and MaxPooling2D on keras-alexnet's fast paths: PyTorch's results,
+Keras' weights files."""
 
 from __future__ import annotations
+
+import json
+import zipfile
 
 import keras
 import numpy as np
@@ -8,10 +12,20 @@ import pytest
 import torch
 
 from keras_alexnet import AlexNet
-from keras_alexnet.layers import Conv2D, GroupedConv2D, MaxPooling2D
+from keras_alexnet.layers import GroupedConv2D, with_fast_path
 from keras_alexnet.layers import channels_last as module
 from tests.backend_utils import to_numpy
 from tests.conftest import BACKEND
+
+
+def Conv2D(*args, **kwargs):
+    """Keras' Conv2D, set on keras-alexnet's fast path."""
+    return with_fast_path(keras.layers.Conv2D(*args, **kwargs))
+
+
+def MaxPooling2D(*args, **kwargs):
+    """Keras' MaxPooling2D, set on keras-alexnet's fast path."""
+    return with_fast_path(keras.layers.MaxPooling2D(*args, **kwargs))
 
 
 def _torch_conv(x, kernel, bias, strides, padding, dilation, groups):
@@ -168,15 +182,23 @@ def _value_and_gradients(model, x):
 
 def test_weights_files_load_into_keras_own_layers_and_back(rng, tmp_path):
     # Keras names a .weights.h5 file's groups after the layers' classes; the
-    # same class names keep files of models made of Keras' layers loadable.
+    # fast path leaves the classes Keras' own, so files move both ways.
     model = AlexNet(
         weights=None, variant="original", input_shape=(67, 67, 3), include_top=False
     )
     path = str(tmp_path / "ours.weights.h5")
     model.save_weights(path)
-    keras_model = keras.Model.from_config(_with_keras_layers(model.get_config()))
+    config = model.get_config()
+    assert {
+        (layer["module"], layer["class_name"], layer["registered_name"])
+        for layer in config["layers"]
+        if layer["class_name"] in ("Conv2D", "MaxPooling2D")
+    } == {("keras.layers", "Conv2D", None), ("keras.layers", "MaxPooling2D", None)}
+    keras_model = keras.Model.from_config(config)
     assert not any(
         type(layer).__module__.startswith("keras_alexnet.layers.channels_last")
+        or "convolution_op" in vars(layer)
+        or "call" in vars(layer)
         for layer in keras_model.layers
     )
     keras_model.load_weights(path)
@@ -196,16 +218,54 @@ def test_weights_files_load_into_keras_own_layers_and_back(rng, tmp_path):
     )
 
 
-def _with_keras_layers(config):
-    """A functional config with keras-alexnet's Conv2D/MaxPooling2D as Keras'."""
-    for layer in config["layers"]:
-        if layer.get("registered_name") in (
-            "keras_alexnet>Conv2D",
-            "keras_alexnet>MaxPooling2D",
-        ):
-            layer["module"] = "keras.layers"
-            layer["registered_name"] = None
-    return config
+def test_fast_path_keeps_keras_class_and_config():
+    plain = keras.layers.Conv2D(4, 3, strides=2, name="c")
+    fast = Conv2D(4, 3, strides=2, name="c")
+    assert type(fast) is keras.layers.Conv2D
+    assert fast.get_config() == plain.get_config()
+    serialized = keras.saving.serialize_keras_object(MaxPooling2D(3, 2))
+    assert (serialized["module"], serialized["class_name"]) == (
+        "keras.layers",
+        "MaxPooling2D",
+    )
+    for layer in (GroupedConv2D(4, 3, groups=2), keras.layers.Dense(3)):
+        with pytest.raises(TypeError, match=r"Received: layer="):
+            with_fast_path(layer)
+
+
+def test_legacy_look_alike_class_names_still_load(rng, tmp_path):
+    # keras-alexnet 0.1 saved its look-alike layers as below (taken from a file
+    # it wrote); with keras_alexnet imported they load as Keras' own layers.
+    model = keras.Sequential(
+        [
+            keras.Input((9, 9, 3)),
+            keras.layers.Conv2D(4, 3, name="conv1"),
+            keras.layers.MaxPooling2D(3, 2, name="pool1"),
+        ]
+    )
+    path = tmp_path / "legacy.keras"
+    model.save(path)
+    legacy = tmp_path / "legacy_names.keras"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(legacy, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                for layer in config["config"]["layers"]:
+                    if layer["class_name"] in ("Conv2D", "MaxPooling2D"):
+                        layer["module"] = "keras_alexnet.layers.channels_last"
+                        layer["registered_name"] = (
+                            f"keras_alexnet>{layer['class_name']}"
+                        )
+                data = json.dumps(config).encode()
+            target.writestr(item, data)
+    loaded = keras.saving.load_model(legacy)
+    assert [type(layer) for layer in loaded.layers] == [
+        keras.layers.Conv2D,
+        keras.layers.MaxPooling2D,
+    ]
+    x = rng.normal(size=(2, 9, 9, 3)).astype("float32")
+    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))
 
 
 @pytest.mark.backend

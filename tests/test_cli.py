@@ -14,7 +14,7 @@ from PIL import Image
 
 from keras_alexnet import AlexNet, cli, conversion, imagenet_class_index, parity
 from keras_alexnet.resources import sample_images
-from keras_alexnet.weights import loading, registry
+from keras_alexnet.weights import download, registry
 from tests.test_conversion import write_torchvision_checkpoint
 
 SAMPLE_NAMES = ["chelsea.jpg", "coffee.jpg", "rocket.jpg"]
@@ -127,7 +127,9 @@ def test_classify_takes_the_lrn_constants_the_weights_file_says(capsys, tmp_path
         capsys, "classify", image, "--weights", archive, "--lrn", "paper"
     )
     assert status == 1
-    assert "need lrn={'size': 5, 'bias': 1.0" in err and "Received: lrn=" in err
+    # In terms of the flag, not of AlexNet's `lrn=` argument.
+    assert "need --lrn {'size': 5, 'bias': 1.0" in err
+    assert "Received: --lrn {'size': 5, 'bias': 2.0" in err
 
 
 class _FakeReport:
@@ -176,7 +178,7 @@ def test_convert_no_parity_skips_the_check(
 
 def test_info_lists_the_registry_and_the_cache(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", os.fspath(tmp_path))
-    monkeypatch.delenv(loading.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(download.MIRROR_ENV, raising=False)
     status, out, _ = run(capsys, "info")
     assert status == 0
     for checkpoint in registry.CHECKPOINTS.values():
@@ -186,7 +188,7 @@ def test_info_lists_the_registry_and_the_cache(capsys, tmp_path, monkeypatch):
         assert f"{checkpoint.top1} % / {checkpoint.top5} %" in out
     assert out.count("no (downloaded on first use)") == 2
 
-    converted = loading.converted_weights_path(registry.BVLC_ALEXNET)
+    converted = download.converted_weights_path(registry.BVLC_ALEXNET)
     os.makedirs(os.path.dirname(converted))
     open(converted, "wb").close()
     _, out, _ = run(capsys, "info")
@@ -199,11 +201,11 @@ def test_imagenet_weights_without_network_give_a_clear_error(
 ):
     monkeypatch.setenv("KERAS_HOME", os.fspath(tmp_path))
     # A closed local port: the download fails at once, as it would offline.
-    monkeypatch.setenv(loading.MIRROR_ENV, "http://127.0.0.1:9")
+    monkeypatch.setenv(download.MIRROR_ENV, "http://127.0.0.1:9")
     status, out, err = run(capsys, "classify", "--weights", "imagenet")
     assert status == 1
     assert "Downloading 'bvlc_alexnet' from http://127.0.0.1:9/" in err
-    assert loading.MIRROR_ENV in err
+    assert download.MIRROR_ENV in err
     assert "Traceback" not in err
 
 
@@ -232,7 +234,10 @@ def test_bad_arguments_exit_with_status_2(capsys, argv, message):
     "argv, message",
     [
         (["classify", "missing.jpg", "--weights", "none"], "No such image file"),
-        (["classify", "--weights", "missing.weights.h5"], "which is not a file"),
+        (
+            ["classify", "--weights", "missing.weights.h5"],
+            "names a file that does not exist",
+        ),
         (["classify", "{not_an_image}", "--weights", "none"], "not an image"),
         (["classify", "{bomb}", "--weights", "none"], "more than max_pixels"),
         (["classify", "{folder}", "--weights", "none"], "is a folder. Pass its"),
@@ -286,12 +291,175 @@ def test_bad_convert_destination_exits_with_status_2_before_converting(
     assert not (tmp_path / "typo").exists()
 
 
+COMMANDS = (
+    "classify", "convert", "info", "export", "prepare",
+    "train", "finetune", "evaluate", "quickstart",
+)  # fmt: skip
+
+
 def test_help_exits_with_status_0(capsys):
     status, out, _ = run(capsys, "--help")
     assert status == 0
-    assert all(command in out for command in ("classify", "convert", "info"))
-    for command in ("classify", "convert", "info"):
+    # Every command, each with its one-line description.
+    for command in COMMANDS:
+        assert re.search(rf"^    {command}\s+\S", out, re.M), (command, out)
+    for command in COMMANDS:
         assert run(capsys, command, "--help")[0] == 0
+
+
+# Runs the command line in a fresh interpreter, then prints its status and the
+# modules of Keras and its backends that were imported.
+IMPORTS_SCRIPT = """
+import json, sys
+from keras_alexnet.cli import main
+status = main(sys.argv[1:])
+heavy = ("keras", "tensorflow", "jax", "torch")
+print(json.dumps([status, [m for m in sys.modules if m.split(".")[0] in heavy]]))
+"""
+
+
+@pytest.mark.parametrize(
+    "argv, expected_status",
+    [
+        (["--help"], 0),
+        (["train", "--help"], 0),
+        (["train", "data", "--learning-rate", "nan"], 2),
+        (["fit"], 2),
+    ],
+)
+def test_help_and_usage_errors_import_no_backend(argv, expected_status):
+    # Answered before Keras, TensorFlow, JAX or PyTorch is imported: at once.
+    import json
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    finished = subprocess.run(
+        [sys.executable, "-c", IMPORTS_SCRIPT, *argv],
+        env={**os.environ, "PYTHONPATH": root},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    status, imported = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert status == expected_status, finished.stderr
+    assert imported == []
+
+
+PACKAGE_SCRIPT = """
+import sys
+import keras_alexnet
+from keras_alexnet import variants, _choices, _validation
+from keras_alexnet.weights import registry
+assert "keras" not in sys.modules, "keras imported by the light modules"
+assert set(keras_alexnet.__all__) <= set(dir(keras_alexnet))
+import keras
+# Registered for load_model once Keras is imported, by `import keras_alexnet`.
+name = "keras_alexnet>LocalResponseNormalization"
+assert keras.saving.get_registered_object(name) is not None
+from keras_alexnet import AlexNet
+for name in keras_alexnet.__all__:
+    assert getattr(keras_alexnet, name) is not None, name
+assert keras_alexnet.AlexNet is AlexNet
+print("ok")
+"""
+
+
+def test_the_package_imports_keras_on_first_use_of_a_name():
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    finished = subprocess.run(
+        [sys.executable, "-c", PACKAGE_SCRIPT],
+        env={**os.environ, "PYTHONPATH": root},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert finished.stdout.strip().splitlines()[-1] == "ok"
+
+
+@pytest.mark.parametrize("rate", ["inf", "nan", "0", "-0.1", "fast"])
+@pytest.mark.parametrize(
+    "command, flag",
+    [
+        ("train", "--learning-rate"),
+        ("finetune", "--learning-rate"),
+        ("finetune", "--finetune-learning-rate"),
+    ],
+)
+def test_rates_must_be_finite_and_positive(capsys, command, flag, rate):
+    status, _, err = run(capsys, command, "data", flag, rate)
+    assert status == 2
+    assert f"argument {flag}: should be a finite number > 0. Received: '{rate}'" in err
+
+
+def test_library_argument_names_are_shown_as_flags():
+    # What the reporter writes instead of the library's names, for the flags
+    # of `finetune`: its `--learning-rate` is not mistaken inside
+    # `finetune_learning_rate`, and a switch is written as the switch.
+    args = cli.build_parser().parse_args(["finetune", "data"])
+    message = (
+        "`head_epochs` should be from 0 to `epochs`. Received: head_epochs=7, "
+        "epochs=2, finetune_learning_rate=inf, learning_rate=0, flip=False, "
+        "data='x', verbose=1"
+    )
+    from keras_alexnet.cli.main import in_flags
+
+    assert in_flags(message, args.flags) == (
+        "`--head-epochs` should be from 0 to `--epochs`. Received: --head-epochs 7, "
+        "--epochs 2, --finetune-learning-rate inf, --learning-rate 0, --no-flip, "
+        "DATA 'x', verbose=1"
+    )
+
+
+def test_a_library_error_names_the_flag(capsys, tmp_path):
+    # finetune's own check of head_epochs, and export's refusal to replace a
+    # file, read by a command-line user.
+    status, _, err = run(
+        capsys, "finetune", str(tmp_path), "--weights", "none",
+        "--epochs", "2", "--head-epochs", "3", "--output", str(tmp_path / "run"),
+    )  # fmt: skip
+    assert status == 1
+    assert "`--head-epochs` should be from 0 to `--epochs`." in err
+    assert "Received: --head-epochs 3, --epochs 2" in err
+    dest = tmp_path / "model"
+    dest.mkdir()
+    status, _, err = run(capsys, "export", "imagenet", str(dest))
+    assert status == 1
+    assert "remove it or pass --overwrite." in err and "overwrite=True" not in err
+    assert dest.is_dir() and not any(dest.iterdir())
+
+
+def test_every_option_of_a_run_reaches_the_library():
+    # Run commands pass their options by name: a flag whose name is not a
+    # parameter of the function would be silently dropped.
+    import inspect
+
+    from keras_alexnet.data.prepare import prepare_imagenet
+    from keras_alexnet.runs.evaluate import evaluate
+    from keras_alexnet.runs.quickstart import quickstart
+    from keras_alexnet.runs.train import finetune, train
+
+    functions = {
+        "train": train,
+        "finetune": finetune,
+        "evaluate": evaluate,
+        "quickstart": quickstart,
+        "prepare": prepare_imagenet,
+    }
+    command_line_only = {"help", "run", "flags", "command", "backend", "debug", "quiet"}
+    (commands,) = [
+        action.choices
+        for action in cli.build_parser()._actions
+        if isinstance(action.choices, dict)
+    ]
+    for command, function in functions.items():
+        options = {action.dest for action in commands[command]._actions}
+        parameters = inspect.signature(function).parameters
+        assert options - command_line_only <= set(parameters), command
 
 
 # "  1. 7                              0.1234": a class index, without class names.

@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 
 from keras_alexnet.data import imagenet_dataset, list_image_folder
-from keras_alexnet.data.sources import DEFAULT_MAX_PIXELS
+from keras_alexnet.data.image_checks import DEFAULT_MAX_PIXELS
 from tests.data_fixtures import TREE_CLASSES, encode, natural_image, write
 
 CLASS = TREE_CLASSES[0]

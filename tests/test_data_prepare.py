@@ -203,11 +203,12 @@ def test_cli_prepare(folder, tmp_path):
         check=False,
         timeout=300,
     )
-    assert bad.returncode == 1
-    # One line from keras-alexnet (TensorFlow may log before it), no traceback.
+    # A usage error, in terms of the flag: one line, no traceback.
+    assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
     last = bad.stderr.strip().splitlines()[-1]
-    assert last.startswith("keras-alexnet: error: ") and "shard_size=0" in last
+    assert last.startswith("keras-alexnet prepare: error: argument --shard-size:")
+    assert "Received: '0'" in last
 
 
 def test_cli_warnings_are_one_line(folder, tmp_path, capsys):

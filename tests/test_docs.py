@@ -71,7 +71,7 @@ def test_cli_reference_lists_every_subcommand(site):
     from keras_alexnet import cli
 
     cli_page = text_of(site / "cli" / "index.html")
-    parser = cli._parser()
+    parser = cli.build_parser()
     (subcommands,) = [
         action.choices
         for action in parser._actions

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from keras_alexnet import AlexNet
-from keras_alexnet.weights import loading, registry
+from keras_alexnet.weights import architecture, download, registry
 from keras_alexnet.weights.torch_checkpoint import UnsafeCheckpointError
 from tests.backend_utils import to_numpy
 from tests.reference_models import (
@@ -90,7 +90,7 @@ def sha256_prefix(path: pathlib.Path) -> str:
 def keras_home(tmp_path, monkeypatch):
     home = tmp_path / "keras_home"
     monkeypatch.setenv("KERAS_HOME", str(home))
-    monkeypatch.delenv(loading.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(download.MIRROR_ENV, raising=False)
     return home
 
 
@@ -123,7 +123,7 @@ def test_download_verify_convert_cache_then_offline(
     finally:
         server.stop()
     cache = keras_home / "models" / "keras_alexnet"
-    converted = pathlib.Path(loading.converted_weights_path(checkpoint))
+    converted = pathlib.Path(download.converted_weights_path(checkpoint))
     assert files_in(cache) == sorted(
         [CHECKPOINT.file_name, converted.name, converted.name + ".sha256"]
     )
@@ -152,15 +152,15 @@ def test_mirror_url_and_folder(source_checkpoint, keras_home, monkeypatch):
     )
     server = LoopbackServer(path.parent)
     try:
-        monkeypatch.setenv(loading.MIRROR_ENV, server.url + "/")
-        fetched = loading.fetch_checkpoint(checkpoint)
+        monkeypatch.setenv(download.MIRROR_ENV, server.url + "/")
+        fetched = download.fetch_checkpoint(checkpoint)
     finally:
         server.stop()
     assert pathlib.Path(fetched).read_bytes() == path.read_bytes()
 
     os.remove(fetched)
-    monkeypatch.setenv(loading.MIRROR_ENV, str(path.parent))
-    assert pathlib.Path(loading.fetch_checkpoint(checkpoint)).read_bytes() == (
+    monkeypatch.setenv(download.MIRROR_ENV, str(path.parent))
+    assert pathlib.Path(download.fetch_checkpoint(checkpoint)).read_bytes() == (
         path.read_bytes()
     )
 
@@ -172,7 +172,7 @@ def test_wrong_hash_fails_and_keeps_nothing(source_checkpoint, keras_home, monke
         use_checkpoint(
             monkeypatch, url=f"{server.url}/{path.name}", file_hash="00000000"
         )
-        with pytest.raises(loading.ChecksumError, match="expected sha256-prefix hash"):
+        with pytest.raises(download.ChecksumError, match="expected sha256-prefix hash"):
             AlexNet(variant="torchvision", weights="imagenet")
     finally:
         server.stop()
@@ -188,7 +188,7 @@ def test_truncated_download_fails_and_keeps_nothing(
         use_checkpoint(
             monkeypatch, url=f"{server.url}/{path.name}", file_hash=sha256_prefix(path)
         )
-        with pytest.raises(loading.DownloadError, match="failed"):
+        with pytest.raises(download.DownloadError, match="failed"):
             AlexNet(variant="torchvision", weights="imagenet")
     finally:
         server.stop()
@@ -201,13 +201,13 @@ def test_sha1_checkpoints_are_verified(tmp_path, keras_home, monkeypatch):
     mirror.mkdir()
     source = mirror / registry.BVLC_ALEXNET.file_name
     source.write_bytes(b"not really a caffemodel")
-    monkeypatch.setenv(loading.MIRROR_ENV, str(mirror))
-    with pytest.raises(loading.ChecksumError, match="expected sha1 hash"):
-        loading.fetch_checkpoint(registry.BVLC_ALEXNET)
+    monkeypatch.setenv(download.MIRROR_ENV, str(mirror))
+    with pytest.raises(download.ChecksumError, match="expected sha1 hash"):
+        download.fetch_checkpoint(registry.BVLC_ALEXNET)
     good = dataclasses.replace(
         registry.BVLC_ALEXNET, file_hash=hashlib.sha1(source.read_bytes()).hexdigest()
     )
-    assert pathlib.Path(loading.fetch_checkpoint(good)).read_bytes() == (
+    assert pathlib.Path(download.fetch_checkpoint(good)).read_bytes() == (
         source.read_bytes()
     )
 
@@ -233,7 +233,7 @@ def test_two_processes_loading_at_once_do_not_corrupt_the_cache(
     env = {
         **os.environ,
         "KERAS_HOME": str(keras_home),
-        loading.MIRROR_ENV: str(path.parent),
+        download.MIRROR_ENV: str(path.parent),
     }
     outputs = [tmp_path / f"out{i}.npy" for i in range(2)]
     processes = [
@@ -262,9 +262,9 @@ def test_damaged_or_poisoned_cached_conversion_is_made_again(
 ):
     torch_model, path = source_checkpoint
     checkpoint = use_checkpoint(monkeypatch, file_hash=sha256_prefix(path))
-    monkeypatch.setenv(loading.MIRROR_ENV, str(path.parent))
+    monkeypatch.setenv(download.MIRROR_ENV, str(path.parent))
     AlexNet(variant="torchvision", weights="imagenet", include_top=False)
-    converted = pathlib.Path(loading.converted_weights_path(checkpoint))
+    converted = pathlib.Path(download.converted_weights_path(checkpoint))
     good = converted.read_bytes()
 
     # Poisoned: still a valid conversion of the right architecture, but every
@@ -290,13 +290,13 @@ def test_a_folder_where_a_cache_file_belongs_is_reported(
 ):
     _, path = source_checkpoint
     checkpoint = use_checkpoint(monkeypatch, file_hash=sha256_prefix(path))
-    monkeypatch.setenv(loading.MIRROR_ENV, str(path.parent))
+    monkeypatch.setenv(download.MIRROR_ENV, str(path.parent))
     cache = keras_home / "models" / "keras_alexnet"
     (cache / CHECKPOINT.file_name).mkdir(parents=True)
     with pytest.raises(IsADirectoryError, match="is a folder, where keras-alexnet"):
-        loading.fetch_checkpoint(checkpoint)
+        download.fetch_checkpoint(checkpoint)
     (cache / CHECKPOINT.file_name).rmdir()
-    converted = pathlib.Path(loading.converted_weights_path(checkpoint))
+    converted = pathlib.Path(download.converted_weights_path(checkpoint))
     converted.mkdir()
     with pytest.raises(IsADirectoryError, match="conversion of .*Remove or rename"):
         AlexNet(variant="torchvision", weights="imagenet", include_top=False)
@@ -317,7 +317,7 @@ def test_stale_temporaries_are_removed_and_fresh_ones_kept(keras_home):
     two_hours_ago = time.time() - 7200
     for stale in (stale_dir / "partial.pth", stale_dir, stale_file, kept):
         os.utime(stale, (two_hours_ago, two_hours_ago))
-    loading.make_cache_dir()
+    download.make_cache_dir()
     assert files_in(cache) == sorted(
         [".download-fresh", ".download-fresh/partial.pth", fresh_file.name, kept.name]
     )
@@ -329,7 +329,7 @@ def test_atomic_writes_respect_the_umask(tmp_path):
         for umask, mode in ((0o022, 0o644), (0o002, 0o664), (0o077, 0o600)):
             os.umask(umask)
             path = tmp_path / f"file{umask:o}.keras"
-            loading.write_atomically(str(path), lambda tmp: pathlib.Path(tmp).touch())
+            download.write_atomically(str(path), lambda tmp: pathlib.Path(tmp).touch())
             assert path.stat().st_mode & 0o777 == mode
             # What a plain open() gives, the independent reference.
             plain = tmp_path / f"plain{umask:o}"
@@ -341,7 +341,7 @@ def test_atomic_writes_respect_the_umask(tmp_path):
 
 def test_atomic_writes_refuse_a_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        loading.write_atomically(str(tmp_path / "no" / "x.keras"), lambda tmp: None)
+        download.write_atomically(str(tmp_path / "no" / "x.keras"), lambda tmp: None)
     assert not (tmp_path / "no").exists()
 
 
@@ -352,9 +352,9 @@ def test_checksum_error_on_a_mirror_folder_says_what_to_replace(
     mirror.mkdir()
     bad = mirror / CHECKPOINT.file_name
     bad.write_bytes(b"a damaged copy")
-    monkeypatch.setenv(loading.MIRROR_ENV, str(mirror))
-    with pytest.raises(loading.ChecksumError) as info:
-        loading.fetch_checkpoint(CHECKPOINT)
+    monkeypatch.setenv(download.MIRROR_ENV, str(mirror))
+    with pytest.raises(download.ChecksumError) as info:
+        download.fetch_checkpoint(CHECKPOINT)
     message = str(info.value)
     assert str(bad) in message and "Replace it" in message and CHECKPOINT.url in message
     assert "downloads it anew" not in message
@@ -368,7 +368,7 @@ def test_unusable_keras_home_is_named(tmp_path, monkeypatch):
     for home in (a_file, a_file / "below"):
         monkeypatch.setenv("KERAS_HOME", str(home))
         with pytest.raises(OSError, match=f"KERAS_HOME={str(home)!r}.*writable"):
-            loading.fetch_checkpoint(CHECKPOINT)
+            download.fetch_checkpoint(CHECKPOINT)
     # A read-only folder. Root may write anywhere, so where the tests run as
     # root the permission is taken away from os.access's answer instead.
     read_only = tmp_path / "read_only"
@@ -377,11 +377,11 @@ def test_unusable_keras_home_is_named(tmp_path, monkeypatch):
     (read_only / "models").chmod(0o555)
     (read_only / "models" / "keras_alexnet").chmod(0o555)
     if os.geteuid() == 0:
-        monkeypatch.setattr(loading.os, "access", lambda path, mode: False)
+        monkeypatch.setattr(download.os, "access", lambda path, mode: False)
     monkeypatch.setenv("KERAS_HOME", str(read_only))
     try:
         with pytest.raises(OSError, match="cannot write to.*KERAS_HOME="):
-            loading.fetch_checkpoint(CHECKPOINT)
+            download.fetch_checkpoint(CHECKPOINT)
     finally:
         for folder in (read_only / "models" / "keras_alexnet", read_only / "models"):
             folder.chmod(0o755)
@@ -407,7 +407,7 @@ class _Stalling(http.server.BaseHTTPRequestHandler):
 def test_a_server_that_stalls_or_never_answers_times_out(
     keras_home, monkeypatch, server_kind
 ):
-    monkeypatch.setenv(loading.TIMEOUT_ENV, "0.5")
+    monkeypatch.setenv(download.TIMEOUT_ENV, "0.5")
     if server_kind == "stalls":
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stalling)
         server.release = threading.Event()
@@ -425,8 +425,8 @@ def test_a_server_that_stalls_or_never_answers_times_out(
     )
     start = time.monotonic()
     try:
-        with pytest.raises(loading.DownloadError, match="timed out.*0.5 s"):
-            loading.fetch_checkpoint(checkpoint)
+        with pytest.raises(download.DownloadError, match="timed out.*0.5 s"):
+            download.fetch_checkpoint(checkpoint)
     finally:
         if server_kind == "stalls":
             server.release.set()
@@ -440,9 +440,9 @@ def test_a_server_that_stalls_or_never_answers_times_out(
 
 def test_download_timeout_setting_is_checked(monkeypatch):
     for text in ("0", "-1", "soon", "inf"):
-        monkeypatch.setenv(loading.TIMEOUT_ENV, text)
-        with pytest.raises(ValueError, match=f"Received: {loading.TIMEOUT_ENV}="):
-            loading.download_timeout()
+        monkeypatch.setenv(download.TIMEOUT_ENV, text)
+        with pytest.raises(ValueError, match=f"Received: {download.TIMEOUT_ENV}="):
+            download.download_timeout()
 
 
 class _Exploit:
@@ -501,17 +501,20 @@ def test_file_classes_and_variant_of_a_plain_weights_h5(tmp_path, variant, filte
     assert model.get_layer("conv1").kernel.shape[-1] == filters
     path = os.fspath(tmp_path / "plain.weights.h5")
     model.save_weights(path)
-    assert loading.file_architecture(path) == {}
-    assert loading.file_classes_and_variant(path) == {"classes": 7, "variant": variant}
+    assert architecture.file_architecture(path) == {}
+    assert architecture.file_classes_and_variant(path) == {
+        "classes": 7,
+        "variant": variant,
+    }
     archive = os.fspath(tmp_path / "whole.keras")
     model.save(archive)
-    assert loading.file_classes_and_variant(archive) == {
+    assert architecture.file_classes_and_variant(archive) == {
         "classes": 7,
         "variant": variant,
     }
     headless = AlexNet(weights=None, include_top=False, input_shape=(67, 67, 3))
     headless.save_weights(path)
-    assert loading.file_classes_and_variant(path) == {
+    assert architecture.file_classes_and_variant(path) == {
         "classes": None,
         "variant": "original",
     }

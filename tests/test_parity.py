@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from keras_alexnet import AlexNet
-from keras_alexnet.weights import loading
+from keras_alexnet.weights import assignment, formats
 from tests.backend_utils import to_numpy
 from tests.caffe_writer import write_caffemodel
 from tests.reference_models import (
@@ -129,7 +129,7 @@ def test_caffe_parity_depends_on_the_lrn_constants(caffe_checkpoints):
     with pytest.raises(ValueError, match=r"need lrn=.*Received: lrn="):
         AlexNet(weights=str(paths["layer"]), lrn="paper")
     model = AlexNet(weights=None, classifier_activation=None, lrn="paper")
-    loading.assign_weights(model, loading.read_checkpoint(str(paths["layer"])))
+    assignment.assign_weights(model, formats.read_checkpoint(str(paths["layer"])))
     outputs = to_numpy(model(x_nchw.transpose(0, 2, 3, 1), training=False))
     difference = np.abs(outputs - expected).max() / np.abs(expected).max()
     assert difference > 1e-2

@@ -20,7 +20,7 @@ def on_page_markdown(markdown, page, config, files):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_alexnet import cli
 
-    parser = cli._parser()
+    parser = cli.build_parser()
     sections = [_block("keras-alexnet --help", parser.format_help())]
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):

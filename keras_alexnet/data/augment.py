@@ -1,41 +1,11 @@
 """Training augmentation and evaluation crops, as TensorFlow ops for `tf.data`.
 
-Each function here works on one encoded image (JPEG, PNG, GIF, BMP, WebP bytes)
-or one decoded image, so `keras_alexnet.data.imagenet` can map them over a
-dataset in parallel. Random choices use stateless ops keyed on a seed of shape
-`(2,)` given per image, so a seeded pipeline is bit-reproducible however many
-threads run it.
-
-The crops follow Krizhevsky et al., 2012 (section 4.1 and section 2 of "The
-Dataset"): images are rescaled so that the shorter side is 256, the central
-256x256 square is kept, and the network sees random `image_size` crops of it
-with horizontal flips, plus PCA lighting; at test time, the centre crop or the
-ten crops (four corners, centre, and their mirrors).
-
-For the training crops, decoding is fused with the crop
-(`tf.image.decode_and_crop_jpeg`): instead of resizing the whole image to 256 and
-then cropping, the crop's window is mapped back
-to the source image, only that window is decoded, and it is resized to
-`image_size`. For a source image whose shorter side is `s`, an `image_size` crop at
-offset `(i, j)` of the 256 image covers the source window of side
-`round(image_size * s / 256)` at `(i * s / 256, j * s / 256)`; both routes sample
-the same source region, up to rounding the window to whole source pixels (at most
-half a source pixel per edge) and resampling at the window's border. The
-evaluation centre crop (`eval_center_crop`) decodes and resizes the whole image
-instead, because it must see exactly the pixels the reference pipelines see.
-
-Each preset ends with one fused per-channel multiply-add that applies PCA lighting
-and the checkpoint's preprocessing together (and one reverse that does the flip
-and the RGB to BGR swap together): on CPU, separate passes over the image cost
-more than the crop's resize.
-
-A crop that already has the output's size (every paper crop of an image whose
-shorter side is 256, as `prepare_imagenet` stores them) is not resampled:
-TensorFlow's bilinear resize of an image to its own size returns its pixels
-exactly, with or without antialiasing, so skipping it changes no value and saves
-the most costly step of reading prepared shards. With `dtype="uint8"` such a
-crop also stays in whole pixels: it is flipped as bytes and the lighting shift
-is added rounded, `x + round(s)`, which is `round(x + s)` for a whole `x`.
+Each function works on one encoded image (or one decoded image), so that
+`keras_alexnet.data.imagenet` can map it over a dataset in parallel. Random
+choices use stateless ops keyed on a per-image seed of shape `(2,)`, so a seeded
+pipeline is bit-reproducible however many threads run it. The crops follow
+Krizhevsky et al., 2012 (section 4.1); docs/data.md explains the fused
+decode-and-crop, the folded preprocessing and the uint8 path.
 """
 
 from __future__ import annotations
@@ -46,6 +16,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from keras_alexnet._validation import check_choice, check_float, check_int, is_integer
 from keras_alexnet.preprocessing import preprocessing_for
 from keras_alexnet.variants import CROP_ROUNDINGS
 
@@ -70,10 +41,8 @@ CropWindowFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 def decode_crop(contents: tf.Tensor, crop_window_fn: CropWindowFn) -> tf.Tensor:
     """Decodes only a window of an encoded image, as 3-channel RGB.
 
-    JPEGs (including CMYK and grayscale ones) are decoded with
-    `tf.image.decode_and_crop_jpeg`, which skips the blocks outside the window;
-    other formats (a PNG named .JPEG, for instance) are decoded whole, then cut.
-    JPEGs use the accurate integer DCT, the decoder of PIL, OpenCV and Caffe.
+    JPEGs skip the blocks outside the window (`tf.image.decode_and_crop_jpeg`,
+    accurate integer DCT as in PIL); other formats are decoded whole, then cut.
 
     Args:
         contents: a scalar string tensor, the encoded image.
@@ -113,11 +82,9 @@ def paper_crop_window(
 ) -> tf.Tensor:
     """Samples the paper's random training crop, in source-image pixels.
 
-    The crop is an `image_size` square, at a uniformly random position, of the
-    central `resize_size` square of the image rescaled so that its shorter side is
-    `resize_size`; mapped back to the source image, a square of side
-    `round(image_size * min(height, width) / resize_size)` at a uniformly random
-    whole-pixel offset inside the central `min(height, width)` square.
+    A random `image_size` crop of the central square rescaled to `resize_size`,
+    mapped back to the source: a square of side
+    `round(image_size * min(height, width) / resize_size)` at a random offset.
 
     Args:
         height: the source image's height, an int32 scalar.
@@ -148,9 +115,7 @@ def random_resized_crop_window(
 ) -> tf.Tensor:
     """Samples an Inception-style random resized crop (Szegedy et al., 2015).
 
-    The window covers a uniformly drawn fraction of the image area in
-    `area_range`, with a width/height ratio drawn in `aspect_ratio_range`; after
-    10 draws that do not fit, the whole image.
+    After 10 draws that do not fit, the window is the whole image.
 
     Args:
         height: the source image's height, an int32 scalar.
@@ -191,9 +156,7 @@ def random_flip(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 def pca_lighting_shift(seed: Any, stddev: float = PCA_LIGHTING_STDDEV) -> tf.Tensor:
     """Draws the paper's PCA lighting shift, in RGB pixel units ([0, 255]).
 
-    `255 * eigvec @ (alpha * eigval)` with `alpha ~ N(0, stddev)` (Krizhevsky et
-    al., 2012, section 4.1) and the ImageNet PCA of `PCA_EIGENVALUES` and
-    `PCA_EIGENVECTORS`.
+    `255 * PCA_EIGENVECTORS @ (alpha * PCA_EIGENVALUES)`, `alpha ~ N(0, stddev)`.
 
     Args:
         seed: a stateless seed, an integer tensor of shape `(2,)`.
@@ -214,8 +177,7 @@ def pca_lighting(
 ) -> tf.Tensor:
     """Adds the paper's PCA lighting noise to an RGB image in [0, 255].
 
-    Every pixel gets the same shift, `pca_lighting_shift(seed, stddev)`, drawn
-    once per call. The result is not clipped, as in fb.resnet.torch.
+    One shift, `pca_lighting_shift(seed, stddev)`, for every pixel; not clipped.
 
     Args:
         image: an RGB image `(H, W, 3)` or batch `(N, H, W, 3)` in [0, 255]; one
@@ -244,10 +206,7 @@ def pca_lighting(
 
 
 def _check_stddev(stddev: Any) -> None:
-    if isinstance(stddev, bool) or not isinstance(stddev, (int, float)) or stddev < 0:
-        raise ValueError(
-            f"`stddev` should be a number >= 0. Received: stddev={stddev!r}"
-        )
+    check_float("stddev", stddev, minimum=0)
 
 
 def finish(
@@ -259,12 +218,8 @@ def finish(
 ) -> tf.Tensor:
     """Flips, shifts (PCA lighting) and preprocesses RGB images in [0, 255].
 
-    Equal to `preprocess_input(flip(image) + rgb_shift, variant)`, in two passes
-    over the pixels: one reverse (the flip and the RGB to BGR swap at once) and
-    one multiply-add whose per-channel coefficients fold in the shift and the
-    checkpoint's scale, mean and standard deviation. The multiply-add runs on
-    rows of `width * 3` values, because broadcasting over a last axis of 3 is
-    several times slower in TensorFlow on CPU.
+    Equal to `preprocess_input(flip(image) + rgb_shift, variant)`, in one reverse
+    (the flip and the RGB to BGR swap at once) and one per-channel multiply-add.
 
     Args:
         image: float32 or uint8 `(..., H, W, 3)` with static `W`, RGB in
@@ -304,6 +259,8 @@ def finish(
     bias = (shift * scale - tf.constant(mean, tf.float32)) / tf.constant(
         std, tf.float32
     )
+    # Rows of width * 3 values: broadcasting over a last axis of 3 is several
+    # times slower in TensorFlow on CPU.
     width = shape[-2]
     rows = tf.reshape(image, [-1, width * 3])
     if not np.all(np.float32(scale) / np.asarray(std, np.float32) == 1):
@@ -315,9 +272,8 @@ def finish(
 def ten_crop(images: Any, crop_size: int) -> Any:
     """Cuts the paper's ten test patches: four corners, centre, and mirrors.
 
-    The order is torchvision's `TenCrop`: top-left, top-right, bottom-left,
-    bottom-right, centre, then the same five mirrored left to right. The centre
-    crop's offsets are rounded down.
+    In torchvision's `TenCrop` order (top-left, top-right, bottom-left,
+    bottom-right, centre, then mirrored); the centre's offsets rounded down.
 
     Args:
         images: one image `(H, W, C)` or a batch `(N, H, W, C)`, channels last, a
@@ -334,12 +290,11 @@ def ten_crop(images: Any, crop_size: int) -> Any:
     >>> ten_crop(np.zeros((4, 256, 256, 3)), 227).shape
     (4, 10, 227, 227, 3)
     """
-    if isinstance(crop_size, bool) or not isinstance(crop_size, (int, np.integer)):
+    if not is_integer(crop_size):
         raise TypeError(
-            f"`crop_size` should be an int. Received: crop_size={crop_size!r}"
+            f"`crop_size` should be an integer. Received: crop_size={crop_size!r}"
         )
-    if crop_size < 1:
-        raise ValueError(f"`crop_size` should be >= 1. Received: crop_size={crop_size}")
+    check_int("crop_size", crop_size, minimum=1)
     as_numpy = isinstance(images, np.ndarray)
     x = tf.convert_to_tensor(images)
     if x.shape.rank not in (3, 4):
@@ -481,9 +436,8 @@ def paper_augment(
 ) -> tf.Tensor:
     """The paper's training augmentation of one encoded image.
 
-    Random crop (`paper_crop_window`, decoded fused with the crop), bilinear
-    resize to `image_size`, horizontal flip with probability 1/2, PCA lighting,
-    then the preprocessing of `variant`'s checkpoint (see `finish`).
+    Random crop (`paper_crop_window`), resize to `image_size`, random flip, PCA
+    lighting, then `variant`'s preprocessing.
 
     Args:
         contents: the encoded image, a scalar string tensor.
@@ -497,8 +451,7 @@ def paper_augment(
         antialias: whether the resize filters like PIL (`True`) or samples like
             OpenCV's `INTER_LINEAR` (`False`).
         flip: whether to mirror left to right with probability 1/2.
-        dtype: `"float32"`, or `"uint8"` (with `variant=None`) for the pixels
-            rounded half to even and clipped to [0, 255].
+        dtype: `"float32"`, or `"uint8"` (with `variant=None`) for `to_pixels`.
 
     Returns:
         An image `(image_size, image_size, 3)` of `dtype`.
@@ -552,8 +505,7 @@ def modern_augment(
             in [0, 255].
         antialias: whether the resize filters like PIL or samples like OpenCV.
         flip: whether to mirror left to right with probability 1/2.
-        dtype: `"float32"`, or `"uint8"` (with `variant=None`) for the pixels
-            rounded half to even and clipped to [0, 255].
+        dtype: `"float32"`, or `"uint8"` (with `variant=None`) for `to_pixels`.
 
     Returns:
         An image `(image_size, image_size, 3)` of `dtype`.
@@ -588,12 +540,9 @@ def eval_center_crop(
 ) -> tf.Tensor:
     """Resize the shorter side to `resize_size`, then the centre `image_size` crop.
 
-    The resize is torchvision's `Resize(resize_size)` (the longer side becomes
-    `int(resize_size * long / short)`). The crop offsets are `(size - crop) / 2`
-    rounded down (`crop_rounding="floor"`, Caffe's test-phase crop) or rounded
-    half to even (`"round"`, torchvision's `CenterCrop`, which calls Python's
-    `round`). The whole image is decoded and resized, unlike the training crops,
-    because evaluation must see the pixels the reference pipelines see.
+    The resize is torchvision's `Resize(resize_size)`; the whole image is
+    decoded (not fused with the crop), so that evaluation sees the pixels the
+    reference pipelines see.
 
     Args:
         contents: the encoded image, a scalar string tensor.
@@ -602,18 +551,19 @@ def eval_center_crop(
         variant: the checkpoint whose preprocessing to apply; `None` leaves RGB
             in [0, 255].
         antialias: whether the resize filters like PIL or samples like OpenCV.
-        crop_rounding: `"floor"` or `"round"`, see above.
-        dtype: `"float32"`, or `"uint8"` (with `variant=None`) for the pixels
-            rounded half to even and clipped to [0, 255].
+        crop_rounding: how the crop offset `(size - crop) / 2` is rounded:
+            `"floor"` (Caffe's test crop) or `"round"`, half to even
+            (torchvision's `CenterCrop`).
+        dtype: `"float32"`, or `"uint8"` (with `variant=None`) for `to_pixels`.
 
     Returns:
         An image `(image_size, image_size, 3)` of `dtype`.
+
+    Raises:
+        ValueError: an unknown `crop_rounding`, or `dtype="uint8"` with a
+            `variant`.
     """
-    if crop_rounding not in CROP_ROUNDINGS:
-        raise ValueError(
-            "`crop_rounding` should be 'floor' or 'round'. "
-            f"Received: crop_rounding={crop_rounding!r}"
-        )
+    check_choice("crop_rounding", crop_rounding, CROP_ROUNDINGS)
     _check_dtype(dtype, variant)
     image = decode_crop(contents, lambda h, w: tf.stack([0, 0, h, w]))
     shape = tf.shape(image)
@@ -667,8 +617,7 @@ def eval_ten_crop(
         variant: the checkpoint whose preprocessing to apply; `None` leaves RGB
             in [0, 255].
         antialias: whether the resize filters like PIL or samples like OpenCV.
-        dtype: `"float32"`, or `"uint8"` (with `variant=None`) for the pixels
-            rounded half to even and clipped to [0, 255].
+        dtype: `"float32"`, or `"uint8"` (with `variant=None`) for `to_pixels`.
 
     Returns:
         A tensor `(10, image_size, image_size, 3)` of `dtype`, in `ten_crop`

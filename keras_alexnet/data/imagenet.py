@@ -1,26 +1,10 @@
 """Fit-ready ImageNet pipelines: `imagenet_dataset` and `evaluate_ten_crop`.
 
-`imagenet_dataset` chains a source (`keras_alexnet.data.sources`), the crops and
-augmentation of `keras_alexnet.data.augment` and the preprocessing of the chosen
-checkpoint into a batched, prefetched `tf.data.Dataset` for `model.fit`.
-
-Order of the stages, and why (each a helper below):
-
-1. `_resolve_options` checks every argument and resolves the defaults first, so
-   that a mistake fails before any file is listed;
-2. the source (`_list_source`) yields encoded bytes (TFDS) or file paths
-   (folders), never decoded images, so that `cache=True` keeps the compact bytes
-   and the training crops can fuse decoding with the crop;
-3. cache, then shuffle (a folder without cache shuffles its whole file list, which
-   costs only the names), then repeat, so that every epoch is reshuffled;
-4. each element is zipped with a draw of `tf.data.Dataset.random`, the per-image
-   key of the stateless random ops: with a seed the draws depend only on the seed,
-   the element's position and the epoch, so parallel maps stay bit-reproducible;
-5. one parallel map reads, decodes, crops or augments, applies the checkpoint's
-   preprocessing and encodes the label; with `on_error="skip"`, an image that
-   still fails to decode is dropped after it (and a training split refills its
-   epoch from a spare pass, so it keeps its length);
-6. batching, then the user's `preprocessing` on whole batches, then prefetch.
+The stages, in order (docs/data.md says why): the arguments, checked as one
+config per stage (`keras_alexnet.data.options`); the source, as undecoded
+records; cache, shuffle, repeat; one parallel map that reads, decodes, crops,
+augments and preprocesses each image, keyed by a per-image random draw; batch,
+the user's `preprocessing`, prefetch.
 """
 
 from __future__ import annotations
@@ -35,21 +19,31 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_alexnet._validation import check_bool, check_int
 from keras_alexnet.data import augment as augment_lib
-from keras_alexnet.data.prepare import is_prepared, prepared_records
-from keras_alexnet.data.sources import (
+from keras_alexnet.data.folders import (
     check_same_classes,
     list_image_folder,
     split_image_folder,
-    tfds_source,
 )
-from keras_alexnet.variants import check_variant
+from keras_alexnet.data.options import (
+    AugmentConfig,
+    BatchConfig,
+    DecodeConfig,
+    SourceConfig,
+    check_crop_fits,
+    default_resize_size,
+    is_folder_source,
+)
+from keras_alexnet.data.prepare import prepared_records
+from keras_alexnet.data.tfds import tfds_source
 from keras_alexnet.weights.registry import imagenet_checkpoint
 
-AUGMENT_PRESETS = ("paper", "modern", "center_crop", "ten_crop")
-LABEL_MODES = ("sparse", "one_hot")
-# The input size of a model built with `variant=None` (no checkpoint).
-DEFAULT_IMAGE_SIZE = 224
+# `default_resize_size` is still importable from here, as before the options moved.
+__all__ = ["default_resize_size", "evaluate_ten_crop", "imagenet_dataset"]
+
+# runs/datasets.py reads this name; `options.is_folder_source` is the one to import.
+_is_folder_source = is_folder_source
 
 
 def imagenet_dataset(
@@ -87,145 +81,111 @@ def imagenet_dataset(
 ) -> tf.data.Dataset:
     """Builds a batched, prefetched ImageNet dataset ready for `model.fit`.
 
-    Yields `(images, labels)`: float32 images `(batch, image_size, image_size, 3)`
-    (channels first if `keras.config.image_data_format()` says so) preprocessed
-    for the checkpoint of `variant` (uint8 pixels with `variant=None` or
-    `dtype="uint8"`), and int32 class indices (`label_mode="sparse"`)
-    or float32 one-hot rows. With `augment="ten_crop"`, images are
-    `(batch, 10, image_size, image_size, 3)`, for `evaluate_ten_crop`.
-
-    Augmentation presets:
-
-    - `"paper"`: shorter side to `resize_size` (256), a random `image_size` crop
-      of the central square, horizontal flip, PCA lighting (Krizhevsky et al.,
-      2012); decoding is fused with the crop (see `keras_alexnet.data.augment`).
-    - `"modern"`: random resized crop (`scale`, by default 8 % to 100 % of the
-      area, aspect ratio 3/4 to 4/3) and horizontal flip.
-    - `"center_crop"` or `None`: shorter side to `resize_size`, centre crop; no
-      randomness (the evaluation transform).
-    - `"ten_crop"`: the paper's ten test patches of the central square.
-    - `"auto"`: `"paper"` for a split whose name starts with "train", else
-      `"center_crop"`.
-
-    `flip=False` turns the flips off (digits and text are not mirror-symmetric),
-    `lighting=False` (or a standard deviation other than the paper's 0.1) the
-    PCA lighting; `preprocessing` is any function or Keras layer applied to each
-    batch of images after them (a `keras.layers.RandomRotation`, say).
-
-    Resizing is bilinear, antialiased (like PIL, which made torchvision's
-    training images) except for `variant="original"` (like OpenCV, which made
-    Caffe's).
+    Yields `(images, labels)`: images `(batch, image_size, image_size, 3)`
+    (channels first if `keras.config.image_data_format()` says so; `(batch, 10,
+    ...)` for `augment="ten_crop"`), and int32 class indices or float32 one-hot
+    rows. docs/data.md describes the presets, sources and checks in full.
 
     Args:
-        split: the split, e.g. `"train"`, `"validation"`, or with TFDS slicing
-            `"train[:10%]"`. For a folder source it only chooses the defaults of
-            `augment`, `shuffle` and `drop_remainder`.
-        source: `"imagenet2012"`, any TFDS image-classification dataset name
-            (`"imagenette/320px-v2"`, `"tf_flowers"`), or the path of an
-            ImageNet-style folder holding this split (`root/<wnid>/*.JPEG`, or a
-            flat folder with `labels_file`; see `list_image_folder`), or a
-            folder written by `prepare_imagenet` (images stored at 256 pixels,
-            read 1.5 to 2.9 times as fast per core; see docs/data.md).
+        split: e.g. `"train"`, `"validation"`, or with TFDS slicing
+            `"train[:10%]"`. A name starting with "train" makes `augment`,
+            `shuffle` and `drop_remainder` default to training's.
+        source: a TFDS image-classification dataset name, the path of an image
+            folder (a class tree, or a flat folder with `labels_file`), or a
+            folder written by `prepare_imagenet`.
         data_dir: TFDS's data directory (TFDS sources).
-        manual_dir: the folder of manually downloaded archives (TFDS sources;
-            `imagenet2012` needs `ILSVRC2012_img_train.tar` and
-            `ILSVRC2012_img_val.tar` there to be prepared the first time).
+        manual_dir: the folder of manually downloaded archives (TFDS sources).
         labels_file: the labels of a flat folder (folder sources).
-        variant: `"original"` (Caffe preprocessing, 227 px) or `"torchvision"`
-            (224 px), the checkpoint the images are cut, resized and
-            preprocessed for; `None` keeps RGB pixels in [0, 255] (224 px,
-            resized like PIL), as uint8 unless `dtype` says otherwise: the input
-            of `AlexNet(include_preprocessing=True)`.
-        image_size: the side of the images; defaults to the variant's input size.
-        resize_size: the shorter side images are rescaled to before cropping.
-            Defaults to the checkpoint's proportion: 256 for its input size
-            (227 or 224), `round(image_size * 256 / 227)` for another
-            `image_size` with the original variant (so `image_size=67` crops 67
-            of 76 pixels, as 227 of 256, not 67 of 256).
-        augment: the preset, see above.
+        variant: `"original"` or `"torchvision"`, the checkpoint the images are
+            cut, resized and preprocessed for; `None` for RGB pixels in [0, 255].
+        image_size: the side of the images; defaults to the variant's input size
+            (`keras_alexnet.variants.DEFAULT_IMAGE_SIZE`, 224 for `None`).
+        resize_size: the shorter side before cropping; defaults to
+            `default_resize_size(image_size, variant)`.
+        augment: `"paper"`, `"modern"`, `"center_crop"` (or `None`),
+            `"ten_crop"`, or `"auto"`: `"paper"` for training splits, else
+            `"center_crop"`.
         flip: whether the training presets mirror images at random.
         lighting: PCA lighting of the paper preset: `True` (alpha ~ N(0, 0.1)),
             `False`, or the standard deviation of alpha.
-        scale: `(min, max)` fraction of the image area of the modern preset's
-            random resized crops; defaults to `(0.08, 1.0)`.
-        preprocessing: a function or Keras layer mapping a batch of images
-            (after augmentation and the checkpoint's preprocessing) to a batch
-            of the same shape, run in the `tf.data` pipeline.
-        class_names: the classes in label order (folder sources: every class
-            folder must be one of them; TFDS sources: must equal the dataset's
-            classes). Defaults to the sorted class folders, or the classes of the
-            labels file.
-        validation_split: with `subset`, hold out this fraction of each class of
-            a folder source (see `keras_alexnet.data.split_image_folder`): as
-            `keras.utils.image_dataset_from_directory(validation_split=...)`.
+        scale: `(min, max)` area fraction of the modern preset's random crops;
+            defaults to `(0.08, 1.0)`.
+        preprocessing: a function or Keras layer applied to each batch of images.
+        class_names: the classes in label order; defaults to the source's.
+        validation_split: with `subset`, the fraction of each class of a folder
+            source held out (`split_image_folder`).
         subset: `"training"` or `"validation"`, the part of `validation_split`.
         batch_size: images per batch.
         shuffle: whether to shuffle; defaults to `True` for training splits.
-        shuffle_buffer: elements buffered for shuffling (TFDS sources, and folder
-            sources with `cache`).
-        seed: makes shuffling and augmentation bit-reproducible; `None` lets
-            shuffled data arrive in a non-deterministic order, the fastest.
-        cache: `True` caches the encoded images in memory, a string caches them in
-            files with that path prefix; augmentation still runs every epoch.
+        shuffle_buffer: elements buffered for shuffling (TFDS, or cached folders).
+        seed: makes order and augmentation bit-reproducible.
+        cache: `True` caches the encoded images in memory, a string in files
+            with that path prefix.
         repeat: repeat forever (then pass `steps_per_epoch` to `fit`).
         drop_remainder: drop the last partial batch; defaults to `True` for
             training splits.
         label_mode: `"sparse"` or `"one_hot"`.
         label_smoothing: `eps` in `y * (1 - eps) + eps / num_classes`; needs
             `label_mode="one_hot"`.
-        num_classes: the width of one-hot labels; defaults to the source's number
-            of classes.
-        on_error: `"skip"` (skip unreadable images, with a warning naming them)
-            or `"raise"` (a `ValueError` naming them, before the first epoch).
-            With `"skip"`, an image that passed the listing check but fails to
-            decode is dropped with a logged warning (a training split takes the
-            next image instead and keeps its length; an evaluation split's length
-            is then unknown), unless `check_files="decode"` decoded them all.
-            A folder of `prepare_imagenet` never skips: its images were all
-            decoded once, so a read error there is a damaged shard, and stops.
-        check_files: how folder files are checked before training, `"header"`,
+        num_classes: the width of one-hot labels; defaults to the number of
+            classes.
+        on_error: `"skip"` (unreadable images skipped with a warning) or
+            `"raise"` (a `ValueError` naming them, before the first epoch).
+        check_files: how folder files are checked before training: `"header"`,
             `"decode"` or `None` (see `list_image_folder`).
         download: whether a TFDS source may be downloaded and prepared.
-        dtype: `"float32"`, or `"uint8"` for RGB pixels (rounded half to
-            even, clipped to [0, 255]) that the model normalises itself: with a
-            `variant`, cut and resized as that checkpoint's images (its size,
-            resampling and crop rounding), for
-            `AlexNet(variant=..., include_preprocessing=True)`. `None`: uint8
-            with `variant=None`, float32 (preprocessed) otherwise. A GPU
-            receives a quarter of float32's bytes.
+        dtype: `"float32"` (preprocessed) or `"uint8"` (RGB pixels cut for
+            `variant`, for `AlexNet(include_preprocessing=True)`); `None`:
+            uint8 for `variant=None`, else float32.
 
     Returns:
-        A `tf.data.Dataset` of `(images, labels)` batches. It also carries
-        `class_names` (as `keras.utils.image_dataset_from_directory` does) and
-        `skipped_files`, the `(path, reason)` pairs a folder source left out.
-        Its number of batches is known (`cardinality()`, Keras' progress bar
-        total) except for an evaluation split whose images were not all decoded
-        up front; in a training split an image that fails to decode is replaced
-        by the next one, so that the epoch keeps its length.
+        A `tf.data.Dataset` of `(images, labels)` batches, with attributes
+        `class_names` and `skipped_files` (the `(path, reason)` pairs a folder
+        source left out).
 
-    Example (with the ILSVRC-2012 tars in `~/ILSVRC2012`):
+    Raises:
+        ValueError: an argument out of range or meant for the other kind of
+            source, a missing folder, or, with `on_error="raise"`, unreadable
+            files.
+        TypeError: an argument of the wrong type.
+
+    Example:
 
         train = imagenet_dataset("train", manual_dir="~/ILSVRC2012")
         model.fit(train, epochs=90)
     """
-    # 1. Every argument checked before any file is read.
-    options = _resolve_options(
+    # Every argument checked, as one config per stage, before any file is read.
+    sourcing = SourceConfig(
         split,
         source=source,
         data_dir=data_dir,
         manual_dir=manual_dir,
         labels_file=labels_file,
+        class_names=class_names,
+        validation_split=validation_split,
+        subset=subset,
+        on_error=on_error,
+        check_files=check_files,
+        download=download,
+    )
+    decoding = DecodeConfig(
         variant=variant,
         image_size=image_size,
         resize_size=resize_size,
+        dtype=dtype,
+        label_mode=label_mode,
+        label_smoothing=label_smoothing,
+        num_classes=num_classes,
+    )
+    augmentation = AugmentConfig(
         augment=augment,
         flip=flip,
         lighting=lighting,
         scale=scale,
-        preprocessing=preprocessing,
-        class_names=class_names,
-        validation_split=validation_split,
-        subset=subset,
+        training=sourcing.training,
+    )
+    check_crop_fits(decoding, augmentation)
+    batching = BatchConfig(
         batch_size=batch_size,
         shuffle=shuffle,
         shuffle_buffer=shuffle_buffer,
@@ -233,296 +193,46 @@ def imagenet_dataset(
         cache=cache,
         repeat=repeat,
         drop_remainder=drop_remainder,
-        label_mode=label_mode,
-        label_smoothing=label_smoothing,
-        num_classes=num_classes,
-        on_error=on_error,
-        check_files=check_files,
-        download=download,
-        dtype=dtype,
+        preprocessing=preprocessing,
+        training=sourcing.training,
     )
-    # 2. The source: encoded bytes, or paths still to read.
-    listed = _list_source(options)
-    num_classes = _num_classes(options, listed.class_names)
-    _check_enough_for_a_batch(options, listed)
-    # 3. Cache, shuffle, repeat.
-    records, unshuffled, needs_read = _cache_and_shuffle(options, listed)
-    length = _kept_length(options, listed, records)
-    if options.repeat:
+    return _pipeline(sourcing, decoding, augmentation, batching)
+
+
+def _pipeline(
+    sourcing: SourceConfig,
+    decoding: DecodeConfig,
+    augmentation: AugmentConfig,
+    batching: BatchConfig,
+) -> tf.data.Dataset:
+    """Chains the stages of `imagenet_dataset` from its checked configs."""
+    # The source: encoded bytes, or paths still to read.
+    listed = _list_source(sourcing, batching)
+    num_classes = _num_classes(decoding, listed.class_names)
+    _check_enough_for_a_batch(sourcing, batching, listed)
+    # Cache, shuffle, repeat.
+    records, unshuffled, needs_read = _cache_and_shuffle(batching, listed)
+    length = _kept_length(sourcing, batching, listed, records)
+    if batching.repeat:
         records = records.repeat()
-    # 4. to 6. Key each element, decode, augment and preprocess it; batch, prefetch.
-    dataset = _map_stages(options, records, unshuffled, needs_read, num_classes, length)
+    # Key each element, decode, augment and preprocess it; batch, prefetch.
+    element = _element_stage(decoding, augmentation, batching, needs_read, num_classes)
+    dataset = _decode_stage(augmentation, batching, element, records)
+    if sourcing.skips_failures:
+        # The last resort for files that passed the listing check (or TFDS records)
+        # but still fail to decode: drop them rather than stop the epoch.
+        dataset = dataset.ignore_errors(log_warning=True)
+        if length:
+            spare = _decode_stage(augmentation, batching, element, unshuffled)
+            spare = spare.ignore_errors(log_warning=True)
+            dataset = dataset.concatenate(spare).take(length)
+            # At most `length` good images in two passes; fewer only when more
+            # than half the files fail, and then the epoch ends with an error.
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(length))
+    dataset = _batch_stage(batching, dataset)
     dataset.class_names = list(listed.class_names)
     dataset.skipped_files = list(listed.skipped)
     return dataset
-
-
-@dataclasses.dataclass(frozen=True)
-class _Options:
-    """The checked arguments of `imagenet_dataset`, defaults resolved."""
-
-    split: str
-    source: str | os.PathLike
-    data_dir: str | os.PathLike | None
-    manual_dir: str | os.PathLike | None
-    labels_file: str | os.PathLike | None
-    variant: str | None
-    image_size: int
-    resize_size: int
-    augment: str
-    flip: bool
-    lighting_stddev: float
-    scale: tuple[float, float] | None
-    preprocessing: Callable[[Any], Any] | None
-    class_names: Sequence[str] | None
-    validation_split: float | None
-    subset: str | None
-    batch_size: int
-    shuffle: bool
-    shuffle_buffer: int
-    seed: int | None
-    cache: bool | str
-    repeat: bool
-    drop_remainder: bool
-    label_mode: str
-    label_smoothing: float
-    num_classes: int | None
-    on_error: str
-    check_files: str | None
-    download: bool
-    dtype: str
-    training: bool
-    is_folder: bool
-    is_prepared: bool
-
-    @property
-    def randomized(self) -> bool:
-        return self.augment in ("paper", "modern")
-
-    @property
-    def deterministic(self) -> bool:
-        return self.seed is not None or not self.shuffle
-
-    @property
-    def skips_failures(self) -> bool:
-        """Whether images that fail to decode in the map are dropped."""
-        # Files all decoded by the listing need no such net, nor the images
-        # prepare_imagenet encoded itself: there a failure is a damaged shard,
-        # which must stop the epoch (skipping would drop the rest of the shard).
-        return (
-            self.on_error == "skip"
-            and not (self.is_folder and self.check_files == "decode")
-            and not self.is_prepared
-        )
-
-
-def _resolve_options(
-    split: str,
-    *,
-    source: str | os.PathLike,
-    data_dir: str | os.PathLike | None,
-    manual_dir: str | os.PathLike | None,
-    labels_file: str | os.PathLike | None,
-    variant: str | None,
-    image_size: int | None,
-    resize_size: int | None,
-    augment: str | None,
-    flip: bool,
-    lighting: bool | float,
-    scale: tuple[float, float] | None,
-    preprocessing: Callable[[Any], Any] | None,
-    class_names: Sequence[str] | None,
-    validation_split: float | None,
-    subset: str | None,
-    batch_size: int,
-    shuffle: bool | None,
-    shuffle_buffer: int,
-    seed: int | None,
-    cache: bool | str,
-    repeat: bool,
-    drop_remainder: bool | None,
-    label_mode: str,
-    label_smoothing: float,
-    num_classes: int | None,
-    on_error: str,
-    check_files: str | None,
-    download: bool,
-    dtype: str | None,
-) -> _Options:
-    """Checks the arguments of `imagenet_dataset` and resolves their defaults."""
-    training = _is_training_split(split)
-    is_folder = _is_folder_source(source)
-    check_variant(variant, allow_none=True)
-    if image_size is None:
-        image_size = _default_image_size(variant)
-    _check_int("image_size", image_size)
-    if resize_size is None:
-        resize_size = default_resize_size(image_size, variant)
-    _check_int("resize_size", resize_size)
-    if augment == "auto":
-        augment = "paper" if training else "center_crop"
-    if augment is None:
-        augment = "center_crop"
-    if augment not in AUGMENT_PRESETS:
-        raise ValueError(
-            f"`augment` should be one of {AUGMENT_PRESETS}, 'auto' or None. "
-            f"Received: augment={augment!r}"
-        )
-    if augment != "modern" and image_size > resize_size:
-        raise ValueError(
-            f"`image_size` should be at most `resize_size` ({resize_size}) for "
-            f"augment={augment!r}. Received: image_size={image_size}"
-        )
-    if dtype is None:
-        dtype = "uint8" if variant is None else "float32"
-    if dtype not in ("uint8", "float32"):
-        raise ValueError(
-            f"`dtype` should be None, 'float32' or 'uint8'. Received: dtype={dtype!r}"
-        )
-    _check_int("batch_size", batch_size)
-    _check_int("shuffle_buffer", shuffle_buffer)
-    if seed is not None:
-        _check_int("seed", seed, minimum=0)
-    for name, value in (("shuffle", shuffle), ("drop_remainder", drop_remainder)):
-        if value is not None and not isinstance(value, bool):
-            raise TypeError(
-                f"`{name}` should be True, False or None. Received: {name}={value!r}"
-            )
-    if not isinstance(repeat, bool):
-        raise TypeError(
-            f"`repeat` should be True or False. Received: repeat={repeat!r}"
-        )
-    if not isinstance(download, bool):
-        raise TypeError(
-            f"`download` should be True or False. Received: download={download!r}"
-        )
-    if not isinstance(cache, (bool, str)):
-        raise TypeError(
-            "`cache` should be True, False or a file path prefix. Received: "
-            f"cache={cache!r}"
-        )
-    if label_mode not in LABEL_MODES:
-        raise ValueError(
-            f"`label_mode` should be one of {LABEL_MODES}. Received: "
-            f"label_mode={label_mode!r}"
-        )
-    if (
-        isinstance(label_smoothing, bool)
-        or not isinstance(label_smoothing, (int, float))
-        or not 0 <= label_smoothing < 1
-    ):
-        raise ValueError(
-            "`label_smoothing` should be a number in [0, 1). Received: "
-            f"label_smoothing={label_smoothing!r}"
-        )
-    if label_smoothing and label_mode != "one_hot":
-        raise ValueError(
-            "`label_smoothing` needs label_mode='one_hot'. Received: "
-            f"label_smoothing={label_smoothing}, label_mode={label_mode!r}"
-        )
-    if num_classes is not None:
-        _check_int("num_classes", num_classes)
-    if check_files not in ("header", "decode", None):
-        raise ValueError(
-            "`check_files` should be 'header', 'decode' or None. Received: "
-            f"check_files={check_files!r}"
-        )
-    if on_error not in ("skip", "raise"):
-        raise ValueError(
-            f"`on_error` should be 'skip' or 'raise'. Received: on_error={on_error!r}"
-        )
-    if is_folder and (manual_dir is not None or data_dir is not None):
-        raise ValueError(
-            "`manual_dir` and `data_dir` are for TFDS sources, but `source` is a "
-            f"folder. Received: source={os.fspath(source)!r}, "
-            f"manual_dir={manual_dir!r}, data_dir={data_dir!r}"
-        )
-    if not is_folder and labels_file is not None:
-        raise ValueError(
-            "`labels_file` is for folder sources, but `source` names a TFDS "
-            f"dataset. Received: source={source!r}, labels_file={labels_file!r}"
-        )
-    if not isinstance(flip, bool):
-        raise TypeError(f"`flip` should be True or False. Received: flip={flip!r}")
-    if lighting is True:
-        lighting_stddev = augment_lib.PCA_LIGHTING_STDDEV
-    elif lighting is False:
-        lighting_stddev = 0.0
-    elif isinstance(lighting, (int, float)) and lighting >= 0:
-        lighting_stddev = float(lighting)
-    else:
-        raise ValueError(
-            "`lighting` should be True, False or a standard deviation >= 0. "
-            f"Received: lighting={lighting!r}"
-        )
-    if scale is not None:
-        if augment != "modern":
-            raise ValueError(
-                "`scale` is the area range of augment='modern'. Received: "
-                f"scale={scale!r}, augment={augment!r}"
-            )
-        if (
-            not isinstance(scale, (tuple, list))
-            or len(scale) != 2
-            or not all(isinstance(v, (int, float)) for v in scale)
-            or not 0 < scale[0] <= scale[1] <= 1
-        ):
-            raise ValueError(
-                "`scale` should be (min, max) with 0 < min <= max <= 1. "
-                f"Received: scale={scale!r}"
-            )
-    if preprocessing is not None and not callable(preprocessing):
-        raise TypeError(
-            "`preprocessing` should be a function or a Keras layer. Received: "
-            f"preprocessing={preprocessing!r}"
-        )
-    if (validation_split is None) != (subset is None):
-        raise ValueError(
-            "`validation_split` and `subset` go together. Received: "
-            f"validation_split={validation_split!r}, subset={subset!r}"
-        )
-    if validation_split is not None and not is_folder:
-        raise ValueError(
-            "`validation_split` is for folder sources; a TFDS source slices its "
-            f"split instead (split='train[:90%]'). Received: source={source!r}"
-        )
-    shuffle = training if shuffle is None else shuffle
-    drop_remainder = training if drop_remainder is None else drop_remainder
-    return _Options(
-        split=split,
-        source=source,
-        data_dir=data_dir,
-        manual_dir=manual_dir,
-        labels_file=labels_file,
-        variant=variant,
-        image_size=image_size,
-        resize_size=resize_size,
-        augment=augment,
-        flip=flip,
-        lighting_stddev=lighting_stddev,
-        scale=scale,
-        preprocessing=preprocessing,
-        class_names=class_names,
-        validation_split=validation_split,
-        subset=subset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        shuffle_buffer=shuffle_buffer,
-        seed=seed,
-        cache=cache,
-        repeat=repeat,
-        drop_remainder=drop_remainder,
-        label_mode=label_mode,
-        label_smoothing=label_smoothing,
-        num_classes=num_classes,
-        on_error=on_error,
-        check_files=check_files,
-        download=download,
-        dtype=dtype,
-        training=training,
-        is_folder=is_folder,
-        is_prepared=is_folder and is_prepared(source),
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -538,40 +248,40 @@ class _Listed:
     needs_read: bool
 
 
-def _list_source(options: _Options) -> _Listed:
+def _list_source(sourcing: SourceConfig, batching: BatchConfig) -> _Listed:
     """Lists a folder source, or opens a TFDS one, as undecoded records."""
-    source, split, class_names = options.source, options.split, options.class_names
-    if options.is_prepared:
+    source, split, class_names = sourcing.source, sourcing.split, sourcing.class_names
+    if sourcing.is_prepared:
         # Shards written by prepare_imagenet: JPEG bytes at 256 pixels.
-        if options.validation_split is not None:
+        if sourcing.validation_split is not None:
             raise ValueError(
                 f"{os.fspath(source)!r} was written by prepare_imagenet, whose "
                 "shards cannot hold out a `validation_split`: prepare the training "
                 "and the validation images into two folders. Received: "
-                f"validation_split={options.validation_split!r}"
+                f"validation_split={sourcing.validation_split!r}"
             )
-        if options.labels_file is not None:
+        if sourcing.labels_file is not None:
             raise ValueError(
                 f"{os.fspath(source)!r} was written by prepare_imagenet, whose "
                 "shards hold their labels: `labels_file` has nothing to label. "
-                f"Received: labels_file={os.fspath(options.labels_file)!r}"
+                f"Received: labels_file={os.fspath(sourcing.labels_file)!r}"
             )
         records, prepared_class_names, skipped = prepared_records(
-            source, options.shuffle, options.seed, class_names
+            source, bool(batching.shuffle), batching.seed, class_names
         )
         count = int(records.cardinality())
         return _Listed(records, prepared_class_names, skipped, count, False)
-    if options.is_folder:
+    if sourcing.is_folder:
         folder = list_image_folder(
             source,
-            labels_file=options.labels_file,
+            labels_file=sourcing.labels_file,
             class_names=class_names,
-            on_error=options.on_error,
-            check_files=options.check_files,
+            on_error=sourcing.on_error,
+            check_files=sourcing.check_files,
         )
-        if options.validation_split is not None and options.subset is not None:
+        if sourcing.validation_split is not None and sourcing.subset is not None:
             folder = split_image_folder(
-                folder, options.validation_split, options.subset, seed=options.seed
+                folder, sourcing.validation_split, sourcing.subset, seed=batching.seed
             )
         records = tf.data.Dataset.from_tensor_slices(
             (list(folder.files), np.asarray(folder.labels, np.int64))
@@ -582,11 +292,11 @@ def _list_source(options: _Options) -> _Listed:
     tfds_split = tfds_source(
         os.fspath(source),
         split,
-        data_dir=options.data_dir,
-        manual_dir=options.manual_dir,
-        download=options.download,
-        shuffle_files=options.shuffle,
-        seed=options.seed,
+        data_dir=sourcing.data_dir,
+        manual_dir=sourcing.manual_dir,
+        download=sourcing.download,
+        shuffle_files=bool(batching.shuffle),
+        seed=batching.seed,
     )
     if class_names is not None:
         check_same_classes(
@@ -595,21 +305,8 @@ def _list_source(options: _Options) -> _Listed:
     return _Listed(tfds_split.dataset, tfds_split.class_names, (), 0, False)
 
 
-def _check_enough_for_a_batch(options: _Options, listed: _Listed) -> None:
-    # With drop_remainder, fewer images than a batch make an empty epoch: `fit`
-    # would "train" without a single step and only warn that the data ran out.
-    if options.drop_remainder and 0 < listed.file_count < options.batch_size:
-        raise ValueError(
-            f"`batch_size` ({options.batch_size}) is larger than the "
-            f"{listed.file_count} images of {options.source!r} ({options.split}), "
-            "and incomplete batches are dropped (`drop_remainder`): an epoch "
-            "would have no batch. Pass a smaller batch size. Received: "
-            f"batch_size={options.batch_size}"
-        )
-
-
-def _num_classes(options: _Options, class_names: Sequence[str]) -> int:
-    num_classes = options.num_classes
+def _num_classes(decoding: DecodeConfig, class_names: Sequence[str]) -> int:
+    num_classes = decoding.num_classes
     if num_classes is None:
         num_classes = len(class_names)
     elif num_classes < len(class_names):
@@ -620,93 +317,79 @@ def _num_classes(options: _Options, class_names: Sequence[str]) -> int:
     return num_classes
 
 
+def _check_enough_for_a_batch(
+    sourcing: SourceConfig, batching: BatchConfig, listed: _Listed
+) -> None:
+    # With drop_remainder, fewer images than a batch make an empty epoch: `fit`
+    # would "train" without a single step and only warn that the data ran out.
+    if batching.drop_remainder and 0 < listed.file_count < batching.batch_size:
+        raise ValueError(
+            f"`batch_size` ({batching.batch_size}) is larger than the "
+            f"{listed.file_count} images of {sourcing.source!r} ({sourcing.split}), "
+            "and incomplete batches are dropped (`drop_remainder`): an epoch "
+            "would have no batch. Pass a smaller batch size. Received: "
+            f"batch_size={batching.batch_size}"
+        )
+
+
 def _cache_and_shuffle(
-    options: _Options, listed: _Listed
+    batching: BatchConfig, listed: _Listed
 ) -> tuple[tf.data.Dataset, tf.data.Dataset, bool]:
     """Caches and shuffles the records: `(records, unshuffled, needs_read)`."""
     records, needs_read = listed.records, listed.needs_read
-    if options.cache is not False:
+    if batching.cache is not False:
         if needs_read:
             records = records.map(
                 lambda path, label: (tf.io.read_file(path), label),
                 num_parallel_calls=tf.data.AUTOTUNE,
             )
             needs_read = False
-        records = records.cache("" if options.cache is True else options.cache)
+        records = records.cache("" if batching.cache is True else batching.cache)
     unshuffled = records
-    if options.shuffle:
+    if batching.shuffle:
         # Without a cache a folder yields file names: shuffling all of them is cheap.
-        buffer = listed.file_count if needs_read else options.shuffle_buffer
+        buffer = listed.file_count if needs_read else batching.shuffle_buffer
         records = records.shuffle(
-            buffer, seed=options.seed, reshuffle_each_iteration=True
+            buffer, seed=batching.seed, reshuffle_each_iteration=True
         )
     return records, unshuffled, needs_read
 
 
-def _kept_length(options: _Options, listed: _Listed, records: tf.data.Dataset) -> int:
+def _kept_length(
+    sourcing: SourceConfig,
+    batching: BatchConfig,
+    listed: _Listed,
+    records: tf.data.Dataset,
+) -> int:
     """The length a training split keeps when images fail to decode, else 0."""
     # A training split keeps its length when an image fails to decode: a spare
     # pass over the records, in file order, follows the epoch's, and the epoch
     # takes its count of good images, so a dropped image is replaced by one
     # from the spare pass (the logged warning names the dropped one). The spare
     # pass is never read when nothing is dropped.
-    length = listed.file_count if options.is_folder else int(records.cardinality())
+    length = listed.file_count if sourcing.is_folder else int(records.cardinality())
     keep_length = (
-        options.skips_failures
-        and options.training
-        and not options.repeat
+        sourcing.skips_failures
+        and sourcing.training
+        and not batching.repeat
         and length > 0
     )
     return length if keep_length else 0
 
 
-def _map_stages(
-    options: _Options,
-    records: tf.data.Dataset,
-    unshuffled: tf.data.Dataset,
+def _element_stage(
+    decoding: DecodeConfig,
+    augmentation: AugmentConfig,
+    batching: BatchConfig,
     needs_read: bool,
     num_classes: int,
-    length: int,
-) -> tf.data.Dataset:
-    """Decodes, augments, preprocesses, batches and prefetches the records.
-
-    `length`, when not 0, is the number of images an epoch keeps by replacing
-    the ones that fail to decode from a spare pass over `unshuffled`.
-    """
-    element = _element_stage(options, needs_read, num_classes)
-    dataset = _decode_stage(options, element, records)
-    if options.skips_failures:
-        # The last resort for files that passed the listing check (or TFDS records)
-        # but still fail to decode: drop them rather than stop the epoch.
-        dataset = dataset.ignore_errors(log_warning=True)
-        if length:
-            spare = _decode_stage(options, element, unshuffled)
-            spare = spare.ignore_errors(log_warning=True)
-            dataset = dataset.concatenate(spare).take(length)
-            # At most `length` good images in two passes; fewer only when more
-            # than half the files fail, and then the epoch ends with an error.
-            dataset = dataset.apply(tf.data.experimental.assert_cardinality(length))
-    return _batch_stage(options, dataset)
-
-
-def _element_stage(
-    options: _Options, needs_read: bool, num_classes: int
 ) -> Callable[..., tuple[tf.Tensor, tf.Tensor]]:
     """The per-element map: read, decode and crop or augment, label encoding."""
-    transform = _transform(
-        options.augment,
-        options.image_size,
-        options.resize_size,
-        options.variant,
-        options.flip,
-        options.lighting_stddev,
-        options.scale,
-        options.dtype,
-    )
-    randomized, augment = options.randomized, options.augment
-    label_mode, label_smoothing = options.label_mode, options.label_smoothing
+    transform = _transform(decoding, augmentation)
+    randomized, augment = augmentation.randomized, augmentation.augment
+    label_mode, label_smoothing = decoding.label_mode, decoding.label_smoothing
     channels_first = keras.config.image_data_format() == "channels_first"
-    global_seed = tf.constant(options.seed or 0, tf.int64)
+    global_seed = tf.constant(batching.seed or 0, tf.int64)
 
     def element(
         x: tf.Tensor, label: tf.Tensor, key: tf.Tensor | None = None
@@ -729,34 +412,35 @@ def _element_stage(
 
 
 def _decode_stage(
-    options: _Options,
+    augmentation: AugmentConfig,
+    batching: BatchConfig,
     element: Callable[..., tuple[tf.Tensor, tf.Tensor]],
     records: tf.data.Dataset,
 ) -> tf.data.Dataset:
     """Maps `element` over the records, keyed by random draws when augmenting."""
-    if not options.randomized:
+    if not augmentation.randomized:
         return records.map(
             element,
             num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=options.deterministic,
+            deterministic=batching.deterministic,
         )
     keyed = tf.data.Dataset.zip(
         records,
-        tf.data.Dataset.random(seed=options.seed, rerandomize_each_iteration=True),
+        tf.data.Dataset.random(seed=batching.seed, rerandomize_each_iteration=True),
     )
     return keyed.map(
         lambda record, key: element(record[0], record[1], key),
         num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=options.deterministic,
+        deterministic=batching.deterministic,
     )
 
 
-def _batch_stage(options: _Options, dataset: tf.data.Dataset) -> tf.data.Dataset:
+def _batch_stage(batching: BatchConfig, dataset: tf.data.Dataset) -> tf.data.Dataset:
     """Batches, applies the user's `preprocessing` to batches, prefetches."""
-    deterministic, preprocessing = options.deterministic, options.preprocessing
+    deterministic, preprocessing = batching.deterministic, batching.preprocessing
     dataset = dataset.batch(
-        options.batch_size,
-        drop_remainder=options.drop_remainder,
+        batching.batch_size,
+        drop_remainder=batching.drop_remainder,
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
     )
@@ -772,42 +456,12 @@ def _batch_stage(options: _Options, dataset: tf.data.Dataset) -> tf.data.Dataset
     return dataset.with_options(data_options)
 
 
-def default_resize_size(image_size: int, variant: str | None = "original") -> int:
-    """The shorter side to resize to before cropping `image_size` pixels.
-
-    The checkpoint's own proportion of crop to resize (its registry entry):
-    227/256 for the original variant (the paper's), 224/256 for torchvision's
-    and for `None`.
-
-    Example:
-
-    >>> default_resize_size(227), default_resize_size(67)
-    (256, 76)
-    """
-    if variant is None:
-        ratio = augment_lib.RESIZE_SIZE / DEFAULT_IMAGE_SIZE
-    else:
-        constants = _preprocessing(variant)
-        ratio = constants.resize_size / constants.crop_size
-    return max(image_size, round(image_size * ratio))
-
-
-def _default_image_size(variant: str | None) -> int:
-    if variant is None:
-        return DEFAULT_IMAGE_SIZE
-    return imagenet_checkpoint(variant).input_size
-
-
 def _transform(
-    augment: str,
-    image_size: int,
-    resize_size: int,
-    variant: str | None,
-    flip: bool = True,
-    lighting_stddev: float = augment_lib.PCA_LIGHTING_STDDEV,
-    scale: tuple[float, float] | None = None,
-    dtype: str = "float32",
+    decoding: DecodeConfig, augmentation: AugmentConfig
 ) -> Callable[..., tf.Tensor]:
+    """The per-image function of the preset: `(contents[, seed]) -> image`."""
+    variant, dtype = decoding.variant, decoding.dtype
+    image_size, resize_size = decoding.sizes
     # Resized as the checkpoint's images were (its registry entry: Caffe's by
     # OpenCV, which does not antialias; torchvision's by PIL, which does).
     antialias = True if variant is None else _preprocessing(variant).antialias
@@ -818,17 +472,19 @@ def _transform(
         "antialias": antialias,
         "dtype": dtype,
     }
+    augment, flip = augmentation.augment, augmentation.flip
     if augment == "paper":
         return lambda contents, seed: augment_lib.paper_augment(
             contents,
             seed,
             image_size=image_size,
             resize_size=resize_size,
-            lighting_stddev=lighting_stddev,
+            lighting_stddev=augmentation.lighting_stddev,
             flip=flip,
             **options,
         )
     if augment == "modern":
+        scale = augmentation.scale
         area: dict[str, Any] = {} if scale is None else {"area_range": tuple(scale)}
         return lambda contents, seed: augment_lib.modern_augment(
             contents, seed, image_size=image_size, flip=flip, **area, **options
@@ -851,43 +507,6 @@ def _preprocessing(variant: str) -> Any:
     return imagenet_checkpoint(variant).preprocessing
 
 
-def _is_training_split(split: Any) -> bool:
-    if not isinstance(split, str) or not split.strip():
-        raise ValueError(
-            "`split` should be a split name such as 'train' or 'validation'. "
-            f"Received: split={split!r}"
-        )
-    return split.strip().startswith("train")
-
-
-def _is_folder_source(source: Any) -> bool:
-    if isinstance(source, os.PathLike):
-        return True
-    if not isinstance(source, str) or not source:
-        raise TypeError(
-            "`source` should be a TFDS dataset name or a folder path. Received: "
-            f"source={source!r}"
-        )
-    # TFDS names may contain "/" ("imagenette/320px-v2"), paths may not exist yet:
-    # an existing folder or anything written like a path is a folder ("no such
-    # folder" then), as is a name whose first part is an existing folder
-    # ("data/digits_pngx" beside data/).
-    path = os.path.expanduser(source)
-    first = path.replace("\\", "/").split("/")[0]
-    return (
-        os.path.isdir(path)
-        or source.startswith(("/", ".", "~", "\\"))
-        or ("/" in path and os.path.isdir(first))
-    )
-
-
-def _check_int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` should be an int. Received: {name}={value!r}")
-    if value < minimum:
-        raise ValueError(f"`{name}` should be >= {minimum}. Received: {name}={value}")
-
-
 def evaluate_ten_crop(
     model: keras.Model,
     dataset: Iterable,
@@ -897,8 +516,7 @@ def evaluate_ten_crop(
 ) -> dict[str, float]:
     """Top-1 and top-5 accuracy from the average of ten crops' softmax outputs.
 
-    The paper's test protocol (Krizhevsky et al., 2012, section 4.1): average the
-    predictions of the ten patches of each image, then rank the classes.
+    The paper's test protocol (Krizhevsky et al., 2012, section 4.1).
 
     Args:
         model: a Keras model mapping a batch of crops to class scores.
@@ -914,6 +532,11 @@ def evaluate_ten_crop(
     Returns:
         `{"top1": accuracy, "top5": accuracy, "count": number of images}`.
 
+    Raises:
+        TypeError: `model` is not a Keras model, or `from_logits` not a bool.
+        ValueError: `verbose` out of range, or `dataset` yields no images or
+            elements of the wrong shape.
+
     Example (with ImageNet prepared by TFDS):
 
         val = imagenet_dataset("validation", augment="ten_crop")
@@ -924,15 +547,8 @@ def evaluate_ten_crop(
         raise TypeError(
             f"`model` should be a Keras model. Received: model={type(model).__name__}"
         )
-    if not isinstance(from_logits, bool):
-        raise TypeError(
-            "`from_logits` should be True or False. Received: "
-            f"from_logits={from_logits!r}"
-        )
-    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-        raise ValueError(
-            f"`verbose` should be 0, 1 or 2. Received: verbose={verbose!r}"
-        )
+    check_bool("from_logits", from_logits)
+    check_int("verbose", verbose, minimum=0, maximum=2)
     progress = None
     if verbose:
         # Redrawn in place on a terminal; one line at the end in a log.

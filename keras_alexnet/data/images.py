@@ -10,6 +10,7 @@ line, the parity check and the examples all prepare images through it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -18,11 +19,12 @@ import tensorflow as tf
 
 from keras_alexnet._data_format import standardize_data_format
 from keras_alexnet.data.augment import eval_center_crop
-from keras_alexnet.data.sources import check_image_file
+from keras_alexnet.data.image_checks import check_image_file
 from keras_alexnet.preprocessing import apply_preprocessing
 from keras_alexnet.variants import VARIANTS, Preprocessing
 from keras_alexnet.weights import registry
 from keras_alexnet.weights.registry import Checkpoint
+from keras_alexnet.weights.spec import CHECKPOINT_VALUES, resolve_weights
 
 
 def load_image(
@@ -93,20 +95,18 @@ def load_image(
 
 
 def preprocessing_of(weights: Any) -> Preprocessing:
-    """The `Preprocessing` of a checkpoint name, variant, registry entry or itself."""
+    """The `Preprocessing` of a checkpoint (`resolve_weights`), a variant or itself."""
     if isinstance(weights, Preprocessing):
         return weights
-    if isinstance(weights, Checkpoint):
-        return weights.preprocessing
     if isinstance(weights, str) and weights in VARIANTS:
         return registry.imagenet_checkpoint(weights).preprocessing
-    checkpoint = registry.find_checkpoint(weights) if isinstance(weights, str) else None
-    if checkpoint is not None:
-        return checkpoint.preprocessing
+    with contextlib.suppress(ValueError):
+        _, checkpoint = resolve_weights(weights, files=False)
+        if isinstance(checkpoint, Checkpoint):
+            return checkpoint.preprocessing
     raise ValueError(
-        "`weights` should be a checkpoint name "
-        f"{sorted(registry.CHECKPOINTS)}, a variant {VARIANTS}, a "
-        f"registry entry or a Preprocessing. Received: weights={weights!r}"
+        f"`weights` should be a Preprocessing, a variant {VARIANTS}, "
+        f"{CHECKPOINT_VALUES}. Received: weights={weights!r}"
     )
 
 

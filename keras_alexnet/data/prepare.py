@@ -1,17 +1,8 @@
-"""ImageNet stored once at 256 pixels, as the paper did: sharded TFRecord files.
+"""ImageNet stored once at 256 pixels, as the paper did, in TFRecord shards.
 
-Krizhevsky et al. rescaled every image so that its shorter side was 256 pixels
-before training. `prepare_imagenet` does that once for an image folder and
-writes the results, re-encoded as JPEG, into TFRecord shards that
-`imagenet_dataset(..., source=output_dir)` reads back with the same
-augmentation. Decoding a 256-pixel JPEG costs a fraction of decoding the
-original (ImageNet's average is about 400x350, many are far larger), and one
-sequential file per shard replaces a file open per image
-(`benchmarks/prepared_data.py`, `docs/performance.md`).
-
-The work is resumable: each shard is written to a temporary file and renamed
-when complete, and a run finds the shards an earlier run finished (with the
-same files and settings, recorded in `prepare.json`) and writes only the rest.
+`prepare_imagenet` writes the shards (resumably: each is renamed into place
+when complete, and `prepare.json` records what is done); `imagenet_dataset`
+reads them back through `prepared_records`. docs/data.md says what it saves.
 """
 
 from __future__ import annotations
@@ -26,7 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_alexnet.data.sources import checked_class_names, list_image_folder
+from keras_alexnet._validation import check_int
+from keras_alexnet.data.folders import checked_class_names, list_image_folder
 
 MANIFEST = "prepare.json"
 _FORMAT = "keras_alexnet.prepared_imagenet/1"
@@ -66,10 +58,8 @@ def prepare_imagenet(
         labels_file: the labels of a flat folder.
         resize_size: the shorter side of the stored images.
         shard_size: images per shard.
-        quality: the JPEG quality of the stored images, 1 to 100. 90 (FFCV's
-            default too) decodes about a quarter faster than 95 and takes a
-            third less disk; 95 keeps about 0.5 to 3 dB more PSNR (see
-            docs/performance.md).
+        quality: the JPEG quality of the stored images, 1 to 100 (see
+            docs/performance.md for 90 against 95).
         seed: the seed of the order of the images in the shards.
         check_files: how files are checked before the work starts,
             `"header"`, `"decode"` or `None` (see `list_image_folder`).
@@ -78,6 +68,10 @@ def prepare_imagenet(
     Returns:
         The manifest written to `output_dir/prepare.json`: the shard names, the
         class names, the image count, the settings and the skipped files.
+
+    Raises:
+        ValueError: an argument out of range, an output folder inside `source`
+            or holding other files or settings, or no readable image.
 
     Example:
 
@@ -90,17 +84,8 @@ def prepare_imagenet(
         ("quality", quality, 1, 100),
         ("seed", seed, 0, 1 << 62),
     ):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int)
-            or not low <= value <= high
-        ):
-            raise ValueError(
-                f"`{name}` should be an integer from {low} to {high}. "
-                f"Received: {name}={value!r}"
-            )
-    if verbose not in (0, 1):
-        raise ValueError(f"`verbose` should be 0 or 1. Received: verbose={verbose!r}")
+        check_int(name, value, minimum=low, maximum=high)
+    check_int("verbose", verbose, minimum=0, maximum=1)
     output_dir = os.path.expanduser(os.fspath(output_dir))
     _check_output_dir(os.path.expanduser(os.fspath(source)), output_dir)
     folder = list_image_folder(

@@ -1,7 +1,7 @@
 """Layers of AlexNet that Keras does not provide."""
 
 from keras_alexnet.layers.adaptive_average_pooling2d import AdaptiveAveragePooling2D
-from keras_alexnet.layers.channels_last import Conv2D, MaxPooling2D
+from keras_alexnet.layers.channels_last import with_fast_path
 from keras_alexnet.layers.grouped_conv2d import GroupedConv2D
 from keras_alexnet.layers.image_preprocessing import ImagePreprocessing
 from keras_alexnet.layers.local_response_normalization import (
@@ -10,9 +10,8 @@ from keras_alexnet.layers.local_response_normalization import (
 
 __all__ = [
     "AdaptiveAveragePooling2D",
-    "Conv2D",
     "GroupedConv2D",
     "ImagePreprocessing",
     "LocalResponseNormalization",
-    "MaxPooling2D",
+    "with_fast_path",
 ]

@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from keras_alexnet._data_format import standardize_data_format
+from keras_alexnet._validation import is_integer
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
@@ -40,21 +41,19 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(output_size, int) and not isinstance(output_size, bool):
-            output_size = (output_size, output_size)
+        size: Any = output_size
+        if is_integer(size):
+            size = (size, size)
         if (
-            not isinstance(output_size, (tuple, list))
-            or len(output_size) != 2
-            or not all(
-                isinstance(s, int) and not isinstance(s, bool) and s > 0
-                for s in output_size
-            )
+            not isinstance(size, (tuple, list))
+            or len(size) != 2
+            or not all(is_integer(s) and s > 0 for s in size)
         ):
             raise ValueError(
                 "`output_size` should be a positive integer or a pair of them. "
-                f"Received: output_size={output_size!r}"
+                f"Received: output_size={size!r}"
             )
-        self.output_size = tuple(output_size)
+        self.output_size = (int(size[0]), int(size[1]))
         self.data_format = standardize_data_format(data_format)
 
     def call(self, inputs):

@@ -1,118 +1,129 @@
-"""`Conv2D` and `MaxPooling2D` without Keras' layout copies under PyTorch.
+"""Fast paths for Keras' `Conv2D` and `MaxPooling2D`, chosen when called.
 
-Keras' PyTorch backend runs a channels-last convolution by permuting the NHWC
-input to NCHW, copying it (`.contiguous()`), then copying it once more into
-channels-last memory for cuDNN; max pooling gets the first copy and runs
-PyTorch's NCHW kernel. Yet a permuted view of an NHWC tensor already *is* an
-NCHW tensor in channels-last memory, which `torch.nn.functional.conv2d` and
-`max_pool2d` take as it is, on GPUs and CPUs, and whose results come back in
-channels-last memory, so that permuting them back gives NHWC without a copy.
-On an H200 this made the paper's network train 1.23x (bfloat16) and 1.27x
-(float32) as fast (`benchmarks/gpu.py --focus gaps`, docs/performance.md).
-
-Under JAX on GPUs, `Conv2D` also runs strided "valid" convolutions (AlexNet's
-conv1) by space-to-depth, which XLA runs 2.4 to 4.8 times as fast there
-(`use_space_to_depth`).
-
-The two classes keep Keras' class names on purpose: Keras names the groups of a
-`.weights.h5` file after the layers' classes (`layers/conv2d`), so files saved
-with Keras' own layers and with these load into each other. Under TensorFlow,
-under JAX on CPUs, and for any case the fast paths do not cover
-(`channels_first`, asymmetric `"same"` padding), they are Keras' layers
-unchanged.
+`with_fast_path` sets one Keras layer to take them, and the layer stays Keras'
+own class: a saved model loads in plain Keras, and a `.weights.h5` file's
+groups keep Keras' names. Under PyTorch channels-last inputs run as views,
+under JAX on GPUs conv1 runs by space-to-depth; elsewhere Keras' computation
+runs. docs/architecture.md says why and what was measured.
 """
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import keras
 
 
-@keras.saving.register_keras_serializable(package="keras_alexnet")
-class Conv2D(keras.layers.Conv2D):
-    """`keras.layers.Conv2D`, without two copies of its input under PyTorch.
+def with_fast_path(layer: Any) -> Any:
+    """Returns `layer`, set to run by a fast path where one applies when called.
 
-    The same arguments, weights, results and saved form as Keras' layer; under
-    PyTorch, channels-last inputs go to cuDNN (or oneDNN) as channels-last
-    views, and under JAX on GPUs a "valid" convolution of stride > 1 over one
-    group (AlexNet's conv1) runs by space-to-depth (`space_to_depth_conv2d`):
-    the same sums of products in another order.
+    `layer` stays Keras' own `Conv2D` or `MaxPooling2D`, with Keras' config, so a
+    model saved with it loads in plain Keras (where it runs Keras' way). Each
+    call takes the fast path that applies to it (`fast_convolution`,
+    `torch_max_pool2d`), else Keras' own computation.
+
+    Args:
+        layer: a `keras.layers.Conv2D` or `keras.layers.MaxPooling2D` (not a
+            subclass: those choose their own computation).
+
+    Returns:
+        The same layer.
+
+    Raises:
+        TypeError: `layer` is of another class.
 
     Example:
 
-    >>> import numpy as np
-    >>> layer = Conv2D(8, 3, padding="same")
-    >>> layer(np.zeros((1, 5, 5, 3), "float32")).shape
+    >>> import keras, numpy as np
+    >>> conv = with_fast_path(keras.layers.Conv2D(8, 3, padding="same"))
+    >>> conv(np.zeros((1, 5, 5, 3), "float32")).shape
     (1, 5, 5, 8)
     """
-
-    def convolution_op(self, inputs: Any, kernel: Any) -> Any:
-        if self._by_space_to_depth(inputs, kernel):
-            return space_to_depth_conv2d(inputs, kernel, self.strides[0])
-        outputs = torch_conv2d(
-            inputs,
-            kernel,
-            strides=self.strides,
-            padding=self.padding,
-            dilation_rate=self.dilation_rate,
-            data_format=self.data_format,
+    # An attribute of this one instance, not a subclass: the saved class stays
+    # Keras' (and so do the group names of a .weights.h5 file, `conv2d`).
+    if type(layer) is keras.layers.Conv2D:
+        layer.convolution_op = types.MethodType(_convolution_op, layer)
+    elif type(layer) is keras.layers.MaxPooling2D:
+        layer.call = types.MethodType(_max_pooling_call, layer)
+    else:
+        raise TypeError(
+            "`layer` should be a keras.layers.Conv2D or keras.layers.MaxPooling2D. "
+            f"Received: layer={layer!r}"
         )
-        if outputs is None:
-            return super().convolution_op(inputs, kernel)
-        return outputs
-
-    def _by_space_to_depth(self, inputs: Any, kernel: Any) -> bool:
-        strides = tuple(self.strides)
-        return (
-            use_space_to_depth()
-            and self.data_format == "channels_last"
-            and self.padding == "valid"
-            and strides[0] == strides[1] > 1
-            and tuple(self.dilation_rate) == (1, 1)
-            and kernel.shape[0] == kernel.shape[1] >= strides[0]
-            and len(inputs.shape) == 4
-            and None not in tuple(inputs.shape[1:])
-            and inputs.shape[-1] == kernel.shape[2]  # one group
-        )
+    return layer
 
 
-@keras.saving.register_keras_serializable(package="keras_alexnet")
-class MaxPooling2D(keras.layers.MaxPooling2D):
-    """`keras.layers.MaxPooling2D`, without a copy of its input under PyTorch.
+def fast_convolution(layer: Any, inputs: Any, kernel: Any) -> Any:
+    """`layer.convolution_op(inputs, kernel)` by a fast path, or None if none applies.
 
-    Example:
-
-    >>> import numpy as np
-    >>> MaxPooling2D(3, strides=2)(np.zeros((1, 7, 7, 4), "float32")).shape
-    (1, 3, 3, 4)
+    Under JAX on GPUs a "valid" convolution of stride > 1 over one group
+    (AlexNet's conv1) runs by space-to-depth (`space_to_depth_conv2d`); under
+    PyTorch, channels-last inputs go to cuDNN (or oneDNN) as channels-last
+    views (`torch_conv2d`). Both compute the same sums of products.
     """
+    if _by_space_to_depth(layer, inputs, kernel):
+        return space_to_depth_conv2d(inputs, kernel, layer.strides[0])
+    return torch_conv2d(
+        inputs,
+        kernel,
+        strides=layer.strides,
+        padding=layer.padding,
+        dilation_rate=layer.dilation_rate,
+        data_format=layer.data_format,
+    )
 
-    def call(self, inputs: Any) -> Any:
-        outputs = torch_max_pool2d(
-            inputs,
-            pool_size=self.pool_size,
-            strides=self.strides,
-            padding=self.padding,
-            data_format=self.data_format,
-        )
-        if outputs is None:
-            return super().call(inputs)
-        return outputs
+
+def _convolution_op(layer: Any, inputs: Any, kernel: Any) -> Any:
+    outputs = fast_convolution(layer, inputs, kernel)
+    if outputs is None:
+        return type(layer).convolution_op(layer, inputs, kernel)
+    return outputs
+
+
+def _max_pooling_call(layer: Any, inputs: Any) -> Any:
+    outputs = torch_max_pool2d(
+        inputs,
+        pool_size=layer.pool_size,
+        strides=layer.strides,
+        padding=layer.padding,
+        data_format=layer.data_format,
+    )
+    if outputs is None:
+        return type(layer).call(layer, inputs)
+    return outputs
+
+
+def _by_space_to_depth(layer: Any, inputs: Any, kernel: Any) -> bool:
+    strides = tuple(layer.strides)
+    return (
+        use_space_to_depth()
+        and layer.data_format == "channels_last"
+        and layer.padding == "valid"
+        and strides[0] == strides[1] > 1
+        and tuple(layer.dilation_rate) == (1, 1)
+        and kernel.shape[0] == kernel.shape[1] >= strides[0]
+        and len(inputs.shape) == 4
+        and None not in tuple(inputs.shape[1:])
+        and inputs.shape[-1] == kernel.shape[2]  # one group
+    )
+
+
+# Legacy: keras-alexnet 0.1 saved these layers as look-alike subclasses registered
+# as "keras_alexnet>Conv2D" and "keras_alexnet>MaxPooling2D", with Keras' configs.
+# Their files still load (with keras_alexnet imported), as Keras' own layers.
+LEGACY_CLASS_NAMES = {
+    "keras_alexnet>Conv2D": keras.layers.Conv2D,
+    "keras_alexnet>MaxPooling2D": keras.layers.MaxPooling2D,
+}
+keras.saving.get_custom_objects().update(LEGACY_CLASS_NAMES)
 
 
 def use_space_to_depth() -> bool:
     """Whether strided convolutions (AlexNet's conv1) run as space-to-depth.
 
-    Yes under JAX on GPUs, where XLA's conv1 (11x11/4 over 3 channels) was
-    the slowest layer of the network: on an H200, conv1 alone ran 4.8x
-    (bfloat16) and 2.4x (float32) as fast by space-to-depth, and AlexNet's
-    bfloat16 inference 1.55x (torchvision layout) to 1.83x (paper's) as fast.
-    No on CPUs, where conv1 was 1.3 to 1.5 times slower so under every
-    backend, and under PyTorch on GPUs, where cuDNN's conv1 gained 2x alone
-    but the whole step nothing (0.94-0.99x: it is bound by Keras' Python
-    there). TensorFlow on GPUs was not measured: no. (`benchmarks/gpu.py
-    --focus gaps`, docs/performance.md.)
+    Yes under JAX on GPUs only, where it was measured faster
+    (docs/architecture.md).
     """
     if keras.backend.backend() != "jax":
         return False

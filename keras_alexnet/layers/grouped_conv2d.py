@@ -7,42 +7,31 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_alexnet.layers.channels_last import Conv2D
+from keras_alexnet._validation import check_choice
+from keras_alexnet.layers.channels_last import fast_convolution
 
 IMPLEMENTATIONS = ("auto", "native", "split")
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
-class GroupedConv2D(Conv2D):
+class GroupedConv2D(keras.layers.Conv2D):
     """`keras.layers.Conv2D` with `groups > 1`, fast on every backend.
 
-    The paper split conv2, conv4 and conv5 over two GPUs, each half seeing only
-    the channels on its own GPU. Keras' `Conv2D(groups=2)` computes exactly that,
-    and this layer keeps its arguments and its kernel layout
-    `(kernel_h, kernel_w, in_channels // groups, filters)`, so weights move between
-    the two and between backends unchanged. What differs is how it runs. On CPU,
-    XLA (JAX) runs a grouped convolution (`feature_group_count`) two to five
-    times as slowly as an ungrouped one of twice the work, and TensorFlow, fast
-    forward, takes 1.4 to 6 times as long for its gradients; so under JAX and
-    TensorFlow on CPU the inputs and the kernel are split into groups, convolved
-    one by one and concatenated, which makes two groups cost about half of one
-    (`benchmarks/grouped_conv.py`, `docs/performance.md`). JAX splits on GPUs
-    too: on an H100, XLA's grouped convolution made AlexNet's inference 1.3 to
-    1.6 times slower than the split (`benchmarks/gpu.py`). PyTorch (CPU and
-    GPU) and TensorFlow on GPUs run the native grouped convolution, under
-    PyTorch on channels-last views without Keras' layout copies (it is
-    keras-alexnet's `Conv2D`).
-    `implementation` pins either way; it is saved in the layer's config.
+    Computes what `keras.layers.Conv2D(groups=groups)` computes, with its
+    arguments and kernel layout `(kernel_h, kernel_w, in_channels // groups,
+    filters)`, so weights move between the two unchanged: the paper's two-GPU
+    split of conv2, conv4 and conv5. Where the native grouped convolution or its
+    gradient is slow (JAX, TensorFlow on CPU) each group is convolved on its own
+    and the results concatenated; docs/architecture.md has the measurements.
 
     Args:
         filters: the number of output channels, a multiple of `groups`.
         kernel_size: an integer or a pair of integers.
         groups: the number of channel groups, >= 1, dividing the input and output
             channels.
-        implementation: `"auto"` (the faster way measured for this backend and
-            device, chosen when the layer is built), `"native"` (Keras'
-            `Conv2D` grouped convolution) or `"split"` (one convolution per
-            group, concatenated).
+        implementation: `"auto"` (the faster way measured for the backend and
+            device), `"native"` (Keras' grouped convolution) or `"split"` (one
+            convolution per group, concatenated). Saved in the config.
         **kwargs: every other `keras.layers.Conv2D` argument.
 
     Example:
@@ -67,12 +56,9 @@ class GroupedConv2D(Conv2D):
         # `groups` is named, not left in **kwargs, so that the signature (and the
         # API reference generated from it) shows the layer's main argument.
         super().__init__(filters, kernel_size, *args, groups=groups, **kwargs)
-        if implementation not in IMPLEMENTATIONS:
-            raise ValueError(
-                f"`implementation` should be one of {IMPLEMENTATIONS}. "
-                f"Received: implementation={implementation!r}"
-            )
-        self.implementation = implementation
+        self.implementation = check_choice(
+            "implementation", implementation, IMPLEMENTATIONS
+        )
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -83,7 +69,10 @@ class GroupedConv2D(Conv2D):
 
     def convolution_op(self, inputs, kernel):
         if not self._split:
-            return super().convolution_op(inputs, kernel)
+            outputs = fast_convolution(self, inputs, kernel)
+            if outputs is None:
+                return super().convolution_op(inputs, kernel)
+            return outputs
         channel_axis = -1 if self.data_format == "channels_last" else 1
         input_groups = ops.split(inputs, self.groups, axis=channel_axis)
         kernel_groups = ops.split(kernel, self.groups, axis=-1)

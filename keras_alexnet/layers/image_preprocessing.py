@@ -9,6 +9,10 @@ import numpy as np
 from keras import ops
 
 from keras_alexnet._data_format import standardize_data_format
+from keras_alexnet._validation import check_choice, check_float
+
+# The channel orders a model's first layer may expect.
+CHANNEL_ORDERS = ("rgb", "bgr")
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
@@ -46,11 +50,7 @@ class ImagePreprocessing(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if channel_order not in ("rgb", "bgr"):
-            raise ValueError(
-                "`channel_order` should be 'rgb' or 'bgr'. "
-                f"Received: channel_order={channel_order!r}"
-            )
+        check_choice("channel_order", channel_order, CHANNEL_ORDERS)
         for name, value in (("mean", mean), ("std", std)):
             if np.shape(value) != (3,) or not np.all(np.isfinite(value)):
                 raise ValueError(
@@ -59,10 +59,8 @@ class ImagePreprocessing(keras.layers.Layer):
                 )
         if np.any(np.asarray(std) <= 0):
             raise ValueError(f"`std` should be positive. Received: std={std!r}")
-        if not np.isfinite(scale) or scale <= 0:
-            raise ValueError(f"`scale` should be positive. Received: scale={scale!r}")
         self.channel_order = channel_order
-        self.scale = float(scale)
+        self.scale = check_float("scale", scale, minimum=0.0, exclusive_minimum=True)
         self.mean = tuple(float(v) for v in mean)
         self.std = tuple(float(v) for v in std)
         self.data_format = standardize_data_format(data_format)

@@ -8,6 +8,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_alexnet._validation import check_choice, check_float, is_integer, is_number
+
 # Below float32 the sum of squares overflows: AlexNet's conv1 activations reach
 # the thousands on Caffe-preprocessed input, and 1000 ** 2 > float16's 65504.
 _LOW_PRECISION = ("float16", "bfloat16")
@@ -31,45 +33,13 @@ class LocalResponseNormalization(keras.layers.Layer):
         outputs[c] = inputs[c] / (bias + alpha * S[c]) ** beta
 
     where `S[c]` is the sum of `inputs[j] ** 2` over the `size` channels centred
-    on `c`, the channels beyond the edges counting as zero. This is the paper's
-    formula with `n = size`, `k = bias`, and `alpha` multiplying the raw sum.
-
-    The four conventions in use map onto this layer as follows:
-
-    - the paper (n, k, alpha, beta): `size=n, bias=k, alpha=alpha, beta=beta`;
-    - Caffe's `lrn_param {local_size, alpha, beta, k}` (k defaults to 1):
-      `size=local_size, bias=k, alpha=alpha / local_size, beta=beta`;
-    - `tf.nn.local_response_normalization(depth_radius, bias, alpha, beta)`:
-      `size=2 * depth_radius + 1, bias=bias, alpha=alpha, beta=beta`;
-    - `torch.nn.LocalResponseNorm(size, alpha, beta, k)`:
-      `size=size, bias=k, alpha=alpha / size, beta=beta`.
-
-    The paper's layer is therefore `LocalResponseNormalization(5, 2.0, 1e-4, 0.75)`
-    and Caffe's `bvlc_alexnet` is `LocalResponseNormalization(5, 1.0, 2e-5, 0.75)`.
-
-    How the window sum is computed is chosen for speed per backend, measured in
-    `benchmarks/lrn.py` and `benchmarks/gpu.py` (see `docs/performance.md`);
-    every way gives the same values to float32 rounding. On GPUs, under
-    TensorFlow and JAX, whose float32 matmuls may run in TF32, it is a sum of
-    shifted slices, exact in float32; under PyTorch, which keeps float32 matmuls
-    exact by default, one matmul by a banded 0/1 channel matrix. On CPU: under
-    TensorFlow, inference of inputs of a fixed size (in `evaluate`, `predict`
-    and eager calls) sums shifted slices compiled by XLA with the squares and
-    the power into one pass over the activations, although Keras does not
-    compile the model there (elsewhere, as in `model.export`, plain TensorFlow
-    operations are traced, TensorFlow's own kernel then, so that converters can
-    read the graph), and training multiplies by the banded matrix; under JAX,
-    inference sums shifted slices and training takes a 1-D average pool over the
-    channels; under PyTorch, both multiply by the banded matrix (in place, on
-    two buffers, where no gradient is recorded). Under mixed precision the
-    squares, their sum and the power are computed in float32, so activations of
-    AlexNet's magnitude never overflow to inf or NaN; the output is cast back to
-    the compute dtype. The exception is the matmul in bfloat16, which has
-    float32's range: the squares and the matmul stay in bfloat16 (every BLAS
-    accumulates it in float32), which halves their memory traffic and keeps the
-    output within 1 % of the exact value. `implementation` names one way for
-    both inference and training, to compare them or to pin one; it is saved in
-    the layer's config.
+    on `c`, channels beyond the edges counting as zero: the paper's formula with
+    `n = size`, `k = bias`. Caffe and PyTorch divide `alpha` by the window size,
+    TensorFlow takes a radius (docs/lrn.md converts them). The paper's layer is
+    `LocalResponseNormalization(5, 2.0, 1e-4, 0.75)`, Caffe's `bvlc_alexnet`
+    `LocalResponseNormalization(5, 1.0, 2e-5, 0.75)`. Under mixed precision the
+    squares are taken in float32 (or bfloat16, of float32's range): conv1's
+    overflow float16.
 
     Args:
         size: the number of channels in the window, an odd integer >= 1.
@@ -77,13 +47,12 @@ class LocalResponseNormalization(keras.layers.Layer):
         alpha: the scale applied to the raw sum of squares, >= 0.
         beta: the exponent, > 0.
         axis: the channel axis: -1 for `channels_last`, 1 for `channels_first`.
-        implementation: how the window sum is computed: `"auto"` (the fastest
-            measured for this backend and device, chosen when the layer is
-            built), `"matmul"` (a banded 0/1 channel matrix), `"slices"` (a sum
-            of shifted slices), `"pool"` (a 1-D average pool over the channels)
-            or `"native"` (`tf.nn.local_response_normalization`: TensorFlow
-            backend and 4-D input only). Only `"auto"` compiles the layer
-            with XLA under TensorFlow on CPU.
+        implementation: how the window sum is computed, every way equal to
+            float32 rounding: `"auto"` (the fastest measured for the backend
+            and device, docs/lrn.md), `"matmul"` (a banded 0/1 channel matrix),
+            `"slices"` (shifted slices), `"pool"` (a 1-D average pool) or
+            `"native"` (`tf.nn.local_response_normalization`: TensorFlow and
+            4-D inputs only). Saved in the config.
         **kwargs: base layer arguments such as `name` and `dtype`.
 
     Example:
@@ -109,7 +78,7 @@ class LocalResponseNormalization(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+        if not is_integer(size):
             raise TypeError(f"`size` should be an odd integer. Received: size={size!r}")
         if size < 1 or size % 2 == 0:
             raise ValueError(
@@ -118,13 +87,9 @@ class LocalResponseNormalization(keras.layers.Layer):
         _check_number("bias", bias, minimum=0.0, inclusive=False)
         _check_number("alpha", alpha, minimum=0.0, inclusive=True)
         _check_number("beta", beta, minimum=0.0, inclusive=False)
-        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        if not is_integer(axis):
             raise TypeError(f"`axis` should be an integer. Received: axis={axis!r}")
-        if implementation not in IMPLEMENTATIONS:
-            raise ValueError(
-                f"`implementation` should be one of {IMPLEMENTATIONS}. "
-                f"Received: implementation={implementation!r}"
-            )
+        check_choice("implementation", implementation, IMPLEMENTATIONS)
         self.size = int(size)
         self.bias = float(bias)
         self.alpha = float(alpha)
@@ -441,15 +406,7 @@ def _accelerator_available() -> bool:
 
 
 def _check_number(name: str, value: Any, minimum: float, inclusive: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+    # A TypeError for what is not a number, a ValueError for one out of range.
+    if not is_number(value):
         raise TypeError(f"`{name}` should be a number. Received: {name}={value!r}")
-    if (
-        not np.isfinite(value)
-        or value < minimum
-        or (value == minimum and not inclusive)
-    ):
-        bound = ">=" if inclusive else ">"
-        raise ValueError(
-            f"`{name}` should be a finite number {bound} {minimum}. "
-            f"Received: {name}={value!r}"
-        )
+    check_float(name, value, minimum=minimum, exclusive_minimum=not inclusive)

@@ -7,15 +7,19 @@ import dataclasses
 import os
 from typing import Any
 
+from keras_alexnet._validation import check_bool
 from keras_alexnet.data import imagenet as imagenet_lib
+from keras_alexnet.data.folders import check_same_classes
 from keras_alexnet.data.prepare import is_prepared, prepared_class_names
-from keras_alexnet.data.sources import check_same_classes
 
 VALIDATION_FOLDERS = ("val", "validation")
 # Below this many validation files, every one is decoded up front: the
 # evaluation then knows its length (a progress bar with a total) and can drop
 # nothing silently.
 DECODE_CHECK_LIMIT = 20_000
+# A class needs one image to learn from and one to be scored on; a class with
+# fewer training files is refused unless the caller keeps it on purpose.
+MIN_TRAINING_FILES = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +34,8 @@ class DataSpec:
         train_split: the TFDS split of training images (`"train"` for folders).
         val_split: the TFDS split of validation images.
         validation_split: the fraction held out of one tree (`"split"` kind).
+        allow_small_classes: keep class folders with fewer than
+            `MIN_TRAINING_FILES` training files or no validation file.
     """
 
     kind: str
@@ -38,9 +44,15 @@ class DataSpec:
     train_split: str = "train"
     val_split: str = "validation"
     validation_split: float | None = None
+    allow_small_classes: bool = False
 
 
-def resolve_data(data: Any, *, validation_split: float | None = None) -> DataSpec:
+def resolve_data(
+    data: Any,
+    *,
+    validation_split: float | None = None,
+    allow_small_classes: bool = False,
+) -> DataSpec:
     """Finds the training and validation images `data` names.
 
     Args:
@@ -50,10 +62,13 @@ def resolve_data(data: Any, *, validation_split: float | None = None) -> DataSpe
             `validation_split` of `train`).
         validation_split: the fraction of each class held out of a single tree
             (or of a TFDS train split without a validation split).
+        allow_small_classes: keep class folders too small to train and score
+            (see `class_names_of`); refused otherwise.
 
     Returns:
         A `DataSpec`.
     """
+    check_bool("allow_small_classes", allow_small_classes)
     if not isinstance(data, (str, os.PathLike)) or not os.fspath(data):
         raise TypeError(
             f"DATA should be a folder or a TFDS dataset name. Received: {data!r}"
@@ -79,7 +94,9 @@ def resolve_data(data: Any, *, validation_split: float | None = None) -> DataSpe
                     "--validation-split is for a single class-folder tree. Received: "
                     f"validation_split={validation_split}"
                 )
-            return DataSpec("folders", train, val)
+            return DataSpec(
+                "folders", train, val, allow_small_classes=allow_small_classes
+            )
         if validation_split is None:
             raise ValueError(
                 f"{text!r} should hold train/ and val/ (or validation/) class "
@@ -87,7 +104,13 @@ def resolve_data(data: Any, *, validation_split: float | None = None) -> DataSpe
                 "--validation-split (e.g. 0.2)."
             )
         return DataSpec(
-            "split", root, root, "train", "validation", float(validation_split)
+            "split",
+            root,
+            root,
+            "train",
+            "validation",
+            float(validation_split),
+            allow_small_classes,
         )
     splits = _tfds_splits(text)
     if "validation" in splits and validation_split is None:
@@ -115,7 +138,17 @@ def _tfds_splits(name: str) -> set[str]:
 def class_names_of(spec: DataSpec) -> list[str] | None:
     """The classes of a folder spec, checked to agree between train and val.
 
-    Returns `None` for TFDS (the dataset's own classes).
+    Every class folder must hold `MIN_TRAINING_FILES` training files and, with
+    a separate validation folder, one validation file, unless
+    `spec.allow_small_classes`: an empty folder would otherwise become a class
+    no image teaches.
+
+    Returns:
+        The class names; `None` for TFDS (the dataset's own classes).
+
+    Raises:
+        ValueError: the classes of train and val differ, or small class
+            folders, named with their file counts.
     """
     if spec.kind == "tfds":
         return None
@@ -126,7 +159,39 @@ def class_names_of(spec: DataSpec) -> list[str] | None:
         check_same_classes(
             train, _class_folders(spec.val), where=f"the validation folder {spec.val!r}"
         )
+    if not spec.allow_small_classes:
+        _check_class_sizes(spec, train)
     return train
+
+
+def _check_class_sizes(spec: DataSpec, class_names: list[str]) -> None:
+    small = []
+    if not is_prepared(spec.train):
+        small += [
+            (os.path.join(spec.train, name), count)
+            for name in class_names
+            if (count := _file_count(os.path.join(spec.train, name)))
+            < MIN_TRAINING_FILES
+        ]
+    if spec.kind == "folders" and not is_prepared(spec.val):
+        small += [
+            (os.path.join(spec.val, name), 0)
+            for name in class_names
+            if not _file_count(os.path.join(spec.val, name))
+        ]
+    if small:
+        root = spec.train if spec.kind == "split" else os.path.dirname(spec.train)
+        shown = ", ".join(
+            f"{path!r} ({count} file{'' if count == 1 else 's'})"
+            for path, count in small[:5]
+        )
+        more = f" and {len(small) - 5} more" if len(small) > 5 else ""
+        raise ValueError(
+            f"Every class needs {MIN_TRAINING_FILES} training images and 1 "
+            f"validation image; in {root!r} these class folders have too few: "
+            f"{shown}{more}. Remove them, or pass allow_small_classes=True "
+            "(--allow-small-classes) to keep them."
+        )
 
 
 def _class_folders(root: str) -> list[str]:
@@ -140,7 +205,13 @@ def _class_folders(root: str) -> list[str]:
 
 
 def _file_count(root: str) -> int:
-    return sum(len(files) for _, _, files in os.walk(root))
+    """Files under `root`, hidden ones (`.DS_Store`) left out."""
+    return sum(
+        sum(not name.startswith(".") for name in files) for _, _, files in os.walk(root)
+    )
+
+
+TRAIN_ONLY_OPTIONS = ("augment", "flip", "lighting", "scale", "label_smoothing")
 
 
 def make_datasets(
@@ -159,39 +230,69 @@ def make_datasets(
         `(train, val, class_names)`.
     """
     class_names = class_names_of(spec)
-    train_only = ("augment", "flip", "lighting", "scale", "label_smoothing")
     eval_augment = options.pop("eval_augment", "center_crop")
-    common = {k: v for k, v in options.items() if k not in train_only}
-    common["seed"] = seed
     if spec.kind == "tfds":
         train = imagenet_lib.imagenet_dataset(
             spec.train_split, source=spec.train, **options, seed=seed
         )
-        val = imagenet_lib.imagenet_dataset(
+    else:
+        train = imagenet_lib.imagenet_dataset(
+            "train",
+            source=spec.train,
+            class_names=class_names,
+            **options,
+            seed=seed,
+            **_subset(spec, "training"),
+        )
+    val = _validation(spec, class_names, seed, eval_augment, options)
+    return train, val, list(class_names or train.class_names)
+
+
+def make_validation_dataset(
+    spec: DataSpec,
+    *,
+    seed: int | None,
+    eval_augment: str = "center_crop",
+    **options: Any,
+) -> tuple[Any, list[str]]:
+    """The validation pipeline of a spec alone, as `make_datasets` builds it.
+
+    Returns:
+        `(val, class_names)`.
+    """
+    class_names = class_names_of(spec)
+    val = _validation(spec, class_names, seed, eval_augment, options)
+    return val, list(class_names or val.class_names)
+
+
+def _validation(
+    spec: DataSpec,
+    class_names: list[str] | None,
+    seed: int | None,
+    eval_augment: str,
+    options: dict[str, Any],
+) -> Any:
+    common = {k: v for k, v in options.items() if k not in TRAIN_ONLY_OPTIONS}
+    common.update(seed=seed, augment=eval_augment)
+    if spec.kind == "tfds":
+        return imagenet_lib.imagenet_dataset(
             spec.val_split,
             source=spec.val,
-            **{**common, "augment": eval_augment, "shuffle": False},
+            **{**common, "shuffle": False},
             drop_remainder=False,
         )
-        return train, val, list(train.class_names)
-    split: dict[str, Any] = (
-        {"validation_split": spec.validation_split} if spec.kind == "split" else {}
-    )
-    train = imagenet_lib.imagenet_dataset(
-        "train",
-        source=spec.train,
-        class_names=class_names,
-        **options,
-        seed=seed,
-        **({**split, "subset": "training"} if split else {}),
-    )
     check = "decode" if _file_count(spec.val) <= DECODE_CHECK_LIMIT else "header"
-    val = imagenet_lib.imagenet_dataset(
+    return imagenet_lib.imagenet_dataset(
         "validation",
         source=spec.val,
         class_names=class_names,
-        **{**common, "augment": eval_augment},
+        **common,
         check_files=check,
-        **({**split, "subset": "validation"} if split else {}),
+        **_subset(spec, "validation"),
     )
-    return train, val, list(class_names or train.class_names)
+
+
+def _subset(spec: DataSpec, subset: str) -> dict[str, Any]:
+    if spec.kind != "split":
+        return {}
+    return {"validation_split": spec.validation_split, "subset": subset}

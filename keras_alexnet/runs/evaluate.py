@@ -14,10 +14,9 @@ import keras
 import numpy as np
 
 from keras_alexnet.runs import models, plots
-from keras_alexnet.runs.datasets import make_datasets, resolve_data
+from keras_alexnet.runs.datasets import make_validation_dataset, resolve_data
 from keras_alexnet.runs.run_folder import RunFolder
-
-WEIGHT_SUFFIXES = (".keras", ".weights.h5", ".caffemodel", ".pth", ".pt")
+from keras_alexnet.weights.download import write_atomically
 
 
 def predict_scores(
@@ -59,99 +58,158 @@ def predict_scores(
     return np.concatenate(scores), np.concatenate(truths).astype(np.int64)
 
 
+CENTRE = "centre"
+TEN_CROP = "ten-crop"
+CROP_WORDS = {CENTRE: "centre crop", TEN_CROP: "ten crops"}
+# What `evaluate(output=...)` writes; an output holding anything else is refused.
+EVALUATION_FILES = frozenset({"metrics.json", "per_class.csv", "confusion_matrix.png"})
+TOP_K = 5
+
+
 def score(
     probabilities: np.ndarray, labels: np.ndarray, class_names: Sequence[str]
 ) -> dict[str, Any]:
-    """Top-1, top-5, per-class rows and the confusion matrix of predictions."""
+    """Top-1, top-5, per-class rows and the confusion matrix of predictions.
+
+    Top-5 is left out with 5 classes or fewer, where it is 100 % by definition.
+
+    Returns:
+        `{"top1", "top5" (more than 5 classes), "images", "per_class",
+        "confusion"}`.
+    """
     ranked = np.argsort(-probabilities, axis=-1, kind="stable")
-    k = min(5, probabilities.shape[-1])
     top1 = ranked[:, 0] == labels
-    top5 = np.any(ranked[:, :k] == labels[:, None], axis=-1)
+    with_top5 = len(class_names) > TOP_K
+    top5 = np.any(ranked[:, :TOP_K] == labels[:, None], axis=-1)
     n = len(class_names)
     matrix = np.zeros((n, n), np.int64)
     np.add.at(matrix, (labels, ranked[:, 0]), 1)
-    per_class = [
-        {
+    per_class = []
+    for c, name in enumerate(class_names):
+        seen = labels == c
+        row: dict[str, Any] = {
             "class": name,
-            "images": int(np.sum(labels == c)),
-            "top1": float(top1[labels == c].mean()) if np.any(labels == c) else None,
-            "top5": float(top5[labels == c].mean()) if np.any(labels == c) else None,
+            "images": int(np.sum(seen)),
+            "top1": float(top1[seen].mean()) if np.any(seen) else None,
         }
-        for c, name in enumerate(class_names)
-    ]
-    return {
-        "top1": float(top1.mean()),
-        "top5": float(top5.mean()),
-        "images": int(len(labels)),
-        "per_class": per_class,
-        "confusion": matrix,
-    }
+        if with_top5:
+            row["top5"] = float(top5[seen].mean()) if np.any(seen) else None
+        per_class.append(row)
+    result: dict[str, Any] = {"top1": float(top1.mean())}
+    if with_top5:
+        result["top5"] = float(top5.mean())
+    result.update(images=int(len(labels)), per_class=per_class, confusion=matrix)
+    return result
 
 
-def evaluate_model(
-    model: keras.Model,
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The scores of a `score` result: `top1`, `top5` where defined, `images`."""
+    return {k: result[k] for k in ("top1", "top5", "images") if k in result}
+
+
+def describe(metrics: dict[str, Any]) -> str:
+    """`top-1 72.50 %, top-5 95.00 % on 40 images`, top-5 where defined."""
+    line = f"top-1 {100 * metrics['top1']:.2f} %"
+    if "top5" in metrics:
+        line += f", top-5 {100 * metrics['top5']:.2f} %"
+    return f"{line} on {metrics['images']} images"
+
+
+def checkpoint_label(checkpoint: dict[str, Any]) -> str:
+    """`best.keras (epoch 2)`: the file a run's scores are of."""
+    return f"{checkpoint['file']} (epoch {checkpoint['epoch']})"
+
+
+def evaluate_run(
+    folder: RunFolder,
     data: Iterable,
     class_names: Sequence[str],
     *,
-    folder: RunFolder | None = None,
     ten_crop_data: Iterable | None = None,
     verbose: int = 1,
-) -> dict[str, Any]:
-    """Scores `model` on `data` (centre crops), and on `ten_crop_data` if given.
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Scores a run's best checkpoint on `data` (centre crops), and on
+    `ten_crop_data` if given; writes `per_class.csv` and `confusion_matrix.png`.
 
-    With a `folder`, writes `per_class.csv` and `confusion_matrix.png` there.
+    The checkpoint is `folder.best_checkpoint()`: `best.keras`, which
+    `evaluate(DATA, "OUTPUT/best.keras")` scores the same way.
 
     Returns:
-        `{"top1", "top5", "images"}` (and `"ten_crop_top1"`, `"ten_crop_top5"`).
+        `(the checkpoint's model, metrics)`: metrics are the centre crop's
+        `top1`, `top5` (more than 5 classes), `images`, with `crop`,
+        `checkpoint` (file, epoch, score, how it was chosen), `ten_crop`
+        (its own scores) when computed, and `pictures` (`{file: title}`).
     """
-    steps = _steps(data)
-    if verbose:
-        print(f"Evaluating on {steps or 'the'} batches (centre crop)")
-    result = score(
-        *predict_scores(model, data, steps=steps, verbose=verbose), class_names
-    )
-    metrics = {key: result[key] for key in ("top1", "top5", "images")}
-    final = result
-    if ten_crop_data is not None:
-        steps = _steps(ten_crop_data)
+    checkpoint = folder.best_checkpoint()
+    label = checkpoint_label(checkpoint)
+    model = keras.saving.load_model(folder.path(checkpoint["file"]))
+    results = {}
+    for crop, dataset in ((CENTRE, data), (TEN_CROP, ten_crop_data)):
+        if dataset is None:
+            continue
+        steps = _steps(dataset)
         if verbose:
-            print(f"Evaluating on {steps or 'the'} batches of ten crops")
-        ten = score(
-            *predict_scores(model, ten_crop_data, steps=steps, verbose=verbose),
-            class_names,
-        )
-        metrics["ten_crop_top1"], metrics["ten_crop_top5"] = ten["top1"], ten["top5"]
-        final = ten
-    if verbose:
-        line = (
-            f"top-1 {100 * metrics['top1']:.2f} %, top-5 {100 * metrics['top5']:.2f} %"
-        )
-        if "ten_crop_top1" in metrics:
-            line += (
-                f"; ten crops: top-1 {100 * metrics['ten_crop_top1']:.2f} %, "
-                f"top-5 {100 * metrics['ten_crop_top5']:.2f} %"
+            print(
+                f"Evaluating {label} on {steps or 'the'} batches ({CROP_WORDS[crop]})"
             )
-        print(f"{line} on {metrics['images']} images")
-    if folder is not None:
-        write_per_class_csv(final["per_class"], folder.path("per_class.csv"))
-        plots.plot_confusion_matrix(
-            final["confusion"],
-            class_names,
-            folder.path("confusion_matrix.png"),
-            title=f"Confusion matrix, top-1 {100 * final['top1']:.1f} %",
+        results[crop] = score(
+            *predict_scores(model, dataset, steps=steps, verbose=verbose), class_names
         )
-    return metrics
+    metrics = {**summary(results[CENTRE]), "crop": CENTRE, "checkpoint": checkpoint}
+    if TEN_CROP in results:
+        metrics["ten_crop"] = {**summary(results[TEN_CROP]), "crop": TEN_CROP}
+    if verbose:
+        for crop, result in results.items():
+            print(f"{label}, {CROP_WORDS[crop]}: {describe(summary(result))}")
+    write_per_class_csv(
+        [(crop, checkpoint["file"], result) for crop, result in results.items()],
+        folder.path("per_class.csv"),
+    )
+    title = confusion_title(label, CENTRE, results[CENTRE])
+    plots.plot_confusion_matrix(
+        results[CENTRE]["confusion"],
+        class_names,
+        folder.path("confusion_matrix.png"),
+        title=title,
+    )
+    metrics["pictures"] = {"confusion_matrix.png": title}
+    return model, metrics
 
 
-def write_per_class_csv(rows: list[dict[str, Any]], path: str) -> None:
+def confusion_title(checkpoint: str, crop: str, result: dict[str, Any]) -> str:
+    return (
+        f"{checkpoint}, {CROP_WORDS[crop]}: top-1 {100 * result['top1']:.1f} % "
+        f"on {result['images']} images"
+    )
+
+
+def write_per_class_csv(
+    evaluations: Sequence[tuple[str, str, dict[str, Any]]], path: str
+) -> None:
+    """One row per class and evaluation: `class, images, top1, [top5,] crop,
+    checkpoint`.
+
+    Args:
+        evaluations: `(crop, checkpoint file, score result)` of each evaluation.
+        path: the CSV to write (atomically).
+    """
+    fields = ["class", "images", "top1"]
+    if any("top5" in result for _, _, result in evaluations):
+        fields.append("top5")
     buffer = io.StringIO()
     writer = csv.DictWriter(
-        buffer, fieldnames=["class", "images", "top1", "top5"], lineterminator="\n"
+        buffer, fieldnames=[*fields, "crop", "checkpoint"], lineterminator="\n"
     )
     writer.writeheader()
-    writer.writerows(rows)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(buffer.getvalue())
+    for crop, checkpoint, result in evaluations:
+        for row in result["per_class"]:
+            writer.writerow({**row, "crop": crop, "checkpoint": checkpoint})
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(buffer.getvalue())
+
+    write_atomically(path, write)
 
 
 def _steps(data: Any) -> int | None:
@@ -178,20 +236,17 @@ def load_any_model(
     Returns:
         `(model, variant)`.
     """
-    text = os.fspath(weights)
-    lower = text.lower()
-    if text == "imagenet":
-        variant = variant or "original"
-        from keras_alexnet import AlexNet
+    from keras_alexnet import AlexNet
+    from keras_alexnet.weights import architecture, formats
+    from keras_alexnet.weights.registry import Checkpoint
+    from keras_alexnet.weights.spec import resolve_weights
 
-        return AlexNet(weights="imagenet", variant=variant), variant
-    if not os.path.isfile(os.path.expanduser(text)):
-        raise ValueError(
-            "--weights should be 'imagenet' or the path of a weights file. "
-            f"Received: {text!r}, which is not a file"
-        )
-    path = os.path.expanduser(text)
-    if lower.endswith(".keras"):
+    _, value = resolve_weights(os.path.expanduser(os.fspath(weights)), variant=variant)
+    if isinstance(value, Checkpoint):
+        variant = variant or value.variant
+        return AlexNet(weights=value, variant=variant), variant
+    path = os.fspath(str(value))
+    if formats.weights_format(path) == "keras":
         model = keras.saving.load_model(path)
         names = {layer.name for layer in models._all_layers(model)}
         inferred = (
@@ -200,20 +255,12 @@ def load_any_model(
             else ("torchvision")
         )
         return model, variant or inferred
-    if lower.endswith((".caffemodel", ".pth", ".pt", ".weights.h5")):
-        from keras_alexnet import AlexNet
-        from keras_alexnet.weights import loading
-
-        if classes is None or variant is None:
-            stored = loading.file_classes_and_variant(path)
-            classes = classes or stored["classes"] or 1000
-            variant = variant or stored["variant"] or "original"
-        # The builder reads the architecture (LRN constants included) from the file.
-        return AlexNet(weights=path, variant=variant, classes=classes), variant
-    raise ValueError(
-        f"--weights should end in one of {WEIGHT_SUFFIXES} or be 'imagenet'. "
-        f"Received: {text!r}"
-    )
+    if classes is None or variant is None:
+        stored = architecture.file_classes_and_variant(path)
+        classes = classes or stored["classes"] or 1000
+        variant = variant or stored["variant"] or "original"
+    # The builder reads the architecture (LRN constants included) from the file.
+    return AlexNet(weights=path, variant=variant, classes=classes), variant
 
 
 def _conv1_filters(model: keras.Model) -> int | None:
@@ -235,15 +282,20 @@ def evaluate(
     validation_split: float | None = None,
     seed: int = 0,
     verbose: int = 1,
+    allow_small_classes: bool = False,
 ) -> dict[str, Any]:
     """Evaluates a model on the validation images of `data`.
+
+    On a run's `best.keras` with the centre crop, the scores are those of the
+    run's `metrics.json`.
 
     Args:
         data: as for `keras_alexnet.runs.train`; its validation images are used.
         weights: a `.keras` file (a trained run's `best.keras`), a
             `.caffemodel`/`.pth` checkpoint, or `"imagenet"`.
         output: a folder for `metrics.json`, `per_class.csv` and
-            `confusion_matrix.png`; `None` writes nothing.
+            `confusion_matrix.png`; new, or holding only those; `None` writes
+            nothing.
         variant: the preprocessing's checkpoint; inferred from `weights`.
         image_size: defaults to the model's input size.
         batch_size: images per batch.
@@ -251,16 +303,27 @@ def evaluate(
         validation_split: as for `train`, to evaluate on the held-out part.
         seed: the seed of that split (use the training run's).
         verbose: 0 silent, 1 progress bars.
+        allow_small_classes: as for `train`.
 
     Returns:
-        `{"top1", "top5", "images"}` (ten-crop scores under the same keys).
+        `{"top1", "top5" (more than 5 classes), "images", "crop", "weights"}`.
+
+    Raises:
+        ValueError: `output` holds other files, the model's outputs and the
+            classes of `data` differ, or as `resolve_data`.
     """
+    folder = None if output is None else _evaluation_folder(output)
     model, variant = load_any_model(weights, variant=variant)
     size = image_size or models.describe_model(model)["image_size"]
     if size is None:
         size = models.default_image_size(variant)
-    spec = resolve_data(data, validation_split=validation_split)
-    _, val, class_names = make_datasets(
+    spec = resolve_data(
+        data,
+        validation_split=validation_split,
+        allow_small_classes=allow_small_classes,
+    )
+    crop = TEN_CROP if ten_crop else CENTRE
+    val, class_names = make_validation_dataset(
         spec,
         seed=seed,
         variant=variant,
@@ -274,32 +337,36 @@ def evaluate(
             f"The model has {outputs} outputs but {os.fspath(data)!r} has "
             f"{len(class_names)} classes."
         )
-    folder = None if output is None else RunFolder(output)
-    if folder is not None:
-        os.makedirs(folder.root, exist_ok=True)
     result = score(
         *predict_scores(model, val, steps=_steps(val), verbose=verbose), class_names
     )
-    metrics = {
-        "top1": result["top1"],
-        "top5": result["top5"],
-        "images": result["images"],
-        "crops": "ten" if ten_crop else "centre",
-        "weights": os.fspath(weights),
-    }
+    metrics = {**summary(result), "crop": crop, "weights": os.fspath(weights)}
+    name = os.path.basename(os.fspath(weights))
     if verbose:
-        print(
-            f"top-1 {100 * metrics['top1']:.2f} %, top-5 {100 * metrics['top5']:.2f} % "
-            f"on {metrics['images']} images ({metrics['crops']} crop)"
-        )
+        print(f"{name}, {CROP_WORDS[crop]}: {describe(metrics)}")
     if folder is not None:
-        folder.write_json("metrics.json", metrics)
-        write_per_class_csv(result["per_class"], folder.path("per_class.csv"))
+        os.makedirs(folder.root, exist_ok=True)
+        write_per_class_csv([(crop, name, result)], folder.path("per_class.csv"))
         plots.plot_confusion_matrix(
             result["confusion"],
             class_names,
             folder.path("confusion_matrix.png"),
-            title=f"{os.path.basename(os.fspath(weights))}: top-1 "
-            f"{100 * result['top1']:.1f} %",
+            title=confusion_title(name, crop, result),
         )
+        folder.write_json("metrics.json", metrics)
     return metrics
+
+
+def _evaluation_folder(output: str | os.PathLike) -> RunFolder:
+    folder = RunFolder(output)
+    if os.path.isdir(folder.root):
+        foreign = sorted(set(os.listdir(folder.root)) - EVALUATION_FILES)
+        if foreign:
+            shown = ", ".join(repr(name) for name in foreign[:3])
+            raise ValueError(
+                "`output` should be a new folder or one holding only "
+                f"{sorted(EVALUATION_FILES)}. Received: output={os.fspath(output)!r} "
+                f"({folder.root}), which holds {shown}"
+                + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            )
+    return folder

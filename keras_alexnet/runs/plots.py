@@ -110,54 +110,98 @@ def plot_curves(
     plt.close(figure)
 
 
-def plot_conv1_filters(
-    kernel: np.ndarray, path: str | os.PathLike, *, title: str = ""
-) -> None:
-    """Draws conv1's filters as RGB tiles, like the paper's Figure 3.
+def conv1_change(initial: np.ndarray, trained: np.ndarray) -> float:
+    """How far conv1 moved: `|trained - initial| / |initial|`, Frobenius norms."""
+    initial = np.asarray(initial, np.float64)
+    trained = np.asarray(trained, np.float64)
+    if initial.shape != trained.shape:
+        raise ValueError(
+            "`initial` and `trained` should have the same shape. Received: "
+            f"initial.shape={initial.shape}, trained.shape={trained.shape}"
+        )
+    return float(np.linalg.norm(trained - initial) / np.linalg.norm(initial))
 
-    The paper shows its 96 filters as the 48 learned on each GPU; here the
-    first and second halves of the filters are the two groups (conv1 itself is
-    not split). Each filter is scaled to [0, 1] on its own, as in the figure.
+
+def filter_mosaic(kernel: np.ndarray) -> np.ndarray:
+    """conv1's filters tiled as an RGB image, each scaled to [0, 1] on its own.
+
+    The first and second halves of the filters (the paper's two GPUs, 48
+    each) are two blocks of rows with a wider gap between them; white lines
+    separate the tiles.
 
     Args:
-        kernel: conv1's kernel, `(height, width, 3, filters)`.
-        path: the PNG to write.
-        title: the figure's title.
+        kernel: `(height, width, 3, filters)`.
+
+    Returns:
+        A float image `(rows, columns, 3)` in [0, 1].
     """
-    plt = _pyplot()
     kernel = np.asarray(kernel, np.float64)
     if kernel.ndim != 4 or kernel.shape[2] != 3:
         raise ValueError(
             "`kernel` should be (height, width, 3, filters). Received: "
             f"kernel.shape={kernel.shape}"
         )
-    filters = kernel.shape[-1]
+    height, width, _, filters = kernel.shape
     groups = 2 if filters % 2 == 0 and filters >= 16 else 1
     per_group = filters // groups
     columns = min(per_group, 16 if per_group % 16 == 0 else 12)
     rows = -(-per_group // columns)
-    figure, axes = plt.subplots(
-        groups * rows, columns, figsize=(columns * 0.6, groups * rows * 0.6 + 0.8)
+    gap, group_gap = 1, max(2, height // 2)
+    step_y, step_x = height + gap, width + gap
+    mosaic = np.ones(
+        (groups * rows * step_y + (groups - 1) * group_gap, columns * step_x, 3)
     )
-    axes = np.atleast_2d(axes)
-    for axis in axes.flat:
-        axis.axis("off")
     for index in range(filters):
         group, within = divmod(index, per_group)
         row, column = divmod(within, columns)
         tile = kernel[..., index]
         tile = (tile - tile.min()) / (np.ptp(tile) + 1e-12)
-        axes[group * rows + row, column].imshow(tile, interpolation="nearest")
+        y = (group * rows + row) * step_y + group * group_gap
+        x = column * step_x
+        mosaic[y : y + height, x : x + width] = tile
+    return mosaic
+
+
+def plot_conv1_filters(
+    kernel: np.ndarray,
+    path: str | os.PathLike,
+    *,
+    title: str = "",
+    initial: np.ndarray | None = None,
+) -> None:
+    """Draws conv1's filters as RGB tiles, beside their initial values if given.
+
+    The layout is that of the paper's Figure 3 (two blocks, one per GPU's
+    filters; conv1 itself is not split here); whether the filters are like
+    the figure's is for the caption to say (see docs/training.md).
+
+    Args:
+        kernel: conv1's kernel, `(height, width, 3, filters)`.
+        path: the PNG to write.
+        title: the figure's title.
+        initial: conv1's kernel before the run's first step (random, or
+            pretrained when fine-tuning), drawn on the left.
+    """
+    plt = _pyplot()
+    panels = [("trained", filter_mosaic(kernel))]
+    if initial is not None:
+        conv1_change(initial, kernel)  # the same shape
+        panels.insert(0, ("at the start of the run", filter_mosaic(initial)))
+    rows, columns = panels[0][1].shape[:2]
+    figure, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(len(panels) * columns / 24 + 0.4, rows / 24 + 1.0),
+        squeeze=False,
+    )
+    for axis, (name, mosaic) in zip(axes[0], panels, strict=True):
+        axis.imshow(mosaic, interpolation="nearest")
+        axis.set_axis_off()
+        if initial is not None:
+            axis.set_title(name, fontsize=9)
     if title:
         figure.suptitle(title, fontsize=10)
-    figure.tight_layout(pad=0.2, h_pad=0.1 if groups == 1 else 0.1, w_pad=0.1)
-    if groups == 2:
-        # A gap between the two groups, as between the figure's two GPUs.
-        figure.subplots_adjust(hspace=0.15)
-        line_y = 0.5 * (
-            axes[rows - 1, 0].get_position().y0 + axes[rows, 0].get_position().y1
-        )
-        figure.add_artist(plt.Line2D([0.02, 0.98], [line_y, line_y], color="k", lw=1.5))
+    figure.tight_layout(pad=0.3)
     figure.savefig(path, dpi=110)
     plt.close(figure)
 

@@ -32,8 +32,8 @@ from typing import Any
 import keras
 
 from keras_alexnet import training
+from keras_alexnet._choices import RECIPE_NAMES
 
-RECIPE_NAMES = ("auto", "paper", "modern")
 DEFAULT_RECIPE = "auto"
 # `auto` picks a batch that gives each epoch at least this many steps: fewer,
 # and a short run takes too few steps to learn (160 images in batches of 128:

@@ -2,18 +2,29 @@
 
     OUTPUT/
       config.json          the resolved configuration (a rerun must match it)
+      classes.json         the class names
       log.csv              one row per completed epoch, `epoch` first
-      state.json           the last completed epoch, the best score, callbacks' state
-      checkpoints/epoch-0003.keras   the model (and optimizer) after each epoch
-      best.keras           the checkpoint with the best validation score
+      state.json           the last completed epoch, the best epoch and score,
+                           callbacks' state
+      checkpoints/epoch-0003.keras   the model (and optimizer) after an epoch;
+                           the last `keep_checkpoints` epochs are kept
+      best.keras           the epoch with the highest validation score (a hard
+                           link to its checkpoint where the file system allows)
+      conv1_initial.npy    conv1's kernel before the first step
       tensorboard/         TensorBoard logs
-      curves.png, conv1_filters.png, metrics.json   written at the end
+      per_class.csv, confusion_matrix.png, curves.png, conv1_filters.png
+      metrics.json         the evaluation of best.keras; written last
+      .lock                the process writing it (`FolderLock`), removed at the end
+
+The folder is the run's own: an `output` holding anything else is refused,
+so that nothing of the user's is overwritten or deleted (see `RunFolder.start`).
 
 Resuming: every file is replaced atomically (a temporary file, then a rename),
-in the order checkpoint, log, state. `state.json` names the last epoch whose
-three files are complete; a process killed at any point leaves at most a newer
-checkpoint or log row that the rerun ignores and overwrites, so `log.csv` never
-holds an epoch twice or misses one.
+in the order checkpoint, log, state, best.keras; then older checkpoints are
+removed. `state.json` names the last epoch whose files are complete; a process
+killed at any point leaves at most a newer checkpoint or log row that the
+rerun ignores and overwrites, so `log.csv` never holds an epoch twice or misses
+one, and the checkpoint `state.json` names is never removed.
 """
 
 from __future__ import annotations
@@ -21,33 +32,77 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
+import re
 import shutil
 from typing import Any
 
 import keras
 import numpy as np
 
-from keras_alexnet.weights.loading import write_atomically
+from keras_alexnet._validation import check_bool, check_int
+from keras_alexnet.runs.folder_lock import FolderLock
+from keras_alexnet.weights.download import write_atomically
+
+__all__ = ["BEST_RULE", "EpochRecorder", "RunFolder", "folder_size", "run_options"]
 
 # Configuration keys a rerun may change without starting a new run.
-RESUMABLE_KEYS = frozenset({"epochs", "verbose", "output"})
+RESUMABLE_KEYS = frozenset({"epochs", "verbose", "output", "keep_checkpoints"})
+# Everything a run writes at the top of its folder; anything else is the user's.
+RUN_ENTRIES = frozenset(
+    {
+        "config.json",
+        "classes.json",
+        "log.csv",
+        "state.json",
+        "checkpoints",
+        "best.keras",
+        "conv1_initial.npy",
+        "tensorboard",
+        "per_class.csv",
+        "confusion_matrix.png",
+        "curves.png",
+        "conv1_filters.png",
+        "metrics.json",
+        ".lock",
+    }
+)
+CHECKPOINT_NAME = re.compile(r"epoch-(\d{4,})\.keras")
+# write_atomically's temporary files, left behind by a killed process.
+TEMPORARY_NAME = re.compile(r"\.tmp-[^/]*")
+LOCK = ".lock"
+BEST_RULE = (
+    "the epoch with the highest val_accuracy; a tie keeps the earlier epoch, "
+    "an epoch whose val_accuracy is not finite is never chosen"
+)
+INITIAL_CONV1 = "conv1_initial.npy"
 
 
 class RunFolder:
-    """The files of one run (see the module docstring)."""
+    """The files of one run (see the module docstring).
+
+    Args:
+        root: the folder; a symbolic link is resolved, and `root` is the real
+            path the run writes to.
+    """
 
     def __init__(self, root: str | os.PathLike) -> None:
         if not isinstance(root, (str, os.PathLike)):
             raise TypeError(
                 f"`output` should be a folder path. Received: output={root!r}"
             )
-        self.root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+        self.requested = os.fspath(root)
+        self.root = os.path.realpath(os.path.expanduser(self.requested))
         if os.path.exists(self.root) and not os.path.isdir(self.root):
             raise ValueError(
-                f"`output` should be a folder. Received: output={os.fspath(root)!r}, "
+                f"`output` should be a folder. Received: output={self.requested!r}, "
                 "which is a file"
             )
+        self.keep_checkpoints = 1
+        self.lock = FolderLock(
+            self.path(LOCK), received=f"output={self.requested!r} ({self.root})"
+        )
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)
@@ -56,26 +111,41 @@ class RunFolder:
         return self.path("checkpoints", f"epoch-{epoch:04d}.keras")
 
     def start(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Writes `config.json`, or checks it against a previous run's.
+        """Claims the folder, and writes `config.json` or checks it.
+
+        The folder must be new, empty, or a run folder holding only what a run
+        writes. The lock file `.lock` (created exclusively, holding the
+        process id) keeps a second process out until `release`; a lock whose
+        process has ended is taken over.
+
+        Args:
+            config: the run's configuration; `keep_checkpoints` (default 1)
+                is how many of the last epochs' checkpoints stay.
 
         Returns:
             The state of the previous run (`{"epoch": 0}` for a new run).
 
         Raises:
-            ValueError: the folder holds a run with another configuration.
+            ValueError: the folder holds files no run wrote, a run with another
+                configuration, or is being written by another process.
         """
-        os.makedirs(self.path("checkpoints"), exist_ok=True)
+        self.keep_checkpoints = check_int(
+            "keep_checkpoints", config.get("keep_checkpoints", 1), minimum=1
+        )
+        self._refuse_foreign_entries()
+        os.makedirs(self.root, exist_ok=True)
+        self.lock.acquire()
         config_path = self.path("config.json")
         # A folder whose run completed no epoch has nothing to resume.
         if os.path.isfile(config_path) and self.state()["epoch"]:
-            with open(config_path, encoding="utf-8") as f:
-                previous = json.load(f)
+            previous = _read_json(config_path)
             changed = sorted(
                 key
                 for key in set(previous) | set(config)
                 if key not in RESUMABLE_KEYS and previous.get(key) != config.get(key)
             )
             if changed:
+                self.release()
                 details = ", ".join(
                     f"{key}: {previous.get(key)!r} then {config.get(key)!r}"
                     for key in changed[:5]
@@ -85,14 +155,54 @@ class RunFolder:
                     "Rerun the same command to resume it, or choose another --output."
                 )
         self._write_text(config_path, json.dumps(config, indent=2, sort_keys=True))
+        os.makedirs(self.path("checkpoints"), exist_ok=True)
         return self.state()
+
+    def foreign_entries(self) -> list[str]:
+        """What the folder holds that no run wrote, relative to it, sorted."""
+        if not os.path.isdir(self.root):
+            return []
+        entries = sorted(os.listdir(self.root))
+        if not _is_run_config(self.path("config.json")):
+            # Not (yet) a run folder: only a lock or a half-written config.
+            return [e for e in entries if e != LOCK and not TEMPORARY_NAME.fullmatch(e)]
+        # A run writes no symbolic link: one in its place leads elsewhere.
+        foreign = [
+            e
+            for e in entries
+            if (e not in RUN_ENTRIES and not TEMPORARY_NAME.fullmatch(e))
+            or os.path.islink(self.path(e))
+        ]
+        checkpoints = self.path("checkpoints")
+        if os.path.isdir(checkpoints) and not os.path.islink(checkpoints):
+            foreign += [
+                os.path.join("checkpoints", e)
+                for e in sorted(os.listdir(checkpoints))
+                if not (CHECKPOINT_NAME.fullmatch(e) or TEMPORARY_NAME.fullmatch(e))
+                or os.path.islink(os.path.join(checkpoints, e))
+            ]
+        return foreign
+
+    def _refuse_foreign_entries(self) -> None:
+        foreign = self.foreign_entries()
+        if foreign:
+            shown = ", ".join(repr(e) for e in foreign[:3])
+            more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+            raise ValueError(
+                "`output` should be a new or empty folder, or a run folder. "
+                f"Received: output={self.requested!r} ({self.root}), which holds "
+                f"{shown}{more} that no run wrote; choose another --output."
+            )
+
+    def release(self) -> None:
+        """Removes this process's lock (nothing if it holds none)."""
+        self.lock.release()
 
     def state(self) -> dict[str, Any]:
         path = self.path("state.json")
         if not os.path.isfile(path):
             return {"epoch": 0}
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return _read_json(path)
 
     def log_rows(self) -> list[dict[str, str]]:
         path = self.path("log.csv")
@@ -114,6 +224,138 @@ class RunFolder:
     def write_json(self, name: str, data: Any) -> None:
         self._write_text(self.path(name), json.dumps(data, indent=2, sort_keys=True))
 
+    def write_array(self, name: str, array: np.ndarray) -> None:
+        """Writes `array` as `name` (`.npy`), atomically."""
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                np.save(f, np.asarray(array))
+
+        write_atomically(self.path(name), write)
+
+    def link_best(self, epoch: int) -> None:
+        """Makes `best.keras` the checkpoint of `epoch`: a hard link, else a copy."""
+        checkpoint = self.checkpoint(epoch)
+        best = self.path("best.keras")
+        if os.path.isfile(best) and os.path.samefile(best, checkpoint):
+            return
+
+        def link(tmp: str) -> None:
+            os.remove(tmp)
+            try:
+                os.link(checkpoint, tmp)
+            except OSError:  # no hard links here (some network and FAT file systems)
+                shutil.copyfile(checkpoint, tmp)
+
+        write_atomically(best, link)
+
+    def sync_best(self) -> None:
+        """Points `best.keras` at the best epoch of `state.json` if a process
+        killed between writing the state and the link left it behind."""
+        state = self.state()
+        best_epoch = state.get("best_epoch")
+        if best_epoch and os.path.isfile(self.checkpoint(best_epoch)):
+            self.link_best(best_epoch)
+
+    def prune_checkpoints(self) -> list[str]:
+        """Removes the checkpoints older than the last `keep_checkpoints`
+        completed epochs (and any of an epoch `state.json` does not count).
+
+        `best.keras` keeps the best epoch's bytes when its checkpoint goes.
+
+        Returns:
+            The removed files' names.
+        """
+        last = int(self.state().get("epoch", 0))
+        keep = set(range(last - self.keep_checkpoints + 1, last + 1))
+        removed = []
+        folder = self.path("checkpoints")
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            match = CHECKPOINT_NAME.fullmatch(name)
+            if match and int(match.group(1)) not in keep:
+                os.remove(os.path.join(folder, name))
+                removed.append(name)
+        return removed
+
+    def best_checkpoint(self) -> dict[str, Any]:
+        """The checkpoint `metrics.json` evaluates, and how it was chosen.
+
+        Returns:
+            `{"file", "epoch", "val_accuracy", "chosen_by"}`: `best.keras`, or
+            the last epoch's checkpoint when no epoch had a finite score.
+        """
+        state = self.state()
+        if state.get("best_epoch") and os.path.isfile(self.path("best.keras")):
+            return {
+                "file": "best.keras",
+                "epoch": int(state["best_epoch"]),
+                "val_accuracy": state.get("best"),
+                "chosen_by": BEST_RULE,
+            }
+        last = int(state.get("epoch", 0))
+        reason = (
+            "best.keras is missing"
+            if state.get("best_epoch")
+            else "no epoch had a finite val_accuracy"
+        )
+        return {
+            "file": os.path.relpath(self.checkpoint(last), self.root),
+            "epoch": last,
+            "val_accuracy": None,
+            "chosen_by": f"the last epoch: {reason}",
+        }
+
+    def finished_metrics(self, config: dict[str, Any]) -> dict[str, Any] | None:
+        """`metrics.json` if it is the evaluation of this run's final state.
+
+        A run is finished when every epoch of `config` is done and its
+        `metrics.json` evaluated the best checkpoint of that state.
+        """
+        path = self.path("metrics.json")
+        state = self.state()
+        if not os.path.isfile(path) or state.get("epoch") != config["epochs"]:
+            return None
+        metrics = _read_json(path)
+        recorded = metrics.get("checkpoint", {})
+        if (
+            metrics.get("epochs") != state["epoch"]
+            or recorded != self.best_checkpoint()
+        ):
+            return None
+        return metrics
+
+    def resume_or_finish(
+        self, config: dict[str, Any], *, verbose: int = 1
+    ) -> dict[str, Any] | None:
+        """Says where the run stands after `start`.
+
+        Returns:
+            The recorded metrics of a finished run (the lock released: there
+            is nothing to do), else `None` (resuming or starting).
+        """
+        completed, epochs = int(self.state()["epoch"]), config["epochs"]
+        finished = self.finished_metrics(config)
+        if finished is not None:
+            self.release()
+            if verbose:
+                print(
+                    f"{self.root} holds this run, finished: {completed} epochs; "
+                    f"top-1 {100 * finished['top1']:.2f} % ({finished['crop']} "
+                    f"crop, {finished['checkpoint']['file']} of epoch "
+                    f"{finished['checkpoint']['epoch']}). Nothing to do; "
+                    "more --epochs continue it."
+                )
+            return finished
+        if verbose and completed:
+            if completed < epochs:
+                print(f"Resuming {self.root} at epoch {completed + 1} of {epochs}")
+            else:
+                print(f"All {completed} epochs of {self.root} are done; evaluating")
+        return None
+
+    def size_bytes(self) -> int:
+        return folder_size(self.root)
+
     def _write_text(self, path: str, text: str) -> None:
         def write(tmp: str) -> None:
             with open(tmp, "w", encoding="utf-8") as f:
@@ -122,8 +364,47 @@ class RunFolder:
         write_atomically(path, write)
 
 
+def run_options(keep_checkpoints: int, allow_small_classes: bool) -> dict[str, Any]:
+    """The run folder's and the data check's options, checked, as config keys."""
+    return {
+        "keep_checkpoints": check_int("keep_checkpoints", keep_checkpoints, minimum=1),
+        "allow_small_classes": check_bool("allow_small_classes", allow_small_classes),
+    }
+
+
+def folder_size(root: str | os.PathLike) -> int:
+    """Bytes of the files under `root`, each hard-linked file counted once."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for directory, _, files in os.walk(os.fspath(root)):
+        for name in files:
+            info = os.lstat(os.path.join(directory, name))
+            if (info.st_dev, info.st_ino) not in seen:
+                seen.add((info.st_dev, info.st_ino))
+                total += info.st_size
+    return total
+
+
+def _is_run_config(path: str) -> bool:
+    if not os.path.isfile(path):
+        return False
+    try:
+        config = _read_json(path)
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("command") in ("train", "finetune")
+
+
+def _read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 class EpochRecorder(keras.callbacks.Callback):
     """Saves the checkpoint, the log row and the state after every epoch.
+
+    `best.keras` follows `BEST_RULE`; checkpoints older than the folder's
+    `keep_checkpoints` last epochs are removed once the state is written.
 
     Args:
         folder: the run's `RunFolder`.
@@ -149,6 +430,7 @@ class EpochRecorder(keras.callbacks.Callback):
         self.monitor = monitor
         state = state or {"epoch": 0}
         self.best = state.get("best")
+        self.best_epoch = state.get("best_epoch")
         self.stateful_callbacks = stateful_callbacks or {}
         self.saved_callbacks = state.get("callbacks", {})
         completed = int(state.get("epoch", 0))
@@ -161,6 +443,7 @@ class EpochRecorder(keras.callbacks.Callback):
         for name, callback in self.stateful_callbacks.items():
             for attribute, value in self.saved_callbacks.get(name, {}).items():
                 setattr(callback, attribute, value)
+        self.folder.sync_best()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         number = epoch + 1
@@ -168,13 +451,12 @@ class EpochRecorder(keras.callbacks.Callback):
         checkpoint = self.folder.checkpoint(number)
         write_atomically(checkpoint, lambda tmp: self.model.save(tmp, overwrite=True))
         score = logs.get(self.monitor)
-        if score is not None and (self.best is None or score > self.best):
-            self.best = float(score)
-
-            def copy(tmp: str) -> None:
-                shutil.copyfile(checkpoint, tmp)
-
-            write_atomically(self.folder.path("best.keras"), copy)
+        if (
+            score is not None
+            and math.isfinite(_number(score))
+            and (self.best is None or _number(score) > self.best)
+        ):
+            self.best, self.best_epoch = _number(score), number
         row: dict[str, Any] = {"epoch": number}
         row.update({key: _number(value) for key, value in logs.items()})
         # Keras logs the rate the epoch used; schedules without a callback do not.
@@ -186,6 +468,7 @@ class EpochRecorder(keras.callbacks.Callback):
             {
                 "epoch": number,
                 "best": self.best,
+                "best_epoch": self.best_epoch,
                 "monitor": self.monitor,
                 "checkpoint": os.path.relpath(checkpoint, self.folder.root),
                 "callbacks": {
@@ -198,6 +481,9 @@ class EpochRecorder(keras.callbacks.Callback):
                 },
             },
         )
+        if self.best_epoch == number:
+            self.folder.link_best(number)
+        self.folder.prune_checkpoints()
 
 
 def _number(value: Any) -> float:

@@ -20,11 +20,22 @@ import keras
 import numpy as np
 
 from keras_alexnet import training
+from keras_alexnet._choices import DISTRIBUTE_MODES
 from keras_alexnet._validation import check_float
 from keras_alexnet.runs import models, plots, recipes
-from keras_alexnet.runs.datasets import DataSpec, make_datasets, resolve_data
-from keras_alexnet.runs.evaluate import evaluate_model
-from keras_alexnet.runs.run_folder import EpochRecorder, RunFolder
+from keras_alexnet.runs.datasets import (
+    DataSpec,
+    make_datasets,
+    make_validation_dataset,
+    resolve_data,
+)
+from keras_alexnet.runs.evaluate import checkpoint_label, evaluate_run
+from keras_alexnet.runs.run_folder import (
+    INITIAL_CONV1,
+    EpochRecorder,
+    RunFolder,
+    run_options,
+)
 
 DISTRIBUTE_BACKENDS = ("tensorflow", "jax")
 # Image sizes are read from at most this many training files.
@@ -75,6 +86,8 @@ def train(
     mixed_precision: bool = False,
     distribute: bool | str = False,
     verbose: int = 1,
+    keep_checkpoints: int = 1,
+    allow_small_classes: bool = False,
 ) -> dict[str, Any]:
     """Trains AlexNet from scratch on `data` and writes the run to `output`.
 
@@ -112,9 +125,14 @@ def train(
             the paper's two-GPU split of every layer
             (`keras_alexnet.runs.distribution.model_parallel`, JAX only).
         verbose: 0 silent, 1 progress bars.
+        keep_checkpoints: how many of the last epochs' checkpoints stay in
+            `checkpoints/` (`best.keras` always stays).
+        allow_small_classes: keep class folders with fewer than 2 training
+            images or no validation image (refused otherwise).
 
     Returns:
-        The final metrics, as written to `metrics.json`.
+        The final metrics, as written to `metrics.json`: the evaluation of
+        `best.keras`.
 
     Raises:
         ValueError: a bad argument (`learning_rate` not a finite number > 0...).
@@ -125,7 +143,11 @@ def train(
     check_float("learning_rate", learning_rate, minimum=0, exclusive_minimum=True,
                 allow_none=True)  # fmt: skip
     _check_distribute(_distribute_mode(distribute))  # before reading DATA
-    spec = resolve_data(data, validation_split=validation_split)
+    spec = resolve_data(
+        data,
+        validation_split=validation_split,
+        allow_small_classes=allow_small_classes,
+    )
     train_images, image_side = _survey(spec) if chosen.scales_to_data else (None, None)
     settings = recipes.choose_settings(
         chosen,
@@ -160,6 +182,7 @@ def train(
         "distribute": _distribute_mode(distribute),
         "backend": keras.backend.backend(),
     }
+    config.update(run_options(keep_checkpoints, allow_small_classes))
     _check_config(config)
     if verbose and settings.reason:
         print(
@@ -203,6 +226,8 @@ def finetune(
     mixed_precision: bool = False,
     distribute: bool | str = False,
     verbose: int = 1,
+    keep_checkpoints: int = 1,
+    allow_small_classes: bool = False,
 ) -> dict[str, Any]:
     """Fine-tunes a pretrained AlexNet on `data` with a new classifier head.
 
@@ -229,6 +254,8 @@ def finetune(
         mixed_precision: as for `train`.
         distribute: as for `train`.
         verbose: 0 silent, 1 progress bars.
+        keep_checkpoints: as for `train`.
+        allow_small_classes: as for `train`.
 
     Returns:
         The final metrics, as written to `metrics.json`.
@@ -266,6 +293,7 @@ def finetune(
         "distribute": _distribute_mode(distribute),
         "backend": keras.backend.backend(),
     }
+    config.update(run_options(keep_checkpoints, allow_small_classes))
     _check_config(config)
     if not 0 <= head_epochs <= epochs:
         raise ValueError(
@@ -343,9 +371,6 @@ def _check_distribute(mode: str | bool) -> None:
         )
 
 
-DISTRIBUTE_MODES = ("data-parallel", "model-parallel")
-
-
 def _distribute_mode(distribute: Any) -> str | bool:
     """`False`, `"data-parallel"` (also `True`) or `"model-parallel"`."""
     if distribute is None or distribute is False:
@@ -391,6 +416,9 @@ def _run(
     config = {**config, "output": folder.root}
     state = folder.start(config)
     completed = int(state.get("epoch", 0))
+    finished = folder.resume_or_finish(config, verbose=verbose)
+    if finished is not None:
+        return finished
     if config["mixed_precision"]:
         policy = "mixed_bfloat16" if _on_cpu() else "mixed_float16"
         keras.mixed_precision.set_global_policy(policy)
@@ -398,7 +426,11 @@ def _run(
 
     one_hot = recipe.mix or bool(recipe.label_smoothing)
     train_data, val_data, class_names = make_datasets(
-        resolve_data(config["data"], validation_split=config["validation_split"]),
+        resolve_data(
+            config["data"],
+            validation_split=config["validation_split"],
+            allow_small_classes=config["allow_small_classes"],
+        ),
         seed=config["seed"],
         variant=config["variant"],
         image_size=config["image_size"],
@@ -421,6 +453,7 @@ def _run(
             base = _find_base(model)
         else:
             model, base = build(classes)
+            folder.write_array(INITIAL_CONV1, conv1_kernel(model))
             if config["mixed_precision"]:
                 # Scores and metrics in float32, as Keras' mixed precision
                 # guide asks of a model's output.
@@ -470,23 +503,26 @@ def _run(
         # The final scores on one device: predict_on_batch under a strategy
         # hands each replica the whole batch.
         keras.distribution.set_distribution(None)
-        model = keras.saving.load_model(folder.checkpoint(folder.state()["epoch"]))
-    metrics = evaluate_model(
-        model,
+    folder.sync_best()
+    folder.prune_checkpoints()
+    best, metrics = evaluate_run(
+        folder,
         val_data,
         class_names,
-        folder=folder,
         ten_crop_data=_ten_crop_data(config, class_names)
         if config["ten_crop"]
         else None,
         verbose=verbose,
     )
-    metrics["epochs"] = int(folder.state().get("epoch", 0))
-    metrics["best_val_accuracy"] = folder.state().get("best")
+    state = folder.state()
+    metrics["epochs"] = int(state.get("epoch", 0))
+    metrics["best_val_accuracy"] = state.get("best")
+    metrics["pictures"].update(_pictures(folder, best, config, metrics["checkpoint"]))
+    # Last: a metrics.json matching the state marks the run finished.
     folder.write_json("metrics.json", metrics)
-    _pictures(folder, model, config)
+    folder.release()
     if verbose:
-        print(f"Run folder: {folder.root}")
+        print(f"Run folder: {folder.root} ({folder.size_bytes() / 1e6:.1f} MB)")
     return metrics
 
 
@@ -540,8 +576,12 @@ def _find_base(model: keras.Model) -> keras.Model | None:
 
 
 def _ten_crop_data(config, class_names):
-    spec = resolve_data(config["data"], validation_split=config["validation_split"])
-    _, val, _ = make_datasets(
+    spec = resolve_data(
+        config["data"],
+        validation_split=config["validation_split"],
+        allow_small_classes=config["allow_small_classes"],
+    )
+    val, _ = make_validation_dataset(
         spec,
         seed=config["seed"],
         variant=config["variant"],
@@ -572,24 +612,75 @@ def _on_cpu() -> bool:
     return not torch.cuda.is_available()
 
 
-def _pictures(folder: RunFolder, model: keras.Model, config: dict[str, Any]) -> None:
+# conv1's filters are captioned "as the paper's Figure 3" only for the
+# paper's recipe at full size whose filters moved at least as far as their
+# initial size (docs/training.md, "What a run folder holds").
+FIGURE_3_MIN_CHANGE = 1.0
+
+
+def _pictures(
+    folder: RunFolder,
+    model: keras.Model,
+    config: dict[str, Any],
+    checkpoint: dict[str, Any],
+) -> dict[str, str]:
+    """Writes `curves.png` and `conv1_filters.png` (of `checkpoint`'s model).
+
+    Returns:
+        `{picture: its title}`.
+    """
     log = (
         plots.read_log(folder.path("log.csv"))
         if os.path.isfile(folder.path("log.csv"))
         else {}
     )
+    data = os.path.basename(config["data"].rstrip("/"))
+    titles = {
+        "curves.png": f"{config['command']} on {data}: every epoch "
+        f"(best: epoch {checkpoint['epoch']})",
+    }
     plots.plot_curves(
         {config.get("normalization", "model"): log},
         folder.path("curves.png"),
-        title=f"{config['command']} on {os.path.basename(config['data'].rstrip('/'))}",
+        title=titles["curves.png"],
     )
     kernel = conv1_kernel(model)
+    initial_path = folder.path(INITIAL_CONV1)
+    initial = np.load(initial_path) if os.path.isfile(initial_path) else None
+    titles["conv1_filters.png"] = conv1_title(kernel, initial, config, checkpoint)
     plots.plot_conv1_filters(
         kernel,
         folder.path("conv1_filters.png"),
-        title=f"conv1: {kernel.shape[-1]} filters of "
-        f"{kernel.shape[0]}x{kernel.shape[1]}x3",
+        title=titles["conv1_filters.png"],
+        initial=initial,
     )
+    return titles
+
+
+def conv1_title(
+    kernel: np.ndarray,
+    initial: np.ndarray | None,
+    config: dict[str, Any],
+    checkpoint: dict[str, Any],
+) -> str:
+    """What `conv1_filters.png` shows, and how far the filters moved."""
+    size = f"{kernel.shape[-1]} filters of {kernel.shape[0]}x{kernel.shape[1]}x3"
+    title = f"conv1 of {checkpoint_label(checkpoint)}: {size}"
+    if initial is None:
+        return f"{title} (initial filters not recorded)"
+    change = plots.conv1_change(initial, kernel)
+    title += (
+        f", at the start of the run and trained; moved {100 * change:.1f} % "
+        "(|W - W0| / |W0|)"
+    )
+    paper = (
+        config.get("recipe") == "paper"
+        and config["variant"] == "original"
+        and config["image_size"] == 227
+    )
+    if paper and change >= FIGURE_3_MIN_CHANGE:
+        title += "; as the paper's Figure 3"
+    return title
 
 
 def conv1_kernel(model: keras.Model) -> np.ndarray:

@@ -11,6 +11,8 @@ the independent reference for a converted Caffe checkpoint.
 
 from __future__ import annotations
 
+from keras_alexnet._validation import check_int
+
 __all__ = ["alexnet_deploy_prototxt"]
 
 _LEARNED_PARAMS = """  param {
@@ -42,11 +44,8 @@ def alexnet_deploy_prototxt(
     Returns:
         The prototxt text.
     """
-    for name, value in (("batch_size", batch_size), ("num_classes", num_classes)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(
-                f"`{name}` should be a positive integer. Received: {name}={value!r}"
-            )
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    num_classes = check_int("num_classes", num_classes, minimum=1)
     text = 'name: "AlexNet"\nlayer {\n  name: "data"\n  type: "Input"\n'
     text += '  top: "data"\n'
     text += (
