@@ -24,7 +24,6 @@ from keras_alexnet._choices import DISTRIBUTE_MODES
 from keras_alexnet._validation import check_float
 from keras_alexnet.runs import models, plots, recipes
 from keras_alexnet.runs.datasets import (
-    DataSpec,
     make_datasets,
     make_validation_dataset,
     resolve_data,
@@ -143,12 +142,11 @@ def train(
     check_float("learning_rate", learning_rate, minimum=0, exclusive_minimum=True,
                 allow_none=True)  # fmt: skip
     _check_distribute(_distribute_mode(distribute))  # before reading DATA
-    spec = resolve_data(
-        data,
-        validation_split=validation_split,
-        allow_small_classes=allow_small_classes,
+    train_images, image_side = (
+        _survey(data, validation_split, allow_small_classes)
+        if chosen.scales_to_data
+        else (None, None)
     )
-    train_images, image_side = _survey(spec) if chosen.scales_to_data else (None, None)
     settings = recipes.choose_settings(
         chosen,
         train_images=train_images,
@@ -319,8 +317,22 @@ def finetune(
                 verbose=verbose)  # fmt: skip
 
 
-def _survey(spec: DataSpec) -> tuple[int | None, float | None]:
-    """The number of training images and their median side (`None`: TFDS)."""
+def _survey(
+    data: Any, validation_split: float | None, allow_small_classes: bool
+) -> tuple[int | None, float | None]:
+    """The number of training images and their median side (`None`: unknown).
+
+    Unreadable `data` gives `None`s: the run reports it in its usual order,
+    after the checks of the arguments and the run folder.
+    """
+    try:
+        spec = resolve_data(
+            data,
+            validation_split=validation_split,
+            allow_small_classes=allow_small_classes,
+        )
+    except (ValueError, TypeError, OSError, ImportError):
+        return None, None
     if spec.kind == "tfds":
         return None, None
     from PIL import Image
