@@ -415,3 +415,22 @@ def test_without_a_finite_score_the_last_checkpoint_is_named(tmp_path):
     assert checkpoint["file"] == os.path.join("checkpoints", "epoch-0002.keras")
     assert "no epoch had a finite val_accuracy" in checkpoint["chosen_by"]
     folder.release()
+
+
+@pytest.mark.parametrize(
+    "classes, expected", [(2, ["accuracy"]), (6, ["accuracy", "top5"])]
+)
+def test_training_reports_top5_only_with_more_than_five_classes(classes, expected):
+    import importlib
+
+    # `keras_alexnet.runs.train` the function shadows the module of that name.
+    train_module = importlib.import_module("keras_alexnet.runs.train")
+
+    inputs = keras.Input((3,))
+    model = keras.Model(
+        inputs, keras.layers.Dense(classes, activation="softmax")(inputs)
+    )
+    train_module._compile(model, keras.optimizers.SGD(0.1), classes, sparse=True)
+    x = np.zeros((4, 3), "float32")
+    logs = model.fit(x, np.zeros(4, "int64"), epochs=1, verbose=0).history
+    assert sorted(k for k in logs if k != "loss") == expected

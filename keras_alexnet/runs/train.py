@@ -563,20 +563,18 @@ def _divergence_advice(config: dict[str, Any]) -> str:
 
 
 def _compile(model, optimizer, classes, sparse):
-    k = min(5, classes)
     # Keras' own cross-entropy on probabilities stops learning on JAX and
     # PyTorch (not TensorFlow) where a class's probability is below 1e-7.
     loss = training.ProbabilityCrossentropy(sparse=sparse)
     if sparse:
-        metrics = [
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.SparseTopKCategoricalAccuracy(k, name="top5"),
-        ]
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        top5 = keras.metrics.SparseTopKCategoricalAccuracy
     else:
-        metrics = [
-            keras.metrics.CategoricalAccuracy(name="accuracy"),
-            keras.metrics.TopKCategoricalAccuracy(k, name="top5"),
-        ]
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        top5 = keras.metrics.TopKCategoricalAccuracy
+    # Top-5 says something only with more than five classes (else it is 100 %).
+    if classes > 5:
+        metrics.append(top5(5, name="top5"))
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
 
