@@ -9,10 +9,12 @@ neither Keras nor a backend. docs/export.md says what runs each format.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -82,11 +84,14 @@ def export_model(
     _check_converter(format)
     model = _load(model_or_path)
     _run_once(model)
-    _write_atomically(
-        dest,
-        lambda tmp: model.export(tmp, format=_KERAS_FORMATS[format], verbose=verbose),
-        is_directory=format == "saved_model",
-    )
+    with _converter_form(model, format):
+        _write_atomically(
+            dest,
+            lambda tmp: model.export(
+                tmp, format=_KERAS_FORMATS[format], verbose=verbose
+            ),
+            is_directory=format == "saved_model",
+        )
     return dest
 
 
@@ -211,3 +216,55 @@ def _write_atomically(
         os.replace(tmp, dest)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _converter_form(model: keras.Model, format: str) -> Iterator[None]:
+    """Traces AlexNet's layers as operators that the converters map natively.
+
+    For ONNX and TFLite, each `GroupedConv2D` traces one grouped TensorFlow
+    convolution (ONNX `Conv` with `group=2`) instead of its split form (Split,
+    two Conv and Concat, with layout transposes between), and each
+    `LocalResponseNormalization` TensorFlow's own kernel (ONNX `LRN`) whatever
+    the device. The SavedModel keeps the forms TensorFlow runs fastest. The
+    layers are restored afterwards.
+    """
+    from keras_alexnet.layers import GroupedConv2D, LocalResponseNormalization
+
+    # (layer, attribute, value to restore; None: delete the instance's own).
+    patched: list[tuple[Any, str, Any]] = []
+    if format != "saved_model":
+        for layer in model._flatten_layers(include_self=False, recursive=True):
+            if isinstance(layer, GroupedConv2D) and layer.groups > 1:
+                patched.append((layer, "convolution_op", None))
+                layer.convolution_op = types.MethodType(_one_grouped_conv, layer)
+            elif isinstance(layer, LocalResponseNormalization) and layer._rank == 4:
+                # On a GPU the layer would trace its sum of shifted slices.
+                patched.append((layer, "_inference_way", layer._inference_way))
+                layer._inference_way = "native"
+    try:
+        yield
+    finally:
+        for layer, name, value in patched:
+            if value is None:
+                delattr(layer, name)
+            else:
+                setattr(layer, name, value)
+
+
+def _one_grouped_conv(layer: Any, inputs: Any, kernel: Any) -> Any:
+    """A grouped convolution as one TensorFlow op, for the converters only.
+
+    TensorFlow's CPU kernels cannot run it (Keras compiles it with XLA, which
+    the converters cannot read), but tf2onnx maps it to `Conv(group=...)`.
+    """
+    import tensorflow as tf
+
+    return tf.nn.conv2d(
+        inputs,
+        kernel,
+        strides=list(layer.strides),
+        padding=layer.padding.upper(),
+        dilations=list(layer.dilation_rate),
+        data_format="NHWC" if layer.data_format == "channels_last" else "NCHW",
+    )

@@ -19,7 +19,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_alexnet import AdaptiveAveragePooling2D, AlexNet, cli
+from keras_alexnet import (
+    AdaptiveAveragePooling2D,
+    AlexNet,
+    LocalResponseNormalization,
+    cli,
+)
 from keras_alexnet.export import FORMATS, export_model
 from keras_alexnet.resources import sample_images
 
@@ -118,6 +123,59 @@ def run_tflite(path: str, images: np.ndarray) -> np.ndarray:
 
 
 RUNTIMES = {"saved_model": run_saved_model, "onnx": run_onnx, "tflite": run_tflite}
+
+
+def onnx_operators(path: str) -> list[tuple[str, dict]]:
+    """Each node of an ONNX file: its operator and attributes."""
+    import onnx
+
+    return [
+        (
+            node.op_type,
+            {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute},
+        )
+        for node in onnx.load(path).graph.node
+    ]
+
+
+def tflite_operators(path: str) -> list[str]:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    return [op["op_name"] for op in Interpreter(model_path=path)._get_ops_details()]
+
+
+def assert_native_operators(format: str, path: str, model: keras.Model) -> None:
+    """The paper's LRN and grouped convolutions are each the runtime's one op."""
+    lrn = [x for x in model.layers if isinstance(x, LocalResponseNormalization)]
+    if format == "onnx":
+        nodes = onnx_operators(path)
+        kinds = [kind for kind, _ in nodes]
+        grouped = [
+            attrs for kind, attrs in nodes if kind == "Conv" and attrs["group"] > 1
+        ]
+        assert kinds.count("Conv") == 5  # not Split, two Conv and Concat
+        assert len(grouped) == (3 if lrn else 0)  # conv2, conv4, conv5
+        assert all(attrs["group"] == 2 for attrs in grouped)
+        # ONNX's LRN divides its `alpha` by `size`, as Caffe does (the ONNX
+        # operator's definition); the layer's alpha multiplies the raw sum.
+        exported = [attrs for kind, attrs in nodes if kind == "LRN"]
+        assert len(exported) == len(lrn)
+        for attrs, layer in zip(exported, lrn, strict=True):
+            assert attrs["size"] == layer.size == 5
+            np.testing.assert_allclose(attrs["alpha"], layer.alpha * 5, rtol=1e-6)
+            np.testing.assert_allclose(
+                [attrs["beta"], attrs["bias"]], [layer.beta, layer.bias], rtol=1e-6
+            )
+    elif format == "tflite":
+        kinds = tflite_operators(path)
+        assert kinds.count("CONV_2D") == 5
+        assert kinds.count("LOCAL_RESPONSE_NORMALIZATION") == len(lrn)
+
+
 DEST_NAMES = {"saved_model": "served", "onnx": "model.onnx", "tflite": "model.tflite"}
 
 
@@ -131,6 +189,10 @@ def test_exported_model_gives_keras_logits(build, format, tmp_path):
     images = photos()
     expected = keras.ops.convert_to_numpy(model.predict_on_batch(images))
     assert_logits_close(RUNTIMES[format](dest, images), expected)
+    assert_native_operators(format, dest, model)
+    # The model's layers are as before (TensorFlow's CPU kernels cannot run one
+    # grouped convolution: predict_on_batch above would fail).
+    assert not any("convolution_op" in vars(layer) for layer in model.layers)
     # Only dest was written: the temporary files are gone.
     assert os.listdir(tmp_path) == [DEST_NAMES[format]]
 
