@@ -22,6 +22,7 @@ from PIL import Image
 from keras_alexnet import (
     AdaptiveAveragePooling2D,
     AlexNet,
+    GroupedConv2D,
     LocalResponseNormalization,
     cli,
 )
@@ -125,16 +126,19 @@ def run_tflite(path: str, images: np.ndarray) -> np.ndarray:
 RUNTIMES = {"saved_model": run_saved_model, "onnx": run_onnx, "tflite": run_tflite}
 
 
-def onnx_operators(path: str) -> list[tuple[str, dict]]:
-    """Each node of an ONNX file: its operator and attributes."""
+def onnx_operators(path: str) -> list[tuple[str, dict, list[np.ndarray]]]:
+    """Each node of an ONNX file: its operator, attributes and constant inputs."""
     import onnx
 
+    graph = onnx.load(path).graph
+    constants = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
     return [
         (
             node.op_type,
             {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute},
+            [constants[name] for name in node.input if name in constants],
         )
-        for node in onnx.load(path).graph.node
+        for node in graph.node
     ]
 
 
@@ -153,23 +157,22 @@ def assert_native_operators(format: str, path: str, model: keras.Model) -> None:
     lrn = [x for x in model.layers if isinstance(x, LocalResponseNormalization)]
     if format == "onnx":
         nodes = onnx_operators(path)
-        kinds = [kind for kind, _ in nodes]
-        grouped = [
-            attrs for kind, attrs in nodes if kind == "Conv" and attrs["group"] > 1
-        ]
-        assert kinds.count("Conv") == 5  # not Split, two Conv and Concat
-        assert len(grouped) == (3 if lrn else 0)  # conv2, conv4, conv5
-        assert all(attrs["group"] == 2 for attrs in grouped)
-        # ONNX's LRN divides its `alpha` by `size`, as Caffe does (the ONNX
-        # operator's definition); the layer's alpha multiplies the raw sum.
-        exported = [attrs for kind, attrs in nodes if kind == "LRN"]
-        assert len(exported) == len(lrn)
-        for attrs, layer in zip(exported, lrn, strict=True):
-            assert attrs["size"] == layer.size == 5
-            np.testing.assert_allclose(attrs["alpha"], layer.alpha * 5, rtol=1e-6)
-            np.testing.assert_allclose(
-                [attrs["beta"], attrs["bias"]], [layer.beta, layer.bias], rtol=1e-6
-            )
+        convs = [(attrs, weights) for kind, attrs, weights in nodes if kind == "Conv"]
+        grouped = [attrs.get("group", 1) for attrs, _ in convs]
+        grouped = [groups for groups in grouped if groups > 1]
+        assert grouped == ([2, 2, 2] if lrn else [])  # conv2, conv4 and conv5
+        # onnxruntime's LRN kernel is slow: each LRN is a 1x1 convolution by
+        # the band of the paper's formula (|i - c| <= size // 2) times alpha.
+        assert not any(kind == "LRN" for kind, _, _ in nodes)
+        pointwise = [w for attrs, w in convs if attrs["kernel_shape"] == [1, 1]]
+        assert len(convs) == 5 + len(lrn) and len(pointwise) == len(lrn)
+        for (band, bias), layer in zip(pointwise, lrn, strict=True):
+            channels = band.shape[0]
+            index = np.arange(channels)
+            near = np.abs(index[:, None] - index[None, :]) <= layer.size // 2
+            expected = (near * layer.alpha).reshape(channels, channels, 1, 1)
+            np.testing.assert_allclose(band, expected, rtol=1e-6)
+            np.testing.assert_allclose(bias, np.full(channels, layer.bias))
     elif format == "tflite":
         kinds = tflite_operators(path)
         assert kinds.count("CONV_2D") == 5
@@ -192,7 +195,8 @@ def test_exported_model_gives_keras_logits(build, format, tmp_path):
     assert_native_operators(format, dest, model)
     # The model's layers are as before (TensorFlow's CPU kernels cannot run one
     # grouped convolution: predict_on_batch above would fail).
-    assert not any("convolution_op" in vars(layer) for layer in model.layers)
+    grouped = [x for x in model.layers if isinstance(x, GroupedConv2D)]
+    assert not any("convolution_op" in vars(layer) for layer in grouped)
     # Only dest was written: the temporary files are gone.
     assert os.listdir(tmp_path) == [DEST_NAMES[format]]
 
