@@ -239,7 +239,10 @@ def _converter_form(model: keras.Model, format: str) -> Iterator[None]:
                 patched.append((layer, "convolution_op", None))
                 one_conv = types.MethodType(_one_grouped_conv, layer)
                 layer.convolution_op = one_conv  # type: ignore[method-assign]
-            elif isinstance(layer, LocalResponseNormalization) and layer._rank == 4:
+            elif (
+                isinstance(layer, LocalResponseNormalization)
+                and getattr(layer, "_rank", None) == 4
+            ):
                 # On a GPU the layer would trace its sum of shifted slices.
                 patched.append((layer, "_inference_way", layer._inference_way))
                 layer._inference_way = "native"
