@@ -324,8 +324,8 @@ def _write_atomically(
     owner = _claim(workdir)
     try:
         tmp = os.path.join(workdir, os.path.basename(dest.rstrip(os.sep)) or "model")
-        write(tmp)
         try:
+            write(tmp)
             if is_directory and os.path.lexists(dest):
                 # A directory cannot be swapped in one rename: the old one goes
                 # first (check_destination allowed only a SavedModel or an
@@ -336,6 +336,10 @@ def _write_atomically(
                     os.remove(dest)
             os.replace(tmp, dest)
         except OSError as error:
+            # A full disk or a folder made read-only meanwhile: the message
+            # would name the temporary folder, which is gone by now.
+            if workdir not in str(error):
+                raise
             raise OSError(f"Cannot write {dest!r}: {error.strerror or error}") from None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
