@@ -148,14 +148,16 @@ def check_destination(
             f"The folder of `dest` cannot be written (read-only, or not yours): "
             f"{folder!r}. Received: {dest=}"
         )
-    if os.path.islink(dest):
+    # "served/" names the link "served" too, not the folder it points to.
+    plain = os.path.normpath(dest)
+    if os.path.islink(plain):
         # Replacing the link would drop it; writing through it would change a
         # file elsewhere. Neither is what a path to export to asks for.
         raise ValueError(
-            f"`dest` is a symbolic link (to {os.readlink(dest)!r}); give the path "
+            f"`dest` is a symbolic link (to {os.readlink(plain)!r}); give the path "
             f"to write, not a link. Received: {dest=}"
         )
-    if os.path.lexists(dest):
+    if os.path.lexists(plain):
         if not overwrite:
             raise ValueError(
                 f"`dest` already exists; remove it or pass overwrite=True. "
@@ -322,19 +324,20 @@ def _write_atomically(
     except OSError as error:
         raise OSError(f"Cannot write {dest!r}: {error.strerror or error}") from None
     owner = _claim(workdir)
+    target = os.path.normpath(dest)  # "served/" is "served", link or not
     try:
-        tmp = os.path.join(workdir, os.path.basename(dest.rstrip(os.sep)) or "model")
+        tmp = os.path.join(workdir, os.path.basename(target) or "model")
         try:
             write(tmp)
-            if is_directory and os.path.lexists(dest):
+            if is_directory and os.path.lexists(target):
                 # A directory cannot be swapped in one rename: the old one goes
                 # first (check_destination allowed only a SavedModel or an
                 # empty folder).
-                if os.path.isdir(dest) and not os.path.islink(dest):
-                    shutil.rmtree(dest)
+                if os.path.isdir(target) and not os.path.islink(target):
+                    shutil.rmtree(target)
                 else:
-                    os.remove(dest)
-            os.replace(tmp, dest)
+                    os.remove(target)
+            os.replace(tmp, target)
         except OSError as error:
             # A full disk or a folder made read-only meanwhile: the message
             # would name the temporary folder, which is gone by now.

@@ -273,11 +273,13 @@ def _make_destination(tmp_path, case):
         (tmp_path / "photos").mkdir()
         (tmp_path / "photos" / "cat.jpg").write_bytes(b"precious")
         return tmp_path / "photos", "saved_model"
-    if case == "link_to_folder":
+    if case.startswith("link_to_folder"):
         (tmp_path / "real").mkdir()
         (tmp_path / "real" / "saved_model.pb").write_bytes(b"an old export")
         (tmp_path / "served").symlink_to(tmp_path / "real")
-        return tmp_path / "served", "saved_model"
+        # "served/" resolves the link: the check must still see it.
+        slash = os.sep if case.endswith("slash") else ""
+        return str(tmp_path / "served") + slash, "saved_model"
     if case == "link_to_file":
         (tmp_path / "v1.onnx").write_bytes(b"v1")
         (tmp_path / "m.onnx").symlink_to(tmp_path / "v1.onnx")
@@ -291,6 +293,7 @@ _DESTINATION_CASES = {
     "folder_for_a_file": "is a folder, and this format writes a file",
     "folder_of_other_things": "holds no SavedModel",
     "link_to_folder": "is a symbolic link",
+    "link_to_folder_with_slash": "is a symbolic link",
     "link_to_file": "is a symbolic link",
     "dangling_link": "is a symbolic link",
 }
