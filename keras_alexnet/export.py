@@ -285,18 +285,32 @@ def _itemsize(dtype: Any) -> int:
 
 
 def _available_memory() -> int | None:
-    """The bytes of memory free for a new process: Linux' MemAvailable, else RAM."""
+    """The bytes of memory free for this process, `None` where unknown.
+
+    Linux' MemAvailable (else the RAM), and at most a container's limit
+    (cgroup v2 `memory.max`), which MemAvailable does not show.
+    """
+    available = None
     try:
         with open("/proc/meminfo", encoding="ascii") as meminfo:
             for line in meminfo:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    available = int(line.split()[1]) * 1024
     except (OSError, ValueError):
         pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, OSError, ValueError):
+            return None
     try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, OSError, ValueError):
-        return None
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as limit:
+            text = limit.read().strip()
+        if text.isdigit():
+            available = min(available, int(text))
+    except OSError:
+        pass
+    return available
 
 
 def _input_shapes(model: keras.Model) -> list[tuple[int | None, ...]]:
