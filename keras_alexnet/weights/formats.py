@@ -64,8 +64,15 @@ def weights_format(path: str | os.PathLike) -> str:
 
     Raises:
         ValueError: the name ends in none of `WEIGHTS_FORMATS`.
+        TypeError: `path` is bytes, or a PathLike returning bytes.
     """
-    lower = os.fspath(path).lower()
+    name = os.fspath(path)
+    if not isinstance(name, str):
+        raise TypeError(
+            "`weights` should be a path given as text (a str, or a PathLike "
+            f"whose __fspath__ returns a str), not bytes. Received: weights={name!r}"
+        )
+    lower = name.lower()
     for suffix, kind in WEIGHTS_FORMATS.items():
         if lower.endswith(suffix):
             return kind
@@ -95,9 +102,10 @@ def read_checkpoint(path: str) -> dict[str, list[np.ndarray]]:
     """
     kind = weights_format(path)
     if kind == "caffe":
-        return name_maps.caffe_to_keras(read_caffemodel(path))
+        return name_maps.caffe_to_keras(read_caffemodel(path), source=repr(path))
     if kind == "torch":
-        return name_maps.torchvision_to_keras(read_torch_state_dict(path))
+        state_dict = read_torch_state_dict(path)
+        return name_maps.torchvision_to_keras(state_dict, source=repr(path))
     if kind == "keras":
         config, weights_h5 = _read_keras_archive(path)
         layers = _layer_configs(config, path)
