@@ -21,6 +21,7 @@ import numpy as np
 
 from keras_alexnet import training
 from keras_alexnet._choices import DISTRIBUTE_MODES
+from keras_alexnet._terminal import printable
 from keras_alexnet._validation import check_float
 from keras_alexnet.runs import models, plots, recipes
 from keras_alexnet.runs.datasets import (
@@ -29,12 +30,14 @@ from keras_alexnet.runs.datasets import (
     resolve_data,
 )
 from keras_alexnet.runs.evaluate import checkpoint_label, evaluate_run
+from keras_alexnet.runs.run_files import read_classes
 from keras_alexnet.runs.run_folder import (
     INITIAL_CONV1,
     EpochRecorder,
     RunFolder,
     run_options,
 )
+from keras_alexnet.weights.keras_file import load_keras_file
 
 DISTRIBUTE_BACKENDS = ("tensorflow", "jax")
 # Image sizes are read from at most this many training files.
@@ -427,10 +430,26 @@ def _run(
     folder = RunFolder(output)
     config = {**config, "output": folder.root}
     state = folder.start(config)
+    # The lock goes with the call, whatever ends it (an error included).
+    try:
+        finished = folder.resume_or_finish(config, verbose=verbose)
+        if finished is not None:
+            return finished
+        return _run_locked(folder, config, state, recipe, build, phases, verbose)
+    finally:
+        folder.release()
+
+
+def _run_locked(
+    folder: RunFolder,
+    config: dict[str, Any],
+    state: dict[str, Any],
+    recipe: recipes.Recipe,
+    build: Any,
+    phases: list[Phase],
+    verbose: int,
+) -> dict[str, Any]:
     completed = int(state.get("epoch", 0))
-    finished = folder.resume_or_finish(config, verbose=verbose)
-    if finished is not None:
-        return finished
     if config["mixed_precision"]:
         policy = "mixed_bfloat16" if _on_cpu() else "mixed_float16"
         keras.mixed_precision.set_global_policy(policy)
@@ -457,11 +476,21 @@ def _run(
     if recipe.mix:
         train_data = recipes.mix_batches(train_data, config["seed"])
     steps = int(train_data.cardinality())
+    classes_file = folder.path("classes.json")
+    if completed and os.path.lexists(classes_file):
+        # The model's outputs are the classes of the run it resumes.
+        recorded = read_classes(classes_file)
+        if recorded != class_names:
+            raise ValueError(
+                f"The classes of {config['data']!r} ({len(class_names)}) are not "
+                f"those of the run being resumed ({len(recorded)}, in "
+                f"{classes_file!r}); choose another --output for a new run."
+            )
     folder.write_json("classes.json", class_names)
 
     with _distribution_scope(config["distribute"]):
         if completed:
-            model = keras.saving.load_model(folder.checkpoint(completed))
+            model = load_keras_file(folder.checkpoint(completed))
             base = _find_base(model)
         else:
             model, base = build(classes)
@@ -532,9 +561,9 @@ def _run(
     metrics["pictures"].update(_pictures(folder, best, config, metrics["checkpoint"]))
     # Last: a metrics.json matching the state marks the run finished.
     folder.write_json("metrics.json", metrics)
-    folder.release()
     if verbose:
-        print(f"Run folder: {folder.root} ({folder.size_bytes() / 1e6:.1f} MB)")
+        size = folder.size_bytes() / 1e6
+        print(f"Run folder: {printable(folder.root)} ({size:.1f} MB)")
     return metrics
 
 

@@ -8,11 +8,11 @@ names in the order of the model's outputs, beside its `.keras` checkpoints
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 from keras_alexnet.data.imagenet import default_resize_size
 from keras_alexnet.preprocessing import preprocessing_for
+from keras_alexnet.runs.run_files import read_classes
 from keras_alexnet.variants import Preprocessing
 
 __all__ = [
@@ -43,9 +43,8 @@ def run_classes_file(weights: str | os.PathLike) -> str | None:
 
 
 def read_run_classes(path: str | os.PathLike) -> list[str]:
-    """The class names of a run's `classes.json` (a JSON list)."""
-    with open(path, encoding="utf-8") as f:
-        return [str(name) for name in json.load(f)]
+    """The class names of a run's `classes.json`, checked (`read_classes`)."""
+    return read_classes(os.fspath(path))
 
 
 def read_class_names(path: str | os.PathLike) -> list[str]:

@@ -1,0 +1,208 @@
+"""`load_keras_file`: the one way keras-alexnet opens a whole-model `.keras` file.
+
+Resuming a run, `evaluate`, `classify` and `export` all load through it, with
+the checks and wording of `AlexNet(weights=...)`: the file is named, the reason
+stated, and nothing named in the file is imported or run.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from keras_alexnet.weights.formats import (
+    MAX_KERAS_CONFIG_BYTES,
+    MAX_KERAS_WEIGHTS_BYTES,
+    read_keras_config,
+)
+
+if TYPE_CHECKING:
+    import keras
+
+__all__ = ["check_keras_file", "load_keras_file"]
+
+# The archive members Keras' own `model.save` writes; both are needed to load.
+KERAS_MEMBERS = ("config.json", "model.weights.h5")
+# All members together: the weights, the config and a little metadata.
+MAX_KERAS_BYTES = MAX_KERAS_WEIGHTS_BYTES + 2 * MAX_KERAS_CONFIG_BYTES
+# Keras' markers for serialized values (tensors, arrays, bytes...), which name
+# no class to import; `__lambda__` (Python bytecode) is refused.
+_LAMBDA = "__lambda__"
+# Keras' built-in functions (activations...) are saved under this module.
+_BUILTINS = "builtins"
+_OUR_PACKAGE = "keras_alexnet"
+
+
+def check_keras_file(
+    path: str | os.PathLike, *, argument: str = "weights", full: bool = False
+) -> str:
+    """Checks a `.keras` file without loading it: a zip with Keras' members
+    whose config names only Keras' and keras-alexnet's classes.
+
+    Only the zip's directory and `config.json` are read: fast on any file.
+
+    Args:
+        path: the file.
+        argument: the name messages give `path` (`"weights"`, `"model_or_path"`).
+        full: also read every member through, checking its CRC (a bit flip
+            anywhere is found; takes the time of reading the file).
+
+    Returns:
+        `path` as a `str`, `~` expanded.
+
+    Raises:
+        ValueError: a missing file, a folder, another suffix, a file that is not
+            a zip, lacks `config.json` or `model.weights.h5`, has a
+            `config.json` that is not a JSON object, or names a class of
+            another package or Python code; the message names the file.
+        TypeError: `path` is not a path.
+    """
+    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"`{argument}` should be the path of a .keras file. "
+            f"Received: {argument}={path!r}"
+        )
+    path = os.path.expanduser(os.fspath(path))
+    if not path.lower().endswith(".keras"):
+        raise ValueError(
+            f"`{argument}` should be the path of a .keras file (a whole model). "
+            f"Received: {argument}={path!r}"
+        )
+    # resolve_weights' wording, for whichever argument names the file.
+    if os.path.isdir(path):
+        raise ValueError(
+            f"`{argument}` is a folder, not a .keras file. "
+            f"Received: {argument}={path!r}"
+        )
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"`{argument}` names a file that does not exist. "
+            f"Received: {argument}={path!r}"
+        )
+    config = read_keras_config(path)  # names the file: not a zip, no config.json...
+    _check_members(path, full)
+    _check_classes(config, path)
+    return path
+
+
+def load_keras_file(
+    path: str | os.PathLike, *, argument: str = "weights", compile: bool = True
+) -> keras.Model:
+    """Loads the model of a `.keras` file after `check_keras_file`.
+
+    Keras loads it in safe mode (no Python code is deserialized); a failure
+    inside Keras (a damaged `model.weights.h5`, weights that do not fit the
+    config) is reported naming the file, never as Keras' generic message.
+
+    Args:
+        path: the file.
+        argument: the name messages give `path`.
+        compile: restore the optimizer and loss too (a run's checkpoint).
+
+    Returns:
+        The model.
+
+    Raises:
+        ValueError: as `check_keras_file`, or the file does not load.
+        TypeError: `path` is not a path.
+
+    Example:
+
+    >>> model = load_keras_file("runs/digits/best.keras")  # doctest: +SKIP
+    """
+    import keras
+
+    # Registers keras-alexnet's layers and losses for deserialization.
+    import keras_alexnet  # noqa: F401
+
+    path = check_keras_file(path, argument=argument)
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as error:  # Keras raises anything; the file is the cause
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        raise ValueError(
+            f"{path!r} is not a loadable Keras model (damaged, or saved from "
+            f"another model): {lines[0][:300]}"
+        ) from error
+
+
+def _check_members(path: str, full: bool) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            names = {info.filename for info in members}
+            missing = [name for name in KERAS_MEMBERS if name not in names]
+            if missing:
+                raise ValueError(
+                    f"{path!r} is not a Keras .keras archive: it has no {missing[0]}."
+                )
+            declared = sum(info.file_size for info in members)
+            if declared > MAX_KERAS_BYTES:
+                raise ValueError(
+                    f"{path!r}: its members declare {declared:,} bytes, more than "
+                    f"an AlexNet needs (limit {MAX_KERAS_BYTES:,}); refused."
+                )
+            for info in members if full else ():
+                with archive.open(info) as member:
+                    # zipfile checks the CRC at the member's end; a member
+                    # stops at its declared size.
+                    while member.read(1 << 20):
+                        pass
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as error:
+        raise ValueError(
+            f"{path!r} is a damaged .keras archive (zip file): {error}"
+        ) from error
+
+
+def _check_classes(config: dict[str, Any], path: str) -> None:
+    """Refuses a config naming a class Keras would import from another package,
+    or Python code, before Keras reads it."""
+    import keras
+
+    import keras_alexnet  # noqa: F401  (registers its classes)
+
+    for item in _serialized_objects(config):
+        class_name = item.get("class_name")
+        module = item.get("module") or ""
+        registered = item.get("registered_name")
+        if not isinstance(class_name, str) or not isinstance(module, str):
+            problem = f"an object with class {class_name!r} of module {module!r}"
+        elif class_name == _LAMBDA:
+            problem = "Python code (a Lambda layer's function), which is never run"
+        elif module.split(".")[0] == _OUR_PACKAGE or (
+            isinstance(registered, str) and ">" in registered
+        ):
+            known = isinstance(registered, str) and registered.startswith(
+                f"{_OUR_PACKAGE}>"
+            )
+            if known and keras.saving.get_registered_object(registered) is not None:
+                continue
+            problem = f"the class {registered or class_name!r}, not keras-alexnet's"
+        elif module in ("", _BUILTINS) or module.split(".")[0] == "keras":
+            continue
+        else:
+            problem = (
+                f"the class {class_name!r} of module {module!r}, neither Keras' nor "
+                "keras-alexnet's (nothing of it was imported)"
+            )
+        raise ValueError(
+            f"{path!r} is not a keras-alexnet .keras file: it names {problem}."
+        )
+
+
+def _serialized_objects(config: Any) -> Iterator[dict[str, Any]]:
+    """Every dict with a `class_name` in `config`, depth first, without recursion
+    (a config nested thousands deep is walked like a flat one)."""
+    stack = [config]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            if "class_name" in value:
+                yield value
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
