@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["check_keras_file", "load_keras_file"]
 
-# The archive members Keras' own `model.save` writes; both are needed to load.
-KERAS_MEMBERS = ("config.json", "model.weights.h5")
+# The weights member Keras needs besides config.json (HDF5, or NumPy's .npz
+# in some Keras versions).
+WEIGHTS_MEMBERS = ("model.weights.h5", "model.weights.npz")
 # All members together: the weights, the config and a little metadata.
 MAX_KERAS_BYTES = MAX_KERAS_WEIGHTS_BYTES + 2 * MAX_KERAS_CONFIG_BYTES
 # Keras' markers for serialized values (tensors, arrays, bytes...), which name
@@ -32,7 +33,6 @@ MAX_KERAS_BYTES = MAX_KERAS_WEIGHTS_BYTES + 2 * MAX_KERAS_CONFIG_BYTES
 _LAMBDA = "__lambda__"
 # Keras' built-in functions (activations...) are saved under this module.
 _BUILTINS = "builtins"
-_OUR_PACKAGE = "keras_alexnet"
 
 
 def check_keras_file(
@@ -55,8 +55,8 @@ def check_keras_file(
     Raises:
         ValueError: a missing file, a folder, another suffix, a file that is not
             a zip, lacks `config.json` or `model.weights.h5`, has a
-            `config.json` that is not a JSON object, or names a class of
-            another package or Python code; the message names the file.
+            `config.json` that is not a JSON object, or names Python code or a
+            class neither Keras' nor registered; the message names the file.
         TypeError: `path` is not a path.
     """
     if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
@@ -135,10 +135,10 @@ def _check_members(path: str, full: bool) -> None:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
             names = {info.filename for info in members}
-            missing = [name for name in KERAS_MEMBERS if name not in names]
-            if missing:
+            if not names & set(WEIGHTS_MEMBERS):
                 raise ValueError(
-                    f"{path!r} is not a Keras .keras archive: it has no {missing[0]}."
+                    f"{path!r} is not a Keras .keras archive: it has no "
+                    f"{WEIGHTS_MEMBERS[0]}."
                 )
             declared = sum(info.file_size for info in members)
             if declared > MAX_KERAS_BYTES:
@@ -159,8 +159,9 @@ def _check_members(path: str, full: bool) -> None:
 
 
 def _check_classes(config: dict[str, Any], path: str) -> None:
-    """Refuses a config naming a class Keras would import from another package,
-    or Python code, before Keras reads it."""
+    """Refuses a config naming Python code, or a class neither Keras' nor
+    registered (`keras.saving.register_keras_serializable`) by keras-alexnet or
+    a package the caller imported, before Keras reads it."""
     import keras
 
     import keras_alexnet  # noqa: F401  (registers its classes)
@@ -173,21 +174,17 @@ def _check_classes(config: dict[str, Any], path: str) -> None:
             problem = f"an object with class {class_name!r} of module {module!r}"
         elif class_name == _LAMBDA:
             problem = "Python code (a Lambda layer's function), which is never run"
-        elif module.split(".")[0] == _OUR_PACKAGE or (
-            isinstance(registered, str) and ">" in registered
-        ):
-            known = isinstance(registered, str) and registered.startswith(
-                f"{_OUR_PACKAGE}>"
-            )
-            if known and keras.saving.get_registered_object(registered) is not None:
+        elif isinstance(registered, str) and ">" in registered:
+            # keras-alexnet's classes, or those of a package the caller imported.
+            if keras.saving.get_registered_object(registered) is not None:
                 continue
-            problem = f"the class {registered or class_name!r}, not keras-alexnet's"
+            problem = f"the class {registered!r}, which no imported package registered"
         elif module in ("", _BUILTINS) or module.split(".")[0] == "keras":
             continue
         else:
             problem = (
                 f"the class {class_name!r} of module {module!r}, neither Keras' nor "
-                "keras-alexnet's (nothing of it was imported)"
+                "a registered one (nothing of it was imported)"
             )
         raise ValueError(
             f"{path!r} is not a keras-alexnet .keras file: it names {problem}."
