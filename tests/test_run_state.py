@@ -233,6 +233,11 @@ RUN_DAMAGE = {
         "config.json",
         "its `command` is 'rm -rf'",
     ),
+    "config.json missing": (
+        lambda root: os.remove(root / "config.json"),
+        "config.json",
+        "is missing, though the folder holds a run's state.json",
+    ),
     "state.json a list": (
         _write("state.json", "[1]"),
         "state.json",
@@ -268,6 +273,11 @@ RUN_DAMAGE = {
         _write("log.csv", "epoch,accuracy\nabc,0.5\n"),
         "log.csv",
         "line 2 has the epoch 'abc', not an integer >= 1",
+    ),
+    "log.csv missing": (
+        lambda root: os.remove(root / "log.csv"),
+        "log.csv",
+        "is missing, though state.json records epoch 1 as completed",
     ),
     "log.csv epoch missing": (
         _write("log.csv", "epoch,accuracy\n"),

@@ -137,7 +137,7 @@ def read_log(path: str, completed: int) -> list[dict[str, str]]:
         raise _damaged(
             path,
             f"it has no row for epoch {missing[0]}, though state.json records "
-            f"{completed} completed epochs",
+            f"epoch {completed} as completed",
         )
     return [rows[epoch] for epoch in range(1, completed + 1)]
 

@@ -179,7 +179,12 @@ class RunFolder:
             )
         check_keras_file(checkpoint, full=True)
         best = self.path("best.keras")
-        if state.get("best_epoch") and os.path.lexists(best):
+        # Usually a hard link to a checkpoint: read once.
+        if (
+            state.get("best_epoch")
+            and os.path.lexists(best)
+            and not (os.path.isfile(best) and os.path.samefile(best, checkpoint))
+        ):
             check_keras_file(best, full=True)
         changed = sorted(
             key
@@ -224,13 +229,21 @@ class RunFolder:
 
     def _refuse_foreign_entries(self) -> None:
         config = self.path("config.json")
-        if os.path.isfile(config) and (
-            os.path.lexists(self.path("state.json"))
-            or os.path.isdir(self.path("checkpoints"))
-        ):
+        if os.path.lexists(self.path("state.json")):
             # A run's folder whose config.json is damaged: say so, rather than
             # call every file of the run foreign.
-            read_config(config)
+            try:
+                if not os.path.lexists(config):
+                    raise ValueError(
+                        f"{config!r} is missing, though the folder holds a "
+                        "run's state.json."
+                    )
+                read_config(config)
+            except ValueError as error:
+                raise ValueError(
+                    f"{error} If {self.requested!r} is not a run folder, choose "
+                    "another --output."
+                ) from None
         foreign = self.foreign_entries()
         if foreign:
             shown = ", ".join(repr(e) for e in foreign[:3])
@@ -260,8 +273,8 @@ class RunFolder:
         if not os.path.lexists(path):
             if completed:
                 raise ValueError(
-                    f"{path!r} is missing, though state.json records {completed} "
-                    "completed epochs."
+                    f"{path!r} is missing, though state.json records epoch "
+                    f"{completed} as completed."
                 )
             return []
         return read_log(path, completed)
