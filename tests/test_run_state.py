@@ -418,3 +418,27 @@ def test_class_names_and_errors_reach_the_terminal_escaped(
     assert main(["classify", "--weights", str(root / "best.keras")]) == 1
     line = _one_error_line(capsys)
     assert "\x1b" not in line and printable(FORGED) in line
+
+
+def test_a_resume_on_data_with_other_classes_is_refused(good_keras, tmp_path):
+    from keras_alexnet.resources import write_digits_folder
+
+    data, output = tmp_path / "data", tmp_path / "run"
+    options = {"recipe": "paper", "image_size": 67, "batch_size": 10, "verbose": 0}
+    # The run's own config.json, written before DATA was found missing.
+    with pytest.raises(ValueError, match="No such folder"):
+        train(data, output, epochs=1, **options)
+    config = (output / "config.json").read_text()
+    shutil.rmtree(output)
+    _run_folder(output, good_keras)  # classes.json names 3 classes
+    (output / "config.json").write_text(config)
+    write_digits_folder(data, image_size=16, per_class=4)  # 10 classes
+    before = _hashes(output)
+    with pytest.raises(ValueError, match=r"are not those of the run being resumed"):
+        train(data, output, epochs=2, **options)
+    # Only config.json changed, to the longer run asked for (`epochs` resumes).
+    after = _hashes(output)
+    assert {k: v for k, v in after.items() if k != "config.json"} == {
+        k: v for k, v in before.items() if k != "config.json"
+    }
+    assert json.loads((output / "config.json").read_text())["epochs"] == 2

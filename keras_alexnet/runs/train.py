@@ -25,6 +25,8 @@ from keras_alexnet._terminal import printable
 from keras_alexnet._validation import check_float
 from keras_alexnet.runs import models, plots, recipes
 from keras_alexnet.runs.datasets import (
+    DataSpec,
+    class_names_of,
     make_datasets,
     make_validation_dataset,
     resolve_data,
@@ -456,12 +458,15 @@ def _run_locked(
     keras.utils.set_random_seed(config["seed"])
 
     one_hot = recipe.mix or bool(recipe.label_smoothing)
+    spec = resolve_data(
+        config["data"],
+        validation_split=config["validation_split"],
+        allow_small_classes=config["allow_small_classes"],
+    )
+    if completed:
+        _check_resumed_classes(folder, spec)
     train_data, val_data, class_names = make_datasets(
-        resolve_data(
-            config["data"],
-            validation_split=config["validation_split"],
-            allow_small_classes=config["allow_small_classes"],
-        ),
+        spec,
         seed=config["seed"],
         variant=config["variant"],
         image_size=config["image_size"],
@@ -476,16 +481,6 @@ def _run_locked(
     if recipe.mix:
         train_data = recipes.mix_batches(train_data, config["seed"])
     steps = int(train_data.cardinality())
-    classes_file = folder.path("classes.json")
-    if completed and os.path.lexists(classes_file):
-        # The model's outputs are the classes of the run it resumes.
-        recorded = read_classes(classes_file)
-        if recorded != class_names:
-            raise ValueError(
-                f"The classes of {config['data']!r} ({len(class_names)}) are not "
-                f"those of the run being resumed ({len(recorded)}, in "
-                f"{classes_file!r}); choose another --output for a new run."
-            )
     folder.write_json("classes.json", class_names)
 
     with _distribution_scope(config["distribute"]):
@@ -565,6 +560,22 @@ def _run_locked(
         size = folder.size_bytes() / 1e6
         print(f"Run folder: {printable(folder.root)} ({size:.1f} MB)")
     return metrics
+
+
+def _check_resumed_classes(folder: RunFolder, spec: DataSpec) -> None:
+    """The class folders of the data must be those of the run being resumed,
+    whose model has one output per class of its `classes.json`."""
+    classes_file = folder.path("classes.json")
+    names = class_names_of(spec)  # None for TFDS: the dataset's own classes
+    if names is None or not os.path.lexists(classes_file):
+        return
+    recorded = read_classes(classes_file)
+    if recorded != names:
+        raise ValueError(
+            f"The classes of {spec.train!r} ({len(names)}) are not those of the "
+            f"run being resumed ({len(recorded)}, in {classes_file!r}); choose "
+            "another --output for a new run."
+        )
 
 
 def _phase_optimizer(phase, recipe, epochs, steps, verbose):
