@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sys
+import time
 import zipfile
 
 import keras
@@ -140,6 +141,19 @@ def test_a_damaged_keras_file_is_named_with_the_reason(kind, good_keras, tmp_pat
         load_keras_file(path)
     assert repr(str(path)) in str(error.value) and reason in str(error.value)
     assert "evil_payload" not in sys.modules
+
+
+def test_a_zip_bomb_is_refused_from_its_directory(good_keras, tmp_path):
+    bomb = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(good_keras) as source, zipfile.ZipFile(bomb, "w") as zip_:
+        zip_.writestr("config.json", source.read("config.json"))
+        zeros = bytes(80 << 20)
+        zip_.writestr("model.weights.h5", zeros, zipfile.ZIP_DEFLATED, 1)
+    assert bomb.stat().st_size < 1 << 20
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"model.weights.h5 inflates .* zip bomb"):
+        load_keras_file(bomb)
+    assert time.perf_counter() - started < 1  # nothing inflated
 
 
 def test_the_loader_names_missing_files_and_folders_as_weights_does(tmp_path):

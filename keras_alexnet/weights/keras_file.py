@@ -28,6 +28,10 @@ __all__ = ["check_keras_file", "load_keras_file"]
 WEIGHTS_MEMBERS = ("model.weights.h5", "model.weights.npz")
 # All members together: the weights, the config and a little metadata.
 MAX_KERAS_BYTES = MAX_KERAS_WEIGHTS_BYTES + 2 * MAX_KERAS_CONFIG_BYTES
+# Keras stores its members uncompressed, and trained weights barely compress:
+# a member that inflates past both limits is built to fill memory.
+MAX_INFLATED_BYTES = 64 << 20
+MAX_INFLATION = 20
 # Keras' markers for serialized values (tensors, arrays, bytes...), which name
 # no class to import; `__lambda__` (Python bytecode) is refused.
 _LAMBDA = "__lambda__"
@@ -146,6 +150,16 @@ def _check_members(path: str, full: bool) -> None:
                     f"{path!r}: its members declare {declared:,} bytes, more than "
                     f"an AlexNet needs (limit {MAX_KERAS_BYTES:,}); refused."
                 )
+            for info in members:
+                if (
+                    info.file_size > MAX_INFLATED_BYTES
+                    and info.file_size > MAX_INFLATION * info.compress_size
+                ):
+                    raise ValueError(
+                        f"{path!r}: its {info.filename} inflates "
+                        f"{info.compress_size:,} bytes to {info.file_size:,}, as "
+                        "no Keras file does (a zip bomb); refused."
+                    )
             for info in members if full else ():
                 with archive.open(info) as member:
                     # zipfile checks the CRC at the member's end; a member
