@@ -165,6 +165,13 @@ def test_the_loader_names_missing_files_and_folders_as_weights_does(tmp_path):
     with pytest.raises(TypeError, match="Received: weights=3"):
         load_keras_file(3)
 
+    class BytesPath:
+        def __fspath__(self):
+            return b"model.keras"
+
+    with pytest.raises(TypeError, match="should be the path of a .keras file"):
+        load_keras_file(BytesPath())
+
 
 def _one_error_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()
@@ -456,3 +463,17 @@ def test_a_resume_on_data_with_other_classes_is_refused(good_keras, tmp_path):
         k: v for k, v in before.items() if k != "config.json"
     }
     assert json.loads((output / "config.json").read_text())["epochs"] == 2
+
+
+def test_a_class_names_file_is_text_of_a_sane_size(tmp_path):
+    from keras_alexnet.runs.trained_models import read_class_names
+
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1.txt' is not UTF-8 text"):
+        read_class_names(latin1)
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as f:
+        f.truncate(17 << 20)  # sparse: no time spent writing
+    with pytest.raises(ValueError, match=r"big.txt' has 17,825,792 bytes"):
+        read_class_names(big)

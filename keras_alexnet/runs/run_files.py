@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "LEGACY_CONFIG_DEFAULTS",
+    "MAX_RUN_FILE_BYTES",
     "read_classes",
     "read_config",
     "read_json_object",

@@ -12,7 +12,7 @@ import os
 
 from keras_alexnet.data.imagenet import default_resize_size
 from keras_alexnet.preprocessing import preprocessing_for
-from keras_alexnet.runs.run_files import read_classes
+from keras_alexnet.runs.run_files import MAX_RUN_FILE_BYTES, read_classes
 from keras_alexnet.variants import Preprocessing
 
 __all__ = [
@@ -52,11 +52,23 @@ def read_class_names(path: str | os.PathLike) -> list[str]:
 
     Raises:
         FileNotFoundError: `path` is not a file.
+        ValueError: larger than 16 MB, or not UTF-8.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such class-names file: {os.fspath(path)}")
-    with open(path, encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+    size = os.path.getsize(path)
+    if size > MAX_RUN_FILE_BYTES:
+        raise ValueError(
+            f"{os.fspath(path)!r} has {size:,} bytes, more than a list of class "
+            f"names needs (limit {MAX_RUN_FILE_BYTES:,})."
+        )
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [line.strip() for line in f if line.strip()]
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{os.fspath(path)!r} is not UTF-8 text ({error.reason})."
+        ) from None
 
 
 def eval_preprocessing(variant: str, image_size: int) -> Preprocessing:

@@ -32,8 +32,7 @@ MAX_KERAS_BYTES = MAX_KERAS_WEIGHTS_BYTES + 2 * MAX_KERAS_CONFIG_BYTES
 # a member that inflates past both limits is built to fill memory.
 MAX_INFLATED_BYTES = 64 << 20
 MAX_INFLATION = 20
-# Keras' markers for serialized values (tensors, arrays, bytes...), which name
-# no class to import; `__lambda__` (Python bytecode) is refused.
+# Keras' marker of a Python function saved as bytecode (a Lambda layer's).
 _LAMBDA = "__lambda__"
 # Keras' built-in functions (activations...) are saved under this module.
 _BUILTINS = "builtins"
@@ -43,9 +42,10 @@ def check_keras_file(
     path: str | os.PathLike, *, argument: str = "weights", full: bool = False
 ) -> str:
     """Checks a `.keras` file without loading it: a zip with Keras' members
-    whose config names only Keras' and keras-alexnet's classes.
+    whose config names only Keras' classes and registered ones
+    (keras-alexnet's, or those of a package the caller imported).
 
-    Only the zip's directory and `config.json` are read: fast on any file.
+    Only the zip's directory and `config.json` are read unless `full`.
 
     Args:
         path: the file.
@@ -63,12 +63,13 @@ def check_keras_file(
             class neither Keras' nor registered; the message names the file.
         TypeError: `path` is not a path.
     """
-    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
+    text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if not isinstance(text, str):  # a PathLike may give bytes
         raise TypeError(
             f"`{argument}` should be the path of a .keras file. "
             f"Received: {argument}={path!r}"
         )
-    path = os.path.expanduser(os.fspath(path))
+    path = os.path.expanduser(text)
     if not path.lower().endswith(".keras"):
         raise ValueError(
             f"`{argument}` should be the path of a .keras file (a whole model). "
