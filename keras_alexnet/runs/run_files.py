@@ -9,6 +9,7 @@ what it returns and raises one `ValueError` naming the file and what is wrong.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -108,13 +109,17 @@ def read_log(path: str, completed: int) -> list[dict[str, str]]:
         ValueError: no `epoch` column, an epoch that is not an integer >= 1, a
             value that is not a number, an epoch twice, or one missing.
     """
-    text = _read_text(path)
-    reader = csv.DictReader(text.splitlines())
-    if "epoch" not in (reader.fieldnames or []):
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    try:
+        columns = reader.fieldnames or []
+    except csv.Error as error:
+        raise _damaged(path, f"it is not CSV ({error})") from None
+    if "epoch" not in columns:
         raise _damaged(path, "it has no `epoch` column")
     rows: dict[int, dict[str, str]] = {}
     try:
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = reader.line_num
             epoch = _log_epoch(row.get("epoch"), path, line)
             bad = [k for k, v in row.items() if k is None or not _is_float_text(v)]
             if bad:
