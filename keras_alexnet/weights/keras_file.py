@@ -119,9 +119,6 @@ def load_keras_file(
     """
     import keras
 
-    # Registers keras-alexnet's layers and losses for deserialization.
-    import keras_alexnet  # noqa: F401
-
     path = check_keras_file(path, argument=argument)
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
@@ -179,8 +176,7 @@ def _check_classes(config: dict[str, Any], path: str) -> None:
     a package the caller imported, before Keras reads it."""
     import keras
 
-    import keras_alexnet  # noqa: F401  (registers its classes)
-
+    _register_package_classes()
     for item in _serialized_objects(config):
         class_name = item.get("class_name")
         module = item.get("module") or ""
@@ -204,6 +200,13 @@ def _check_classes(config: dict[str, Any], path: str) -> None:
         raise ValueError(
             f"{path!r} is not a keras-alexnet .keras file: it names {problem}."
         )
+
+
+def _register_package_classes() -> None:
+    """Registers keras-alexnet's saveable classes with Keras: its layers, and
+    the loss and optimizer a run's checkpoint is compiled with."""
+    import keras_alexnet.layers  # noqa: F401
+    import keras_alexnet.training  # noqa: F401
 
 
 def _serialized_objects(config: Any) -> Iterator[dict[str, Any]]:
