@@ -269,14 +269,14 @@ class RunFolder:
         """The rows of `log.csv` for the completed epochs (`read_log`)."""
         if completed is None:
             completed = self.state()["epoch"]
+        if not completed:
+            return []  # any row is a killed first epoch's, written again
         path = self.path("log.csv")
         if not os.path.lexists(path):
-            if completed:
-                raise ValueError(
-                    f"{path!r} is missing, though state.json records epoch "
-                    f"{completed} as completed."
-                )
-            return []
+            raise ValueError(
+                f"{path!r} is missing, though state.json records epoch "
+                f"{completed} as completed."
+            )
         return read_log(path, completed)
 
     def write_log(self, rows: list[dict[str, Any]]) -> None:
