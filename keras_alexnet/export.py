@@ -218,10 +218,9 @@ def _load(model_or_path: Any) -> keras.Model:
         )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such model file: {path!r}")
-    # Importing the package registers its layers for deserialization.
-    import keras_alexnet  # noqa: F401
+    from keras_alexnet.weights.keras_file import load_keras_file
 
-    return keras.models.load_model(path, compile=False)
+    return load_keras_file(path, argument="model_or_path", compile=False)
 
 
 def _run_once(model: keras.Model) -> None:
