@@ -20,7 +20,8 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
     `floor(i * L / out)` to `ceil((i + 1) * L / out) - 1`, the bins of
     `torch.nn.AdaptiveAvgPool2d`, so torchvision's AlexNet classifier sees the same
     6x6 map from any input of at least 63x63 pixels. Inputs that already have the
-    output size pass through unchanged.
+    output size pass through unchanged. Integer inputs are averaged in the
+    policy's dtype; the layer has no weights and is built when made.
 
     Args:
         output_size: an integer or a pair `(height, width)` of positive integers.

@@ -22,7 +22,9 @@ class ImagePreprocessing(keras.layers.Layer):
 
     `x'` is `x` with its channels reversed when `channel_order="bgr"` (Caffe
     models). `AlexNet(include_preprocessing=True)` puts this layer first, with the
-    constants of the chosen checkpoint, so the model takes raw images.
+    constants of the chosen checkpoint, so the model takes raw images. It
+    computes in float32 (float64 under a float64 policy) whatever the input's
+    dtype (uint8 images included) and returns the policy's compute dtype.
 
     Args:
         channel_order: `"rgb"` or `"bgr"`, the order the model's first layer expects.
