@@ -4,13 +4,17 @@
 Keras layer owes its users: its config rebuilds an equal layer computing the
 same outputs, a model holding it saves to `.keras` and loads back (without
 `custom_objects`: `import keras_alexnet` registers it) computing the same
-outputs, and under a mixed-precision policy it computes in the low precision,
-returns finite values and stays close to float32.
+outputs, under a mixed-precision policy it computes in the low precision,
+returns finite values and stays close to float32, it computes integer inputs in
+its policy's dtype, and a layer without weights is built when made, as Keras'
+stateless layers are. (Every float policy against float64 references:
+`test_layers.test_every_dtype_matches_a_float64_reference`.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -25,7 +29,7 @@ def check_layer_contract(
     tmp_path: Any,
     mixed_rtol: float = 2e-2,
 ) -> None:
-    """Checks config round trip, `.keras` save and mixed precision of a layer.
+    """Checks config round trip, `.keras` save and the dtypes of a layer.
 
     Args:
         make_layer: returns a new layer; keyword arguments (`dtype`) pass through.
@@ -66,3 +70,32 @@ def check_layer_contract(
     assert np.all(np.isfinite(outputs))
     scale = max(float(np.max(np.abs(expected))), 1e-6)
     assert np.max(np.abs(outputs - expected)) <= mixed_rtol * scale
+
+    # 4. Integer inputs are computed in the policy's dtype, as keras.layers.Dense
+    # and Rescaling compute them.
+    integers = np.rint(x).astype("int32")
+    outputs = layer(integers)
+    assert keras.backend.standardize_dtype(outputs.dtype) == layer.compute_dtype
+    np.testing.assert_allclose(
+        to_numpy(outputs), to_numpy(layer(integers.astype("float32"))), rtol=1e-6
+    )
+
+    # 5. A layer without weights is built when made.
+    if not layer.weights:
+        assert make_layer().built
+
+
+@contextlib.contextmanager
+def dtype_scope(dtype: str) -> Iterator[None]:
+    """Lets the backend compute in `dtype`: JAX needs x64 enabled for float64."""
+    if dtype != "float64" or keras.backend.backend() != "jax":
+        yield
+        return
+    import jax
+
+    # `jax.enable_x64` from JAX 0.8, `jax.experimental.enable_x64` before.
+    enable_x64 = getattr(jax, "enable_x64", None)
+    if enable_x64 is None:
+        from jax.experimental import enable_x64
+    with enable_x64():
+        yield

@@ -10,6 +10,7 @@ import torch
 
 from keras_alexnet import LocalResponseNormalization
 from tests.backend_utils import input_gradient, to_numpy
+from tests.layer_contract import dtype_scope
 
 # (size, bias, alpha on the raw sum, beta): the paper's and Caffe bvlc_alexnet's.
 PAPER = (5, 2.0, 1e-4, 0.75)
@@ -221,3 +222,27 @@ def test_every_implementation_matches_tensorflow(rng, implementation, convention
     np.testing.assert_allclose(
         gradient, tape.gradient(loss, xt).numpy(), rtol=1e-4, atol=1e-6
     )
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("implementation", ["auto", *_implementations()])
+def test_float64_is_exact_for_every_implementation(rng, implementation):
+    # Every way of summing the window (TensorFlow's kernel has no float64, and
+    # `ops.matmul` computes float64 in float32 under JAX and PyTorch): values and
+    # gradients exact to float64 rounding against PyTorch's LRN in float64.
+    x = alexnet_like_activations(rng, shape=(2, 3, 4, 16)).astype("float64")
+    upstream = rng.standard_normal(x.shape)
+    layer = LocalResponseNormalization(
+        *CAFFE, implementation=implementation, dtype="float64"
+    )
+    x_torch = torch.tensor(x, requires_grad=True)
+    expected = torch_reference(x_torch, *CAFFE)
+    torch.sum(expected * torch.from_numpy(upstream)).backward()
+    expected = expected.detach().numpy()
+    with dtype_scope("float64"):
+        for training in (False, True):
+            outputs = layer(x, training=training)
+            assert keras.backend.standardize_dtype(outputs.dtype) == "float64"
+            np.testing.assert_allclose(to_numpy(outputs), expected, rtol=1e-14)
+        gradient = input_gradient(lambda v: layer(v, training=True), x, upstream)
+    np.testing.assert_allclose(gradient, x_torch.grad.numpy(), rtol=1e-13, atol=1e-16)

@@ -9,6 +9,7 @@ from keras import ops
 
 from keras_alexnet._data_format import standardize_data_format
 from keras_alexnet._validation import is_integer
+from keras_alexnet.layers._stateless import build_at_instantiation, cast_integers
 
 
 @keras.saving.register_keras_serializable(package="keras_alexnet")
@@ -19,13 +20,14 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
     `floor(i * L / out)` to `ceil((i + 1) * L / out) - 1`, the bins of
     `torch.nn.AdaptiveAvgPool2d`, so torchvision's AlexNet classifier sees the same
     6x6 map from any input of at least 63x63 pixels. Inputs that already have the
-    output size pass through unchanged.
+    output size pass through unchanged. Integer inputs are averaged in the
+    policy's dtype; the layer has no weights and is built when made.
 
     Args:
         output_size: an integer or a pair `(height, width)` of positive integers.
         data_format: `"channels_last"` or `"channels_first"`; defaults to
             `keras.config.image_data_format()`.
-        **kwargs: base layer arguments such as `name`.
+        **kwargs: base layer arguments such as `name` and `dtype`.
 
     Example:
 
@@ -55,10 +57,11 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
             )
         self.output_size = (int(size[0]), int(size[1]))
         self.data_format = standardize_data_format(data_format)
+        build_at_instantiation(self)
 
     def call(self, inputs):
         height_axis = 1 if self.data_format == "channels_last" else 2
-        x = _pool_axis(inputs, height_axis, self.output_size[0])
+        x = _pool_axis(cast_integers(self, inputs), height_axis, self.output_size[0])
         return _pool_axis(x, height_axis + 1, self.output_size[1])
 
     def compute_output_shape(self, input_shape):
@@ -86,5 +89,11 @@ def _pool_axis(x: Any, axis: int, output_size: int) -> Any:
         start = (i * length) // output_size
         end = -((-(i + 1) * length) // output_size)  # ceil division
         window = ops.take(x, ops.arange(start, end), axis=axis)
-        bins.append(ops.mean(window, axis=axis, keepdims=True))
+        # A sum over the count, not `ops.mean`: Keras' PyTorch and JAX means
+        # compute float64 in float32. The count stays a Python number (no copy
+        # to the device) unless the size is known only when run.
+        count = end - start
+        if not isinstance(count, int):
+            count = ops.cast(count, x.dtype)
+        bins.append(ops.sum(window, axis=axis, keepdims=True) / count)
     return ops.concatenate(bins, axis=axis)

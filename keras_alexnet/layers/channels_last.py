@@ -14,6 +14,8 @@ from typing import Any
 
 import keras
 
+from keras_alexnet.layers._stateless import cast_integers
+
 
 def with_fast_path(layer: Any) -> Any:
     """Returns `layer`, set to run by a fast path where one applies when called.
@@ -75,6 +77,7 @@ def fast_convolution(layer: Any, inputs: Any, kernel: Any) -> Any:
 
 
 def _convolution_op(layer: Any, inputs: Any, kernel: Any) -> Any:
+    inputs = cast_integers(layer, inputs)
     outputs = fast_convolution(layer, inputs, kernel)
     if outputs is None:
         return type(layer).convolution_op(layer, inputs, kernel)

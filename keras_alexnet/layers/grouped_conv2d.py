@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from keras_alexnet._validation import check_choice
+from keras_alexnet.layers._stateless import cast_integers
 from keras_alexnet.layers.channels_last import fast_convolution
 
 IMPLEMENTATIONS = ("auto", "native", "split")
@@ -68,6 +69,7 @@ class GroupedConv2D(keras.layers.Conv2D):
             self._split = self.groups > 1 and self.implementation == "split"
 
     def convolution_op(self, inputs, kernel):
+        inputs = cast_integers(self, inputs)
         if not self._split:
             outputs = fast_convolution(self, inputs, kernel)
             if outputs is None:

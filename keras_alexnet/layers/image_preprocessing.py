@@ -10,6 +10,7 @@ from keras import ops
 
 from keras_alexnet._data_format import standardize_data_format
 from keras_alexnet._validation import check_choice, check_float
+from keras_alexnet.layers._stateless import build_at_instantiation
 
 # The channel orders a model's first layer may expect.
 CHANNEL_ORDERS = ("rgb", "bgr")
@@ -21,7 +22,9 @@ class ImagePreprocessing(keras.layers.Layer):
 
     `x'` is `x` with its channels reversed when `channel_order="bgr"` (Caffe
     models). `AlexNet(include_preprocessing=True)` puts this layer first, with the
-    constants of the chosen checkpoint, so the model takes raw images.
+    constants of the chosen checkpoint, so the model takes raw images. It
+    computes in float32 (float64 under a float64 policy) whatever the input's
+    dtype (uint8 images included) and returns the policy's compute dtype.
 
     Args:
         channel_order: `"rgb"` or `"bgr"`, the order the model's first layer expects.
@@ -30,7 +33,7 @@ class ImagePreprocessing(keras.layers.Layer):
         std: three positive numbers dividing the result, in the model's order.
         data_format: `"channels_last"` or `"channels_first"`; defaults to
             `keras.config.image_data_format()`.
-        **kwargs: base layer arguments such as `name`.
+        **kwargs: base layer arguments such as `name` and `dtype`.
 
     Example:
 
@@ -64,16 +67,18 @@ class ImagePreprocessing(keras.layers.Layer):
         self.mean = tuple(float(v) for v in mean)
         self.std = tuple(float(v) for v in std)
         self.data_format = standardize_data_format(data_format)
+        build_at_instantiation(self)
 
     def call(self, inputs):
         # Only Python numbers meet the tensor here: a NumPy constant cannot be
         # mixed with a CUDA tensor under the PyTorch backend, and a tensor made
         # per call would be a host-to-device copy. Each channel is one
         # multiply-add, `x * (scale / std) - mean / std`, in float32 (uint8
-        # images and float16 policies alike); the split also reverses the
-        # channels for `bgr` at no cost.
+        # images and float16 policies alike) or float64 under a float64
+        # policy; the split also reverses the channels for `bgr` at no cost.
         channel_axis = -1 if self.data_format == "channels_last" else -3
-        x = ops.cast(inputs, "float32")
+        work_dtype = "float64" if self.compute_dtype == "float64" else "float32"
+        x = ops.cast(inputs, work_dtype)
         channels = ops.split(x, 3, axis=channel_axis)
         if self.channel_order == "bgr":
             channels = channels[::-1]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_alexnet._validation import check_choice, check_float, is_integer, is_number
+from keras_alexnet.layers._stateless import build_at_instantiation, cast_integers
 
 # Below float32 the sum of squares overflows: AlexNet's conv1 activations reach
 # the thousands on Caffe-preprocessed input, and 1000 ** 2 > float16's 65504.
@@ -37,9 +37,12 @@ class LocalResponseNormalization(keras.layers.Layer):
     `n = size`, `k = bias`. Caffe and PyTorch divide `alpha` by the window size,
     TensorFlow takes a radius (docs/lrn.md converts them). The paper's layer is
     `LocalResponseNormalization(5, 2.0, 1e-4, 0.75)`, Caffe's `bvlc_alexnet`
-    `LocalResponseNormalization(5, 1.0, 2e-5, 0.75)`. Under mixed precision the
-    squares are taken in float32 (or bfloat16, of float32's range): conv1's
-    overflow float16.
+    `LocalResponseNormalization(5, 1.0, 2e-5, 0.75)`. Every float policy works:
+    in float16 and bfloat16 (mixed or not) the squares are taken in float32 (or
+    bfloat16, of float32's range): conv1's overflow float16; float64 is summed
+    by shifted slices whatever `implementation` says, exact to float64
+    rounding. Integer inputs are cast to the policy's dtype. The layer has no
+    weights and is built when made.
 
     Args:
         size: the number of channels in the window, an odd integer >= 1.
@@ -47,8 +50,8 @@ class LocalResponseNormalization(keras.layers.Layer):
         alpha: the scale applied to the raw sum of squares, >= 0.
         beta: the exponent, > 0.
         axis: the channel axis: -1 for `channels_last`, 1 for `channels_first`.
-        implementation: how the window sum is computed, every way equal to
-            float32 rounding: `"auto"` (the fastest measured for the backend
+        implementation: how the window sum is computed in float32, every way
+            equal to float32 rounding: `"auto"` (the fastest measured for the backend
             and device, docs/lrn.md), `"matmul"` (a banded 0/1 channel matrix),
             `"slices"` (shifted slices), `"pool"` (a 1-D average pool) or
             `"native"` (`tf.nn.local_response_normalization`: TensorFlow and
@@ -97,77 +100,97 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.axis = int(axis)
         self.implementation = implementation
         self.supports_masking = True
+        # The (inference, training) ways of "auto" for inputs of another rank
+        # and of rank 4: TensorFlow's kernel takes 4-D inputs only.
+        self._auto_ways = (default_implementations(3), default_implementations(4))
+        # XLA compiles once per input shape (about 0.1 s): worth it for a
+        # model of fixed image size, not when every image has its own
+        # (`compute_output_shape` sees a model's free image size).
+        self._xla: _XlaFunction | None = None
+        if implementation == "auto" and _compiles_with_xla():
+            self._xla = _XlaFunction(lambda x: self._compute(x, "slices"))
+        self._any_image_size = False
+        # Stateless: built now, as Keras' own stateless layers are.
+        build_at_instantiation(self)
 
-    def build(self, input_shape: tuple[int | None, ...]) -> None:
-        rank = len(input_shape)
+    def call(self, inputs, training=None):
+        rank = self._check_inputs(inputs.shape)
+        inputs = cast_integers(self, inputs)
+        if (
+            self._xla is not None
+            and not training
+            and not self._any_image_size
+            and None not in tuple(inputs.shape)[1:]
+            and _in_keras_step_or_eager()
+        ):
+            return self._xla(inputs)
+        if keras.backend.standardize_dtype(inputs.dtype) == "float64":
+            # Exact in float64: TensorFlow's kernel has no float64 version, and
+            # `ops.matmul` computes float64 in float32 under JAX and PyTorch.
+            way = "slices"
+        elif self.implementation == "auto":
+            inference, training_way = self._auto_ways[rank == 4]
+            way = training_way if training else inference
+        else:
+            way = self.implementation
+        return self._compute(inputs, way)
+
+    def _check_inputs(self, input_shape: Any) -> int:
+        """Returns the rank of inputs of `input_shape`, or raises ValueError."""
+        shape = tuple(input_shape)
+        rank = len(shape)
         if not -rank <= self.axis < rank:
             raise ValueError(
                 f"`axis` is out of range for inputs of rank {rank}. "
-                f"Received: axis={self.axis}, input_shape={tuple(input_shape)}"
+                f"Received: axis={self.axis}, input_shape={shape}"
             )
-        channels = input_shape[self.axis]
-        if channels is None:
+        if shape[self.axis] is None:
             raise ValueError(
                 "The channel axis of the inputs of `LocalResponseNormalization` "
-                f"must be defined. Received: input_shape={tuple(input_shape)}"
+                f"must be defined. Received: input_shape={shape}"
             )
-        self._channel_axis = self.axis % rank
-        self._rank = rank
-        radius = self.size // 2
-        offsets = np.arange(channels)[:, None] - np.arange(channels)[None, :]
-        self._band = (np.abs(offsets) <= radius).astype("float32")
-        self._xla: _XlaFunction | None = None
-        if self.implementation == "auto":
-            self._inference_way, self._training_way = default_implementations(rank)
-            # XLA compiles once per input shape (about 0.1 s): worth it for a
-            # model of fixed image size, not when every image has its own.
-            if _compiles_with_xla() and None not in tuple(input_shape)[1:]:
-                self._xla = _XlaFunction(lambda x: self._compute(x, "slices"))
-        else:
-            if self.implementation == "native" and (
-                keras.backend.backend() != "tensorflow" or rank != 4
-            ):
-                raise ValueError(
-                    "implementation='native' is TensorFlow's kernel: it needs the "
-                    "TensorFlow backend and 4-D inputs. Received: "
-                    f"backend={keras.backend.backend()!r}, "
-                    f"input_shape={tuple(input_shape)}, axis={self.axis}"
-                )
-            self._inference_way = self._training_way = self.implementation
-        self.built = True
-
-    def call(self, inputs, training=None):
-        if self._xla is not None and not training and _in_keras_step_or_eager():
-            return self._xla(inputs)
-        way = self._training_way if training else self._inference_way
-        return self._compute(inputs, way)
+        if self.implementation == "native" and (
+            keras.backend.backend() != "tensorflow" or rank != 4
+        ):
+            raise ValueError(
+                "implementation='native' is TensorFlow's kernel: it needs the "
+                "TensorFlow backend and 4-D inputs. Received: "
+                f"backend={keras.backend.backend()!r}, "
+                f"input_shape={shape}, axis={self.axis}"
+            )
+        return rank
 
     def _compute(self, inputs, implementation):
         compute_dtype = keras.backend.standardize_dtype(inputs.dtype)
         x = inputs
-        moved = self._channel_axis != self._rank - 1
+        rank = len(inputs.shape)
+        channel_axis = self.axis % rank
+        moved = channel_axis != rank - 1
         if moved:
-            x = ops.moveaxis(x, self._channel_axis, -1)
+            x = ops.moveaxis(x, channel_axis, -1)
         if implementation == "matmul" and compute_dtype == "bfloat16":
             outputs = self._bfloat16_by_matmul(x)
         else:
             if compute_dtype in _LOW_PRECISION:
                 x = ops.cast(x, "float32")
-            outputs = self._float32(x, implementation)
+            outputs = self._full_precision(x, implementation)
         if moved:
-            outputs = ops.moveaxis(outputs, -1, self._channel_axis)
+            outputs = ops.moveaxis(outputs, -1, channel_axis)
         if compute_dtype in _LOW_PRECISION:
             outputs = ops.cast(outputs, compute_dtype)
         return outputs
 
-    def _float32(self, x, implementation):
+    def _full_precision(self, x, implementation):
+        # In the dtype of `x`, float32 or float64: every constant is made in it.
+        dtype = keras.backend.standardize_dtype(x.dtype)
         if implementation == "native":
             return self._tensorflow_lrn(x)
         if implementation == "matmul" and _torch_without_gradient(x):
             return self._torch_in_place(x)
         squares = ops.square(x)
         if implementation == "matmul":
-            scaled_sum = ops.matmul(squares, self._band_matrix("float32", self.alpha))
+            band = self._band_matrix(x.shape[-1], dtype, self.alpha)
+            scaled_sum = ops.matmul(squares, band)
             denominator = self.bias + scaled_sum
         elif implementation == "pool":
             window_mean = self._mean_by_pooling(squares)
@@ -177,14 +200,13 @@ class LocalResponseNormalization(keras.layers.Layer):
             denominator = self.bias + self.alpha * window_sum
         return x * _inverse_power(denominator, self.beta)
 
-    def _band_matrix(self, dtype, value=1.0):
+    def _band_matrix(self, channels, dtype, value=1.0):
         # Made by device ops rather than from a NumPy array: under PyTorch a
         # host array would be copied to the GPU, and the CPU would wait for it,
         # at every call; compilers fold it into a constant. For the same reason
         # `value` stays a Python number (an operand of the kernel): through
         # `ops.cast` or `ops.multiply` it would become a one-element copy to
         # the GPU, and the CPU would wait for the GPU to drain its queue.
-        channels = self._band.shape[0]
         index = ops.arange(channels)
         near = ops.abs(index[:, None] - index[None, :]) <= self.size // 2
         band = ops.cast(near, dtype)
@@ -196,7 +218,7 @@ class LocalResponseNormalization(keras.layers.Layer):
         # window sum are rounded to bfloat16 (at most 0.8 % off in the output
         # against 0.4 % for computing all in float32, docs/performance.md), and
         # the biggest tensors stay half the size. The rest is in float32.
-        band = self._band_matrix("bfloat16")
+        band = self._band_matrix(inputs.shape[-1], "bfloat16")
         window_sum = ops.cast(ops.matmul(ops.square(inputs), band), "float32")
         x = ops.cast(inputs, "float32")
         return x * _inverse_power(self.bias + self.alpha * window_sum, self.beta)
@@ -211,7 +233,9 @@ class LocalResponseNormalization(keras.layers.Layer):
 
         x = x.contiguous()
         channels = x.shape[-1]
-        band = self._band_matrix("float32", self.alpha)
+        band = self._band_matrix(
+            channels, keras.backend.standardize_dtype(x.dtype), self.alpha
+        )
         squares = torch.square(x)
         denominator = torch.addmm(
             # Filled on the device: no copy from the host (and no wait for it).
@@ -231,8 +255,8 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def _sum_of_shifted_slices(self, squares):
         radius = self.size // 2
-        channels = self._band.shape[0]
-        padding = [(0, 0)] * (self._rank - 1) + [(radius, radius)]
+        channels = squares.shape[-1]
+        padding = [(0, 0)] * (len(squares.shape) - 1) + [(radius, radius)]
         padded = ops.pad(squares, padding)
         window_sum = padded[..., 0:channels]
         for offset in range(1, self.size):
@@ -241,7 +265,7 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def _mean_by_pooling(self, squares):
         radius = self.size // 2
-        channels = self._band.shape[0]
+        channels = squares.shape[-1]
         # A 1-D average pool over the channels, seen as a length-C sequence.
         flat = ops.reshape(squares, (-1, channels, 1))
         padded = ops.pad(flat, [(0, 0), (radius, radius), (0, 0)])
@@ -262,7 +286,11 @@ class LocalResponseNormalization(keras.layers.Layer):
         )
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
+        shape = tuple(input_shape)
+        channel_axis = self.axis % self._check_inputs(shape)
+        if None in shape[1:channel_axis] + shape[channel_axis + 1 :]:
+            self._any_image_size = True  # a model for images of any size
+        return shape
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

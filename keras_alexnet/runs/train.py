@@ -21,20 +21,25 @@ import numpy as np
 
 from keras_alexnet import training
 from keras_alexnet._choices import DISTRIBUTE_MODES
+from keras_alexnet._terminal import printable
 from keras_alexnet._validation import check_float
 from keras_alexnet.runs import models, plots, recipes
 from keras_alexnet.runs.datasets import (
+    DataSpec,
+    class_names_of,
     make_datasets,
     make_validation_dataset,
     resolve_data,
 )
 from keras_alexnet.runs.evaluate import checkpoint_label, evaluate_run
+from keras_alexnet.runs.run_files import read_classes
 from keras_alexnet.runs.run_folder import (
     INITIAL_CONV1,
     EpochRecorder,
     RunFolder,
     run_options,
 )
+from keras_alexnet.weights.keras_file import load_keras_file
 
 DISTRIBUTE_BACKENDS = ("tensorflow", "jax")
 # Image sizes are read from at most this many training files.
@@ -427,22 +432,41 @@ def _run(
     folder = RunFolder(output)
     config = {**config, "output": folder.root}
     state = folder.start(config)
+    # The lock goes with the call, whatever ends it (an error included).
+    try:
+        finished = folder.resume_or_finish(config, verbose=verbose)
+        if finished is not None:
+            return finished
+        return _run_locked(folder, config, state, recipe, build, phases, verbose)
+    finally:
+        folder.release()
+
+
+def _run_locked(
+    folder: RunFolder,
+    config: dict[str, Any],
+    state: dict[str, Any],
+    recipe: recipes.Recipe,
+    build: Any,
+    phases: list[Phase],
+    verbose: int,
+) -> dict[str, Any]:
     completed = int(state.get("epoch", 0))
-    finished = folder.resume_or_finish(config, verbose=verbose)
-    if finished is not None:
-        return finished
     if config["mixed_precision"]:
         policy = "mixed_bfloat16" if _on_cpu() else "mixed_float16"
         keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(config["seed"])
 
     one_hot = recipe.mix or bool(recipe.label_smoothing)
+    spec = resolve_data(
+        config["data"],
+        validation_split=config["validation_split"],
+        allow_small_classes=config["allow_small_classes"],
+    )
+    if completed:
+        _check_resumed_classes(folder, spec)
     train_data, val_data, class_names = make_datasets(
-        resolve_data(
-            config["data"],
-            validation_split=config["validation_split"],
-            allow_small_classes=config["allow_small_classes"],
-        ),
+        spec,
         seed=config["seed"],
         variant=config["variant"],
         image_size=config["image_size"],
@@ -461,7 +485,7 @@ def _run(
 
     with _distribution_scope(config["distribute"]):
         if completed:
-            model = keras.saving.load_model(folder.checkpoint(completed))
+            model = load_keras_file(folder.checkpoint(completed))
             base = _find_base(model)
         else:
             model, base = build(classes)
@@ -532,10 +556,26 @@ def _run(
     metrics["pictures"].update(_pictures(folder, best, config, metrics["checkpoint"]))
     # Last: a metrics.json matching the state marks the run finished.
     folder.write_json("metrics.json", metrics)
-    folder.release()
     if verbose:
-        print(f"Run folder: {folder.root} ({folder.size_bytes() / 1e6:.1f} MB)")
+        size = folder.size_bytes() / 1e6
+        print(f"Run folder: {printable(folder.root)} ({size:.1f} MB)")
     return metrics
+
+
+def _check_resumed_classes(folder: RunFolder, spec: DataSpec) -> None:
+    """The class folders of the data must be those of the run being resumed,
+    whose model has one output per class of its `classes.json`."""
+    classes_file = folder.path("classes.json")
+    names = class_names_of(spec)  # None for TFDS: the dataset's own classes
+    if names is None or not os.path.lexists(classes_file):
+        return
+    recorded = read_classes(classes_file)
+    if recorded != names:
+        raise ValueError(
+            f"The classes of {spec.train!r} ({len(names)}) are not those of the "
+            f"run being resumed ({len(recorded)}, in {classes_file!r}); choose "
+            "another --output for a new run."
+        )
 
 
 def _phase_optimizer(phase, recipe, epochs, steps, verbose):
