@@ -20,8 +20,9 @@ import keras
 import numpy as np
 
 from keras_alexnet import training
+from keras_alexnet._bounds import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_IMAGE_SIZE
 from keras_alexnet._choices import DISTRIBUTE_MODES
-from keras_alexnet._validation import check_float
+from keras_alexnet._validation import check_float, check_int
 from keras_alexnet.runs import models, plots, recipes
 from keras_alexnet.runs.datasets import (
     make_datasets,
@@ -357,12 +358,12 @@ def _survey(
 
 
 def _check_config(config: dict[str, Any]) -> None:
-    for key in ("image_size", "batch_size", "epochs"):
-        value = config[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(
-                f"`{key}` should be an integer >= 1. Received: {key}={value!r}"
-            )
+    for key, maximum in (
+        ("image_size", MAX_IMAGE_SIZE),
+        ("batch_size", MAX_BATCH_SIZE),
+        ("epochs", MAX_EPOCHS),
+    ):
+        check_int(key, config[key], minimum=1, maximum=maximum)
     for key in ("learning_rate", "finetune_learning_rate"):
         if key in config:
             check_float(key, config[key], minimum=0, exclusive_minimum=True)
