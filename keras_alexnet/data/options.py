@@ -20,6 +20,7 @@ from keras_alexnet._validation import (
     check_choice,
     check_float,
     check_int,
+    check_path,
     is_integer,
     is_number,
 )
@@ -354,6 +355,7 @@ def is_folder_source(source: Any) -> bool:
         TypeError: `source` is neither a non-empty string nor a path.
     """
     if isinstance(source, os.PathLike):
+        check_path("source", source)
         return True
     if not isinstance(source, str) or not source:
         raise TypeError(

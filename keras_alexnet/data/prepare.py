@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_alexnet._bounds import MAX_RESIZE_SIZE, MAX_SHARD_SIZE
-from keras_alexnet._validation import check_int
+from keras_alexnet._validation import check_int, check_path
 from keras_alexnet.data.folders import checked_class_names, list_image_folder
 from keras_alexnet.data.image_checks import guarded_image_bytes
 
@@ -103,8 +103,8 @@ def prepare_imagenet(
     ):
         check_int(name, value, minimum=low, maximum=high)
     check_int("verbose", verbose, minimum=0, maximum=1)
-    output_dir = os.path.expanduser(os.fspath(output_dir))
-    _check_output_dir(os.path.expanduser(os.fspath(source)), output_dir)
+    output_dir = os.path.expanduser(check_path("output_dir", output_dir))
+    _check_output_dir(os.path.expanduser(check_path("source", source)), output_dir)
     folder = list_image_folder(
         source, labels_file=labels_file, on_error="skip", check_files=check_files
     )
