@@ -191,7 +191,7 @@ def run_export(args: argparse.Namespace) -> int:
     model: keras.Model | str
     if args.model.lower().endswith(".keras"):
         if args.include_preprocessing:
-            raise ValueError(
+            raise UsageError(
                 "--include-preprocessing applies when MODEL is weights; a .keras "
                 f"file keeps its own layers. Received: MODEL {args.model!r}"
             )

@@ -23,7 +23,8 @@ from keras_alexnet._bounds import (
     MAX_SHARD_SIZE,
 )
 from keras_alexnet._choices import DISTRIBUTE_MODES, INITIALIZATIONS, RECIPE_NAMES
-from keras_alexnet.cli.common import add_common_options, verbose
+from keras_alexnet._validation import is_integer
+from keras_alexnet.cli.common import UsageError, add_common_options, verbose
 from keras_alexnet.cli.types import fraction, integer_from, positive_float
 from keras_alexnet.variants import NORMALIZATIONS, VARIANTS
 
@@ -270,9 +271,22 @@ def call(function: Callable[..., Any], args: argparse.Namespace, **values: Any) 
     return function(**{**options, **values})
 
 
+def _check_image_size(args: argparse.Namespace, variants: tuple[str, ...]) -> None:
+    """`--image-size` below what the network takes is a usage error (status 2)."""
+    from keras_alexnet.alexnet import minimum_input_size
+
+    minimum = min(minimum_input_size(variant) for variant in variants)
+    if args.image_size is not None and args.image_size < minimum:
+        raise UsageError(
+            f"argument --image-size: should be at least {minimum} for "
+            f"{' or '.join(variants)} AlexNet. Received: {args.image_size}"
+        )
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from keras_alexnet.runs.train import train
 
+    _check_image_size(args, (args.variant or VARIANTS[0],))
     call(train, args)
     return 0
 
@@ -280,6 +294,17 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_finetune(args: argparse.Namespace) -> int:
     from keras_alexnet.runs.train import finetune
 
+    _check_image_size(args, (args.variant or VARIANTS[0],))
+    epochs = args.epochs or inspect.signature(finetune).parameters["epochs"].default
+    if (
+        args.head_epochs is not None
+        and is_integer(epochs)
+        and args.head_epochs > epochs
+    ):
+        raise UsageError(
+            f"argument --head-epochs: should be at most --epochs ({epochs}). "
+            f"Received: {args.head_epochs}"
+        )
     values: dict[str, Any] = {}
     if args.weights == "none":
         values["weights"] = None  # random weights
@@ -292,6 +317,8 @@ def _run_finetune(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from keras_alexnet.runs.evaluate import evaluate
 
+    # The variant may come from the weights: the smallest of any.
+    _check_image_size(args, (args.variant,) if args.variant else VARIANTS)
     call(evaluate, args)
     return 0
 
