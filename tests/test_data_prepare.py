@@ -411,7 +411,7 @@ def test_shards_of_an_older_manifest_are_checked_by_their_records(folder, tmp_pa
         ("images", -1, r"`images` should be an integer >= 1. Received: images=-1"),
         ("images", 9, r"`shards` should name 3 files for 9 images"),
         ("quality", 0, r"`quality` should be an integer from 1 to 100"),
-        ("resize_size", "256", r"Received: resize_size='256'"),
+        ("resize_size", "256", r"`resize_size` should be an integer from 1 to 65536"),
         ("class_names", ["n01", "n01"], r"`class_names` should be a list of dist"),
         ("shard_bytes", [1], r"`shard_bytes` should hold one entry a shard"),
         ("shard_sha256", ["0" * 63, "0" * 64], r"`shard_sha256` should hold one"),
