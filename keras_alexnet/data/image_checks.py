@@ -240,8 +240,7 @@ def guarded_image_bytes(
 
     def other() -> tf.Tensor:
         guarded = tf.numpy_function(
-            # A scalar string arrives as a 0-d array of bytes.
-            lambda data: _guarded_bytes(data.item(), max_pixels),
+            lambda data: _guarded_bytes(_as_bytes(data), max_pixels),
             [contents],
             tf.string,
             stateful=False,
@@ -249,6 +248,12 @@ def guarded_image_bytes(
         return tf.reshape(guarded, [])
 
     return tf.cond(is_jpeg, jpeg, other)
+
+
+def _as_bytes(data: Any) -> bytes:
+    # A scalar string reaches a NumPy function as bytes in a graph, as a 0-d
+    # array of bytes when run eagerly.
+    return data if isinstance(data, bytes) else data.item()
 
 
 def _guarded_bytes(contents: bytes, max_pixels: int) -> bytes:
