@@ -525,3 +525,67 @@ def test_classify_infers_the_class_count_of_a_pth_and_a_weights_h5(capsys, tmp_p
             np.testing.assert_allclose(
                 [score for _, score in printed[path]], row[top], atol=2e-4
             )
+
+
+@pytest.mark.parametrize(
+    "argv, flag, expected",
+    [
+        (["train", "data", "--image-size", "1000000000"], "--image-size", "1 to 1024"),
+        (["train", "data", "--batch-size", "100000000"], "--batch-size", "1 to 32768"),
+        (["train", "data", "--epochs", "100000000000"], "--epochs", "1 to 10000"),
+        (["train", "data", "--fc-units", "1000000000"], "--fc-units", "1 to 16384"),
+        (
+            ["train", "data", "--keep-checkpoints", "10001"],
+            "--keep-checkpoints",
+            "1 to",
+        ),
+        (["train", "data", "--seed", "-1"], "--seed", "0 to 4294967295"),
+        (["finetune", "data", "--head-epochs", "-3"], "--head-epochs", "0 to 10000"),
+        (
+            ["evaluate", "d", "--weights", "w", "--image-size", "2000"],
+            "--image-size",
+            "",
+        ),
+        (["evaluate", "d", "--weights", "w", "--seed", "2**40"], "--seed", ""),
+        (["quickstart", "--epochs", "100000000000"], "--epochs", "1 to 10000"),
+        (["prepare", "s", "o", "--resize-size", "65536"], "--resize-size", "1 to 2048"),
+        (["prepare", "s", "o", "--shard-size", "99999999999"], "--shard-size", "1 to"),
+        (["classify", "--backend", "foo"], "--backend", "invalid choice: 'foo'"),
+    ],
+)
+def test_numeric_options_are_bounded_as_usage_errors(capsys, argv, flag, expected):
+    # Bounds from keras_alexnet/_bounds.py, checked before anything runs.
+    status, _, err = run(capsys, *argv)
+    assert status == 2
+    assert f"argument {flag}: " in err and expected in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["train", "{data}", "--image-size", "10"],
+            "--image-size: should be at least 6",
+        ),
+        (
+            ["finetune", "{data}", "--head-epochs", "5", "--epochs", "2"],
+            "--head-epochs: should be at most --epochs (2). Received: 5",
+        ),
+        (
+            ["export", "{model}", "{out}", "--include-preprocessing"],
+            "--include-preprocessing applies when MODEL is weights",
+        ),
+    ],
+)
+def test_argument_contradictions_are_usage_errors(capsys, tmp_path, argv, message):
+    names = {"data": tmp_path / "data", "model": tmp_path / "m.keras"}
+    names["out"] = tmp_path / "out"
+    argv = [arg.format(**names) for arg in argv]
+    status, _, err = run(
+        capsys, *argv, *(["--output", str(names["out"])] if argv[0] != "export" else [])
+    )
+    assert status == 2
+    assert message in err and "Traceback" not in err
+    # Refused before anything is read or written.
+    assert sorted(os.listdir(tmp_path)) == []
