@@ -21,13 +21,19 @@ import PIL.Image
 import pytest
 import tensorflow as tf
 
-from keras_alexnet.data import imagenet_dataset, list_image_folder, prepare_imagenet
+from keras_alexnet.data import (
+    imagenet_dataset,
+    list_image_folder,
+    load_image,
+    prepare_imagenet,
+)
 from keras_alexnet.data.image_checks import (
     DEFAULT_MAX_PIXELS,
     check_image_file,
     first_frame,
     guarded_image_bytes,
 )
+from keras_alexnet.weights.spec import resolve_weights
 from tests.data_fixtures import TREE_CLASSES, encode, natural_image, write
 
 CLASS = TREE_CLASSES[0]
@@ -374,3 +380,33 @@ def test_an_oversized_image_is_refused_with_its_size_on_every_path(tmp_path):
         prepare_imagenet(
             str(tmp_path / "source"), str(tmp_path / "out"), check_files=None, verbose=0
         )
+
+
+def test_a_looping_link_inside_the_root_is_skipped_not_fatal(tmp_path):
+    write(str(tmp_path / CLASS / "a.JPEG"), _good_jpeg())
+    os.symlink(tmp_path / "self", tmp_path / "self")
+    listed = _list(tmp_path)
+    assert [os.path.basename(path) for path in listed.files] == ["a.JPEG"]
+    assert "a broken or looping link" in _skipped(listed)["self"]
+    assert os.path.islink(tmp_path / "self")  # left as it was
+
+
+class _BytesPath:
+    def __fspath__(self):
+        return b"/tmp"
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda path: list_image_folder(path), "root"),
+        (lambda path: imagenet_dataset("train", source=path), "source"),
+        (lambda path: load_image(path), "path"),
+        (lambda path: prepare_imagenet(path, "/nonexistent/out"), "source"),
+        (lambda path: prepare_imagenet("/nonexistent/in", path), "output_dir"),
+        (lambda path: resolve_weights(path), "weights"),
+    ],
+)
+def test_a_path_of_bytes_is_a_type_error_naming_the_argument(call, name):
+    with pytest.raises(TypeError, match=rf"`{name}` should be a path: a str or an "):
+        call(_BytesPath())

@@ -6,6 +6,7 @@ import concurrent.futures
 import io
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -359,7 +360,7 @@ def test_a_rerun_checks_every_shard_against_its_digest(folder, tmp_path):
     output = str(tmp_path / "prepared")
     manifest = prepare_imagenet(source, output, resize_size=32, shard_size=4, verbose=0)
     paths = [os.path.join(output, shard) for shard in manifest["shards"]]
-    written = [open(path, "rb").read() for path in paths]
+    written = [pathlib.Path(path).read_bytes() for path in paths]
     # The digests and sizes of the files as written (hashlib, not the code's).
     assert manifest["shard_sha256"] == [_sha256_of(path) for path in paths]
     assert manifest["shard_bytes"] == [len(data) for data in written]
@@ -374,12 +375,14 @@ def test_a_rerun_checks_every_shard_against_its_digest(folder, tmp_path):
     with pytest.raises(ValueError, match=r"shard-00000-of-00002.tfrecord is damaged"):
         verify_prepared(output)
     with pytest.warns(UserWarning) as caught:
-        again = prepare_imagenet(source, output, resize_size=32, shard_size=4, verbose=0)
+        again = prepare_imagenet(
+            source, output, resize_size=32, shard_size=4, verbose=0
+        )
     messages = " ".join(str(warning.message) for warning in caught)
     assert "shard-00000-of-00002.tfrecord is damaged (" in messages
     assert "shard-00001-of-00002.tfrecord is damaged (its SHA-256" in messages
     # Rewritten as they were, and recorded as written, not as found.
-    assert [open(path, "rb").read() for path in paths] == written
+    assert [pathlib.Path(path).read_bytes() for path in paths] == written
     assert again["shard_bytes"] == manifest["shard_bytes"]
     verify_prepared(output)
 
@@ -389,19 +392,21 @@ def test_shards_of_an_older_manifest_are_checked_by_their_records(folder, tmp_pa
     output = str(tmp_path / "prepared")
     prepare_imagenet(source, output, resize_size=32, shard_size=4, verbose=0)
     manifest_path = os.path.join(output, "prepare.json")
-    manifest = json.load(open(manifest_path))
+    manifest = json.loads(pathlib.Path(manifest_path).read_text())
     del manifest["shard_sha256"]  # as written before digests were recorded
-    json.dump(manifest, open(manifest_path, "w"))
+    pathlib.Path(manifest_path).write_text(json.dumps(manifest))
     first = os.path.join(output, manifest["shards"][0])
-    data = bytearray(open(first, "rb").read())
+    data = bytearray(pathlib.Path(first).read_bytes())
     data[len(data) // 2] ^= 0x01
-    open(first, "wb").write(bytes(data))
+    pathlib.Path(first).write_bytes(bytes(data))
     # Read as before (sizes only); checked record by record on request.
     imagenet_dataset("validation", source=output, variant=None, image_size=24)
     with pytest.raises(ValueError, match=r"00002.tfrecord is damaged \(record \d"):
         verify_prepared(output)
     with pytest.warns(UserWarning, match=r"is damaged \(record \d does not read"):
-        again = prepare_imagenet(source, output, resize_size=32, shard_size=4, verbose=0)
+        again = prepare_imagenet(
+            source, output, resize_size=32, shard_size=4, verbose=0
+        )
     assert again["shard_sha256"][0] == _sha256_of(first)
 
 
