@@ -125,7 +125,7 @@ def prepare_imagenet(
             [files, labels, resize_size, shard_size, quality], ensure_ascii=False
         ).encode()
     ).hexdigest()
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": _FORMAT,
         "plan": plan,
         "resize_size": resize_size,
