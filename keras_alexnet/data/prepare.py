@@ -166,15 +166,12 @@ def prepare_imagenet(
         start, stop = index * shard_size, min((index + 1) * shard_size, len(files))
         path = os.path.join(output_dir, shard)
         if os.path.exists(path):
-            problem = _shard_problem(
-                path,
-                stop - start,
-                manifest["shard_bytes"][index],
-                manifest["shard_sha256"][index],
-            )
+            size, digest = known.get(shard, (None, None))
+            problem = _shard_problem(path, stop - start, size, digest)
             if problem is None:
+                # Intact: an older version's shard gets its digest now.
                 manifest["shard_bytes"][index] = os.path.getsize(path)
-                manifest["shard_sha256"][index] = _sha256(path)
+                manifest["shard_sha256"][index] = digest or _sha256(path)
             else:
                 warnings.warn(
                     f"The prepared shard {path} is damaged ({problem}): "
