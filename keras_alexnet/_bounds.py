@@ -15,6 +15,7 @@ __all__ = [
     "MAX_EPOCHS",
     "MAX_FC_UNITS",
     "MAX_IMAGE_SIZE",
+    "MAX_LEARNING_RATE",
     "MAX_RESIZE_SIZE",
     "MAX_SEED",
     "MAX_SHARD_SIZE",
@@ -34,6 +35,10 @@ MAX_BATCH_SIZE = 32768
 MAX_EPOCHS = 10_000
 # The width of fc6 and fc7: 4 times the paper's 4096 makes fc6 600 MB.
 MAX_FC_UNITS = 16384
+# Learning rates: a rate of 100 diverges at once under any of the recipes'
+# optimisers, and a "finite" 1e300 is infinite as the float32 the optimiser
+# holds.
+MAX_LEARNING_RATE = 100.0
 # Images per prepared shard.
 MAX_SHARD_SIZE = 1 << 24
 # Seeds of a run reach NumPy's legacy seeding (`keras.utils.set_random_seed`),

@@ -218,7 +218,7 @@ def test_imagenet_weights_without_network_give_a_clear_error(
         (["classify", "--top", "five"], "Received: 'five'"),
         (["classify", "--variant", "vgg"], "invalid choice: 'vgg'"),
         (["convert", "only_source.pth"], "required: DEST"),
-        (["train", "data", "--epochs", "-1"], "should be an integer >= 1"),
+        (["train", "data", "--epochs", "-1"], "should be an integer from 1 to 10000"),
     ],
 )
 def test_bad_arguments_exit_with_status_2(capsys, argv, message):
@@ -551,6 +551,7 @@ def test_classify_infers_the_class_count_of_a_pth_and_a_weights_h5(capsys, tmp_p
         (["prepare", "s", "o", "--resize-size", "65536"], "--resize-size", "1 to 2048"),
         (["prepare", "s", "o", "--shard-size", "99999999999"], "--shard-size", "1 to"),
         (["classify", "--backend", "foo"], "--backend", "invalid choice: 'foo'"),
+        (["train", "d", "--learning-rate", "1e300"], "--learning-rate", "at most 100"),
     ],
 )
 def test_numeric_options_are_bounded_as_usage_errors(capsys, argv, flag, expected):

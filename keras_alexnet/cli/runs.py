@@ -25,7 +25,7 @@ from keras_alexnet._bounds import (
 from keras_alexnet._choices import DISTRIBUTE_MODES, INITIALIZATIONS, RECIPE_NAMES
 from keras_alexnet._validation import is_integer
 from keras_alexnet.cli.common import UsageError, add_common_options, verbose
-from keras_alexnet.cli.types import fraction, integer_from, positive_float
+from keras_alexnet.cli.types import fraction, integer_from, learning_rate
 from keras_alexnet.variants import NORMALIZATIONS, VARIANTS
 
 # The types of the numeric options, bounded by keras_alexnet._bounds.
@@ -70,7 +70,7 @@ def _train(commands: Any) -> None:
         type=integer_from(1, MAX_FC_UNITS),
         help="the width of fc6 and fc7 (default: the paper's 4096)",
     )
-    train.add_argument("--learning-rate", type=positive_float)
+    train.add_argument("--learning-rate", type=learning_rate)
     train.add_argument(
         "--no-flip", dest="flip", action="store_false", default=None,
         help="no random mirroring (digits, text)",
@@ -106,11 +106,11 @@ def _finetune(commands: Any) -> None:
         help="epochs with the base frozen (default: half)",
     )
     finetune.add_argument(
-        "--learning-rate", type=positive_float, help="of the head (default: 1e-3)"
+        "--learning-rate", type=learning_rate, help="of the head (default: 1e-3)"
     )
     finetune.add_argument(
         "--finetune-learning-rate",
-        type=positive_float,
+        type=learning_rate,
         help="of the whole network (default: 1e-4)",
     )
     finetune.add_argument("--no-flip", dest="flip", action="store_false", default=None)

@@ -20,7 +20,12 @@ import keras
 import numpy as np
 
 from keras_alexnet import training
-from keras_alexnet._bounds import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_IMAGE_SIZE
+from keras_alexnet._bounds import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_IMAGE_SIZE,
+    MAX_LEARNING_RATE,
+)
 from keras_alexnet._choices import DISTRIBUTE_MODES
 from keras_alexnet._validation import check_float, check_int
 from keras_alexnet.runs import models, plots, recipes
@@ -141,7 +146,7 @@ def train(
     """
     chosen = recipes.get_recipe(recipe)
     check_float("learning_rate", learning_rate, minimum=0, exclusive_minimum=True,
-                allow_none=True)  # fmt: skip
+                maximum=MAX_LEARNING_RATE, allow_none=True)  # fmt: skip
     _check_distribute(_distribute_mode(distribute))  # before reading DATA
     train_images, image_side = (
         _survey(data, validation_split, allow_small_classes)
@@ -366,7 +371,13 @@ def _check_config(config: dict[str, Any]) -> None:
         check_int(key, config[key], minimum=1, maximum=maximum)
     for key in ("learning_rate", "finetune_learning_rate"):
         if key in config:
-            check_float(key, config[key], minimum=0, exclusive_minimum=True)
+            check_float(
+                key,
+                config[key],
+                minimum=0,
+                exclusive_minimum=True,
+                maximum=MAX_LEARNING_RATE,
+            )
     _check_distribute(config["distribute"])
 
 
