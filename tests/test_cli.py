@@ -577,6 +577,10 @@ def test_numeric_options_are_bounded_as_usage_errors(capsys, argv, flag, expecte
             ["export", "{model}", "{out}", "--include-preprocessing"],
             "--include-preprocessing applies when MODEL is weights",
         ),
+        (
+            ["export", "imagenet", "{out}.onnx", "--format", "tflite"],
+            "DEST should end in .tflite for --format tflite",
+        ),
     ],
 )
 def test_argument_contradictions_are_usage_errors(capsys, tmp_path, argv, message):
@@ -590,3 +594,23 @@ def test_argument_contradictions_are_usage_errors(capsys, tmp_path, argv, messag
     assert message in err and "Traceback" not in err
     # Refused before anything is read or written.
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_an_unknown_keras_backend_is_a_usage_error():
+    import subprocess
+    import sys
+
+    # Keras refuses it while TensorFlow imports it: one line, status 2.
+    env = dict(os.environ, KERAS_BACKEND="foo")
+    finished = subprocess.run(
+        [sys.executable, "-m", "keras_alexnet", "info"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert finished.returncode == 2
+    assert "error: KERAS_BACKEND='foo'" in finished.stderr
+    assert "tensorflow, jax, torch" in finished.stderr
+    assert "Traceback" not in finished.stderr
