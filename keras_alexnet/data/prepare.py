@@ -71,7 +71,9 @@ def prepare_imagenet(
             with `labels_file`), as for `imagenet_dataset`.
         output_dir: the folder for the shards and `prepare.json`, outside
             `source`: a new or empty folder (created if missing), or one this
-            function started. Rerunning with the same arguments resumes.
+            function started. Rerunning with the same arguments resumes,
+            and checks the shards already written against their recorded
+            size and SHA-256, writing a damaged one again (with a warning).
         labels_file: the labels of a flat folder.
         resize_size: the shorter side of the stored images.
         shard_size: images per shard.
@@ -88,7 +90,10 @@ def prepare_imagenet(
 
     Raises:
         ValueError: an argument out of range, an output folder inside `source`
-            or holding other files or settings, or no readable image.
+            or holding other files or settings, no readable image, or (with
+            `check_files=None`) an image that cannot be decoded or declares
+            more than `DEFAULT_MAX_PIXELS` pixels, named.
+        TypeError: `source` or `output_dir` is not a path of text.
 
     Example:
 
