@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import re
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +22,14 @@ from keras_alexnet._bounds import MAX_RESIZE_SIZE, MAX_SHARD_SIZE
 from keras_alexnet._validation import check_int, check_path
 from keras_alexnet.data.folders import checked_class_names, list_image_folder
 from keras_alexnet.data.image_checks import guarded_image_bytes
+from keras_alexnet.data.prepared_manifest import (
+    FORMAT,
+    MANIFEST,
+    complete_manifest,
+    read_manifest,
+    shard_counts,
+    write_manifest,
+)
 
 __all__ = [
     "MANIFEST",
@@ -34,9 +40,6 @@ __all__ = [
     "verify_prepared",
 ]
 
-MANIFEST = "prepare.json"
-_FORMAT = "keras_alexnet.prepared_imagenet/1"
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 # Shards are hashed in blocks of this many bytes.
 _HASH_BLOCK = 1 << 20
 _FEATURES = {
@@ -131,7 +134,7 @@ def prepare_imagenet(
         ).encode()
     ).hexdigest()
     manifest: dict[str, Any] = {
-        "format": _FORMAT,
+        "format": FORMAT,
         "plan": plan,
         "resize_size": resize_size,
         "quality": quality,
@@ -142,7 +145,7 @@ def prepare_imagenet(
         "skipped_files": [list(item) for item in folder.skipped],
     }
     os.makedirs(output_dir, exist_ok=True)
-    existing = _read_manifest(output_dir, missing_ok=True)
+    existing = read_manifest(output_dir, missing_ok=True)
     if existing is not None and existing.get("plan") != plan:
         changed = [
             f"{name}={existing[name]!r} there, {manifest[name]!r} here"
@@ -164,7 +167,7 @@ def prepare_imagenet(
     manifest["shard_sha256"] = [known.get(shard, (None, None))[1] for shard in shards]
     manifest_path = os.path.join(output_dir, MANIFEST)
     # The manifest first: a resumed run checks its plan against it.
-    _write_json(manifest_path, {**manifest, "complete": False})
+    write_manifest(manifest_path, {**manifest, "complete": False})
 
     progress = keras.utils.Progbar(len(files), unit_name="image") if verbose else None
     for index, shard in enumerate(shards):
@@ -190,10 +193,10 @@ def prepare_imagenet(
             )
             manifest["shard_bytes"][index] = os.path.getsize(path)
             manifest["shard_sha256"][index] = _sha256(path)
-            _write_json(manifest_path, {**manifest, "complete": False})
+            write_manifest(manifest_path, {**manifest, "complete": False})
         if progress is not None:
             progress.update(stop)
-    _write_json(manifest_path, {**manifest, "complete": True})
+    write_manifest(manifest_path, {**manifest, "complete": True})
     return manifest
 
 
@@ -214,8 +217,8 @@ def verify_prepared(source: str | os.PathLike) -> None:
         FileNotFoundError: a shard is missing.
     """
     root = os.path.expanduser(os.fspath(source))
-    manifest = _complete_manifest(root, source)
-    counts = _shard_counts(manifest)
+    manifest = complete_manifest(root, source)
+    counts = shard_counts(manifest)
     sizes = manifest.get("shard_bytes") or [None] * len(counts)
     digests = manifest.get("shard_sha256") or [None] * len(counts)
     for shard, count, size, digest in zip(
@@ -279,15 +282,6 @@ def _sha256(path: str) -> str:
         for block in iter(lambda: file.read(_HASH_BLOCK), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _shard_counts(manifest: dict[str, Any]) -> list[int]:
-    """The number of records of each shard: `shard_size`, the last one fewer."""
-    images, shard_size = manifest["images"], manifest["shard_size"]
-    return [
-        min(shard_size, images - index * shard_size)
-        for index in range(len(manifest["shards"]))
-    ]
 
 
 def _check_output_dir(source: str, output_dir: str) -> None:
@@ -381,7 +375,7 @@ def is_prepared(source: Any) -> bool:
 
 def prepared_class_names(source: str | os.PathLike) -> tuple[str, ...]:
     """The classes of a folder written by `prepare_imagenet`, in label order."""
-    manifest = _read_manifest(os.path.expanduser(os.fspath(source)))
+    manifest = read_manifest(os.path.expanduser(os.fspath(source)))
     assert manifest is not None  # _read_manifest raises when it is missing
     return tuple(manifest["class_names"])
 
@@ -399,7 +393,7 @@ def prepared_records(
     some), and the stored labels are mapped to their positions.
     """
     root = os.path.expanduser(os.fspath(source))
-    manifest = _complete_manifest(root, source)
+    manifest = complete_manifest(root, source)
     paths = [os.path.join(root, shard) for shard in manifest["shards"]]
     missing = [path for path in paths if not os.path.isfile(path)]
     if missing:
@@ -414,7 +408,7 @@ def prepared_records(
                 "`keras-alexnet prepare`) again with the same arguments to rewrite it."
             )
     files = tf.data.Dataset.from_tensor_slices(
-        (paths, np.asarray(_shard_counts(manifest), np.int64))
+        (paths, np.asarray(shard_counts(manifest), np.int64))
     )
     if shuffle_files:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
@@ -491,123 +485,3 @@ def _shard_records(path: tf.Tensor, count: tf.Tensor) -> tf.data.Dataset:
         .filter(lambda record, is_mark: tf.logical_not(is_mark))
         .map(lambda record, is_mark: record)
     )
-
-
-def _complete_manifest(root: str, source: Any) -> dict[str, Any]:
-    manifest = _read_manifest(root)
-    if manifest is None or not manifest.get("complete"):
-        raise ValueError(
-            f"{root} was not fully prepared: run prepare_imagenet (or "
-            "`keras-alexnet prepare`) again with the same arguments to finish it. "
-            f"Received: source={os.fspath(source)!r}"
-        )
-    return manifest
-
-
-def _read_manifest(root: str, missing_ok: bool = False) -> dict[str, Any] | None:
-    path = os.path.join(root, MANIFEST)
-    if missing_ok and not os.path.exists(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as file:
-            manifest = json.load(file)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"Cannot read the manifest {path}: {error}") from error
-    if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
-        raise ValueError(f"{path} is not a keras-alexnet prepare manifest.")
-    problem = _manifest_problem(manifest)
-    if problem is not None:
-        raise ValueError(f"{path} is damaged: {problem}")
-    return manifest
-
-
-def _manifest_problem(manifest: dict[str, Any]) -> str | None:
-    """What is wrong with the fields of a manifest, or `None`."""
-
-    def integer(name: str, low: int, high: int | None = None) -> str | None:
-        value = manifest.get(name)
-        if type(value) is not int or value < low or (high is not None and value > high):
-            expected = f">= {low}" if high is None else f"from {low} to {high}"
-            return (
-                f"`{name}` should be an integer {expected}. Received: {name}={value!r}"
-            )
-        return None
-
-    for name, low, high in (
-        ("images", 1, None),
-        ("shard_size", 1, None),
-        # Older versions allowed sizes up to 65536.
-        ("resize_size", 1, 1 << 16),
-        ("quality", 1, 100),
-    ):
-        problem = integer(name, low, high)
-        if problem is not None:
-            return problem
-    shards, names = manifest.get("shards"), manifest.get("class_names")
-    # Shards are files of this folder: no path may lead out of it.
-    if not isinstance(shards, list) or not all(
-        isinstance(name, str)
-        and name == os.path.basename(name)
-        and name not in ("", ".", "..")
-        for name in shards
-    ):
-        return (
-            f"`shards` should be a list of file names. Received: shards={shards!r:.200}"
-        )
-    expected = math.ceil(manifest["images"] / manifest["shard_size"])
-    if len(shards) != expected:
-        return (
-            f"`shards` should name {expected} files for {manifest['images']} images "
-            f"of {manifest['shard_size']} a shard. Received: {len(shards)} shards"
-        )
-    if (
-        not isinstance(names, list)
-        or not names
-        or not all(isinstance(name, str) for name in names)
-        or len(set(names)) != len(names)
-    ):
-        return (
-            "`class_names` should be a list of distinct strings. Received: "
-            f"class_names={names!r:.200}"
-        )
-    complete = manifest.get("complete", False)
-    for name, valid in (
-        ("shard_bytes", lambda size: type(size) is int and size >= 0),
-        (
-            "shard_sha256",
-            lambda digest: isinstance(digest, str) and _SHA256.fullmatch(digest),
-        ),
-    ):
-        values = manifest.get(name)
-        if values is None:
-            continue  # older versions
-        if (
-            not isinstance(values, list)
-            or len(values) != len(shards)
-            or not all(
-                valid(value) or (value is None and not complete) for value in values
-            )
-        ):
-            return (
-                f"`{name}` should hold one entry a shard. Received: "
-                f"{name}={values!r:.200}"
-            )
-    skipped = manifest.get("skipped_files", [])
-    if not isinstance(skipped, list) or not all(
-        isinstance(item, list)
-        and len(item) == 2
-        and all(isinstance(part, str) for part in item)
-        for item in skipped
-    ):
-        return (
-            "`skipped_files` should be a list of [path, reason] pairs. Received: "
-            f"skipped_files={skipped!r:.200}"
-        )
-    return None
-
-
-def _write_json(path: str, value: dict[str, Any]) -> None:
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as file:
-        json.dump(value, file, indent=1)
-    os.replace(temporary, path)
