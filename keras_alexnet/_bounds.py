@@ -35,10 +35,10 @@ MAX_BATCH_SIZE = 32768
 MAX_EPOCHS = 10_000
 # The width of fc6 and fc7: 4 times the paper's 4096 makes fc6 600 MB.
 MAX_FC_UNITS = 16384
-# Learning rates: a rate of 100 diverges at once under any of the recipes'
-# optimisers, and a "finite" 1e300 is infinite as the float32 the optimiser
-# holds.
-MAX_LEARNING_RATE = 100.0
+# Learning rates: finite as the float32 the optimiser holds them in (a
+# "finite" 1e300 is inf there). A huge rate that stays finite is left to the
+# run's divergence check, which names the flag to change.
+MAX_LEARNING_RATE = 3.4e38
 # Images per prepared shard.
 MAX_SHARD_SIZE = 1 << 24
 # Seeds of a run reach NumPy's legacy seeding (`keras.utils.set_random_seed`),

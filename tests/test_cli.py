@@ -551,7 +551,7 @@ def test_classify_infers_the_class_count_of_a_pth_and_a_weights_h5(capsys, tmp_p
         (["prepare", "s", "o", "--resize-size", "65536"], "--resize-size", "1 to 2048"),
         (["prepare", "s", "o", "--shard-size", "99999999999"], "--shard-size", "1 to"),
         (["classify", "--backend", "foo"], "--backend", "invalid choice: 'foo'"),
-        (["train", "d", "--learning-rate", "1e300"], "--learning-rate", "at most 100"),
+        (["train", "d", "--learning-rate", "1e300"], "--learning-rate", "most 3.4e+38"),
     ],
 )
 def test_numeric_options_are_bounded_as_usage_errors(capsys, argv, flag, expected):
