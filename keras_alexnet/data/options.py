@@ -14,11 +14,13 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from keras_alexnet._bounds import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_RESIZE_SIZE
 from keras_alexnet._validation import (
     check_bool,
     check_choice,
     check_float,
     check_int,
+    check_path,
     is_integer,
     is_number,
 )
@@ -160,11 +162,11 @@ class DecodeConfig:
         image_size = self.image_size
         if image_size is None:
             image_size = default_image_size(self.variant)
-        image_size = _check_count("image_size", image_size)
+        image_size = _check_count("image_size", image_size, maximum=MAX_IMAGE_SIZE)
         resize_size = self.resize_size
         if resize_size is None:
             resize_size = default_resize_size(image_size, self.variant)
-        resize_size = _check_count("resize_size", resize_size)
+        resize_size = _check_count("resize_size", resize_size, maximum=MAX_RESIZE_SIZE)
         check_choice("dtype", self.dtype, augment_lib.DTYPES, allow_none=True)
         dtype = self.dtype or ("uint8" if self.variant is None else "float32")
         check_choice("label_mode", self.label_mode, LABEL_MODES)
@@ -276,7 +278,7 @@ class BatchConfig:
     training: dataclasses.InitVar[bool] = False
 
     def __post_init__(self, training: bool) -> None:
-        _check_count("batch_size", self.batch_size)
+        _check_count("batch_size", self.batch_size, maximum=MAX_BATCH_SIZE)
         _check_count("shuffle_buffer", self.shuffle_buffer)
         if self.seed is not None:
             _check_count("seed", self.seed, minimum=0)
@@ -353,6 +355,7 @@ def is_folder_source(source: Any) -> bool:
         TypeError: `source` is neither a non-empty string nor a path.
     """
     if isinstance(source, os.PathLike):
+        check_path("source", source)
         return True
     if not isinstance(source, str) or not source:
         raise TypeError(
@@ -372,8 +375,10 @@ def is_folder_source(source: Any) -> bool:
     )
 
 
-def _check_count(name: str, value: Any, minimum: int = 1) -> int:
+def _check_count(
+    name: str, value: Any, minimum: int = 1, maximum: int | None = None
+) -> int:
     # A float where a count belongs is a TypeError; a count out of range a ValueError.
     if not is_integer(value):
         raise TypeError(f"`{name}` should be an integer. Received: {name}={value!r}")
-    return check_int(name, value, minimum=minimum)
+    return check_int(name, value, minimum=minimum, maximum=maximum)

@@ -20,9 +20,15 @@ import keras
 import numpy as np
 
 from keras_alexnet import training
+from keras_alexnet._bounds import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_IMAGE_SIZE,
+    MAX_LEARNING_RATE,
+)
 from keras_alexnet._choices import DISTRIBUTE_MODES
 from keras_alexnet._terminal import printable
-from keras_alexnet._validation import check_float
+from keras_alexnet._validation import check_float, check_int
 from keras_alexnet.runs import models, plots, recipes
 from keras_alexnet.runs.datasets import (
     DataSpec,
@@ -145,7 +151,7 @@ def train(
     """
     chosen = recipes.get_recipe(recipe)
     check_float("learning_rate", learning_rate, minimum=0, exclusive_minimum=True,
-                allow_none=True)  # fmt: skip
+                maximum=MAX_LEARNING_RATE, allow_none=True)  # fmt: skip
     _check_distribute(_distribute_mode(distribute))  # before reading DATA
     train_images, image_side = (
         _survey(data, validation_split, allow_small_classes)
@@ -362,15 +368,21 @@ def _survey(
 
 
 def _check_config(config: dict[str, Any]) -> None:
-    for key in ("image_size", "batch_size", "epochs"):
-        value = config[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(
-                f"`{key}` should be an integer >= 1. Received: {key}={value!r}"
-            )
+    for key, maximum in (
+        ("image_size", MAX_IMAGE_SIZE),
+        ("batch_size", MAX_BATCH_SIZE),
+        ("epochs", MAX_EPOCHS),
+    ):
+        check_int(key, config[key], minimum=1, maximum=maximum)
     for key in ("learning_rate", "finetune_learning_rate"):
         if key in config:
-            check_float(key, config[key], minimum=0, exclusive_minimum=True)
+            check_float(
+                key,
+                config[key],
+                minimum=0,
+                exclusive_minimum=True,
+                maximum=MAX_LEARNING_RATE,
+            )
     _check_distribute(config["distribute"])
 
 
