@@ -22,6 +22,7 @@ import numpy as np
 from keras_alexnet import training
 from keras_alexnet._choices import DISTRIBUTE_MODES
 from keras_alexnet._validation import check_float
+from keras_alexnet.runs import cluster as cluster_lib
 from keras_alexnet.runs import models, plots, recipes
 from keras_alexnet.runs.datasets import (
     make_datasets,
@@ -122,7 +123,12 @@ def train(
             local devices (`tf.distribute.MirroredStrategy` on TensorFlow,
             `keras.distribution.DataParallel` on JAX); `"model-parallel"`:
             the paper's two-GPU split of every layer
-            (`keras_alexnet.runs.distribution.model_parallel`, JAX only).
+            (`keras_alexnet.runs.distribution.model_parallel`, JAX only);
+            `"multi-worker"`: data parallelism over the devices of several
+            machines, the same call on each, the cluster read from the
+            environment (`keras_alexnet.runs.cluster`, docs/distributed.md;
+            JAX only). `batch_size` stays the global batch; only the chief
+            (worker 0) writes `output`.
         verbose: 0 silent, 1 progress bars.
         keep_checkpoints: how many of the last epochs' checkpoints stay in
             `checkpoints/` (`best.keras` always stays).
@@ -381,6 +387,8 @@ def _check_distribute(mode: str | bool) -> None:
             "`distribute='model-parallel'` needs the JAX backend "
             f"(keras.distribution). Received: backend {backend!r}"
         )
+    if mode == "multi-worker":
+        cluster_lib.check_multi_worker_backend(backend)
 
 
 def _distribute_mode(distribute: Any) -> str | bool:
@@ -397,9 +405,12 @@ def _distribute_mode(distribute: Any) -> str | bool:
     return str(distribute)
 
 
-def _distribution_scope(distribute: bool | str) -> Any:
+def _distribution_scope(distribute: bool | str, distribution: Any = None) -> Any:
     """MirroredStrategy's scope on TensorFlow; DataParallel or the paper's
-    ModelParallel set on JAX."""
+    ModelParallel set on JAX; `distribution` (over several workers) set."""
+    if distribution is not None:
+        keras.distribution.set_distribution(distribution)
+        return contextlib.nullcontext()
     if not distribute:
         return contextlib.nullcontext()
     if distribute == "model-parallel":
@@ -424,13 +435,25 @@ def _run(
     *,
     verbose: int,
 ) -> dict[str, Any]:
+    cluster = None
+    if config["distribute"] == "multi-worker":
+        cluster = cluster_lib.cluster_from_environment()
+        cluster.worker_batch(config["batch_size"])
     folder = RunFolder(output)
     config = {**config, "output": folder.root}
-    state = folder.start(config)
+    # Only the chief writes the folder; the others read where it stands.
+    chief = cluster is None or cluster.is_chief
+    state = folder.start(config) if chief else folder.state()
     completed = int(state.get("epoch", 0))
-    finished = folder.resume_or_finish(config, verbose=verbose)
+    if chief:
+        finished = folder.resume_or_finish(config, verbose=verbose)
+    else:
+        finished = folder.finished_metrics(config)
     if finished is not None:
         return finished
+    distribution = None
+    if cluster is not None:
+        distribution = cluster_lib.data_parallel_over_workers(cluster)
     if config["mixed_precision"]:
         policy = "mixed_bfloat16" if _on_cpu() else "mixed_float16"
         keras.mixed_precision.set_global_policy(policy)
@@ -446,26 +469,31 @@ def _run(
         seed=config["seed"],
         variant=config["variant"],
         image_size=config["image_size"],
-        batch_size=config["batch_size"],
+        batch_size=cluster.worker_batch(config["batch_size"])
+        if cluster
+        else config["batch_size"],
         augment=config["augment"],
         flip=config["flip"],
         lighting=config["lighting"],
         label_mode="one_hot" if one_hot else "sparse",
         label_smoothing=recipe.label_smoothing,
+        shard=cluster.shard if cluster else None,
     )
     classes = len(class_names)
     if recipe.mix:
         train_data = recipes.mix_batches(train_data, config["seed"])
     steps = int(train_data.cardinality())
-    folder.write_json("classes.json", class_names)
+    if chief:
+        folder.write_json("classes.json", class_names)
 
-    with _distribution_scope(config["distribute"]):
+    with _distribution_scope(config["distribute"], distribution):
         if completed:
             model = keras.saving.load_model(folder.checkpoint(completed))
             base = _find_base(model)
         else:
             model, base = build(classes)
-            folder.write_array(INITIAL_CONV1, conv1_kernel(model))
+            if chief:
+                folder.write_array(INITIAL_CONV1, conv1_kernel(model))
             if config["mixed_precision"]:
                 # Scores and metrics in float32, as Keras' mixed precision
                 # guide asks of a model's output.
@@ -488,15 +516,11 @@ def _run(
                 if base is not None:
                     base.trainable = phase.base_trainable
                 _compile(model, optimizer, classes, not one_hot)
-            recorder = EpochRecorder(folder, state=state, stateful_callbacks=stateful)
             callbacks = [
                 *stateful.values(),
                 # Before the recorder: a diverged epoch is never saved.
                 training.StopOnDivergence(steps, advice=_divergence_advice(config)),
-                recorder,
-                keras.callbacks.TensorBoard(
-                    folder.path("tensorboard"), write_graph=False
-                ),
+                *_recorders(folder, state, stateful, chief),
             ]
             model.fit(
                 train_data,
@@ -515,6 +539,8 @@ def _run(
         # The final scores on one device: predict_on_batch under a strategy
         # hands each replica the whole batch.
         keras.distribution.set_distribution(None)
+    if not chief:
+        return cluster_lib.wait_for_chief(lambda: folder.finished_metrics(config))
     folder.sync_best()
     folder.prune_checkpoints()
     best, metrics = evaluate_run(
@@ -536,6 +562,16 @@ def _run(
     if verbose:
         print(f"Run folder: {folder.root} ({folder.size_bytes() / 1e6:.1f} MB)")
     return metrics
+
+
+def _recorders(folder, state, stateful, chief):
+    """The callbacks that record a phase: the chief's, or a worker's restorer."""
+    if not chief:
+        return [cluster_lib.RestoreCallbackState(state, stateful)]
+    return [
+        EpochRecorder(folder, state=state, stateful_callbacks=stateful),
+        keras.callbacks.TensorBoard(folder.path("tensorboard"), write_graph=False),
+    ]
 
 
 def _phase_optimizer(phase, recipe, epochs, steps, verbose):
