@@ -28,7 +28,6 @@ import keras
 
 __all__ = [
     "Cluster",
-    "RestoreCallbackState",
     "check_multi_worker_backend",
     "cluster_from_environment",
     "data_parallel_over_workers",
@@ -207,30 +206,6 @@ def data_parallel_over_workers(cluster: Cluster) -> Any:
     return keras.distribution.DataParallel(
         devices=keras.distribution.list_devices(), auto_shard_dataset=False
     )
-
-
-class RestoreCallbackState(keras.callbacks.Callback):
-    """A worker's stand-in for the chief's `EpochRecorder`: restores the
-    saved counters of `stateful_callbacks` (a learning rate on plateau must
-    fall on every worker at once) and writes nothing.
-
-    Args:
-        state: the run's `state.json`, as the chief read it.
-        stateful_callbacks: `{name: callback}`, before this one.
-    """
-
-    def __init__(
-        self, state: dict[str, Any], stateful_callbacks: dict[str, Any]
-    ) -> None:
-        super().__init__()
-        self.saved = state.get("callbacks", {})
-        self.stateful_callbacks = stateful_callbacks
-
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        # After the callbacks' own on_train_begin, which resets their counters.
-        for name, callback in self.stateful_callbacks.items():
-            for attribute, value in self.saved.get(name, {}).items():
-                setattr(callback, attribute, value)
 
 
 def wait_for_chief(

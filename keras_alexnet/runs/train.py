@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 from typing import Any
 
 import keras
@@ -441,14 +443,19 @@ def _run(
         cluster.worker_batch(config["batch_size"])
     folder = RunFolder(output)
     config = {**config, "output": folder.root}
-    # Only the chief writes the folder; the others read where it stands.
+    # Only the chief writes the run folder. The other workers read where it
+    # stands and write the same files into a scratch folder of their own:
+    # saving a model is a collective step that every worker must take.
     chief = cluster is None or cluster.is_chief
-    state = folder.start(config) if chief else folder.state()
-    completed = int(state.get("epoch", 0))
     if chief:
+        writes, state = folder, folder.start(config)
         finished = folder.resume_or_finish(config, verbose=verbose)
     else:
-        finished = folder.finished_metrics(config)
+        state, finished = folder.state(), folder.finished_metrics(config)
+        if finished is None:
+            writes = RunFolder(tempfile.mkdtemp(prefix="keras-alexnet-worker-"))
+            writes.start(config)
+    completed = int(state.get("epoch", 0))
     if finished is not None:
         return finished
     distribution = None
@@ -483,8 +490,7 @@ def _run(
     if recipe.mix:
         train_data = recipes.mix_batches(train_data, config["seed"])
     steps = int(train_data.cardinality())
-    if chief:
-        folder.write_json("classes.json", class_names)
+    writes.write_json("classes.json", class_names)
 
     with _distribution_scope(config["distribute"], distribution):
         if completed:
@@ -492,8 +498,7 @@ def _run(
             base = _find_base(model)
         else:
             model, base = build(classes)
-            if chief:
-                folder.write_array(INITIAL_CONV1, conv1_kernel(model))
+            writes.write_array(INITIAL_CONV1, conv1_kernel(model))
             if config["mixed_precision"]:
                 # Scores and metrics in float32, as Keras' mixed precision
                 # guide asks of a model's output.
@@ -520,7 +525,10 @@ def _run(
                 *stateful.values(),
                 # Before the recorder: a diverged epoch is never saved.
                 training.StopOnDivergence(steps, advice=_divergence_advice(config)),
-                *_recorders(folder, state, stateful, chief),
+                EpochRecorder(writes, state=state, stateful_callbacks=stateful),
+                keras.callbacks.TensorBoard(
+                    writes.path("tensorboard"), write_graph=False
+                ),
             ]
             model.fit(
                 train_data,
@@ -532,7 +540,7 @@ def _run(
                 # The pipeline shuffles; Keras' own flag only warns.
                 shuffle=False,
             )
-            state = folder.state()
+            state = writes.state()
             start = phase.end_epoch
 
     if config["distribute"]:
@@ -540,6 +548,8 @@ def _run(
         # hands each replica the whole batch.
         keras.distribution.set_distribution(None)
     if not chief:
+        writes.release()
+        shutil.rmtree(writes.root, ignore_errors=True)
         return cluster_lib.wait_for_chief(lambda: folder.finished_metrics(config))
     folder.sync_best()
     folder.prune_checkpoints()
@@ -562,16 +572,6 @@ def _run(
     if verbose:
         print(f"Run folder: {folder.root} ({folder.size_bytes() / 1e6:.1f} MB)")
     return metrics
-
-
-def _recorders(folder, state, stateful, chief):
-    """The callbacks that record a phase: the chief's, or a worker's restorer."""
-    if not chief:
-        return [cluster_lib.RestoreCallbackState(state, stateful)]
-    return [
-        EpochRecorder(folder, state=state, stateful_callbacks=stateful),
-        keras.callbacks.TensorBoard(folder.path("tensorboard"), write_graph=False),
-    ]
 
 
 def _phase_optimizer(phase, recipe, epochs, steps, verbose):
