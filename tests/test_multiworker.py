@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from keras_alexnet import cli
-from keras_alexnet.data import imagenet_dataset
+from keras_alexnet.data import imagenet_dataset, prepare_imagenet
 from keras_alexnet.resources import write_digits_folder
 from keras_alexnet.runs.cluster import Cluster, cluster_from_environment
 from keras_alexnet.runs.run_folder import RUN_ENTRIES
@@ -141,6 +141,29 @@ def test_shards_make_one_process_batches(tmp_path):
         assert len(set(seen)) == len(seen) == 8 * steps
     with pytest.raises(ValueError, match=r"Received: shard=\(2, 2\)"):
         imagenet_dataset("train", batch_size=4, shard=(2, 2), **options)
+
+
+def test_prepared_shards_split_by_file(tmp_path):
+    # 30 images in shard files of 4 (7 full, one of 2): each of two workers
+    # reads only its own files, every epoch 4 x 4 - 2 = 14 images, none of them
+    # the other worker's; a folder with fewer files than workers is refused.
+    data = write_digits_folder(tmp_path / "data", image_size=16, per_class=4)
+    prepared = str(tmp_path / "prepared")
+    prepare_imagenet(data / "train", prepared, resize_size=32, shard_size=4,
+                     verbose=0)  # fmt: skip
+    options = {"source": prepared, "image_size": 24, "variant": None,
+               "augment": "center_crop", "shuffle": True, "seed": 1}  # fmt: skip
+    workers = [
+        imagenet_dataset("train", batch_size=2, shard=(2, index), **options)
+        for index in (0, 1)
+    ]
+    for _ in range(2):  # epochs: the files are reshuffled alike on both
+        images = [[x.tobytes() for x, _ in d.unbatch().as_numpy_iterator()]
+                  for d in workers]  # fmt: skip
+        assert [len(i) for i in images] == [14, 14]
+        assert not set(images[0]) & set(images[1])
+    with pytest.raises(ValueError, match="8 shard files for 9 workers"):
+        imagenet_dataset("train", batch_size=1, shard=(9, 0), **options)
 
 
 @pytest.mark.backend

@@ -219,9 +219,8 @@ def _pipeline(
     num_classes = _num_classes(decoding, listed.class_names)
     _check_enough_for_a_batch(sourcing, batching, listed)
     # Cache, shuffle, repeat.
-    records, unshuffled, needs_read = _cache_and_shuffle(
-        batching, listed, sourcing.shard
-    )
+    shard = None if listed.sharded else sourcing.shard
+    records, unshuffled, needs_read = _cache_and_shuffle(batching, listed, shard)
     length = _kept_length(sourcing, batching, listed, records)
     if batching.repeat:
         records = records.repeat()
@@ -258,6 +257,8 @@ class _Listed:
     file_count: int
     # Whether the records are `(path, label)` (folders) rather than encoded bytes.
     needs_read: bool
+    # Whether the records are already this worker's shard of the source.
+    sharded: bool = False
 
 
 def _list_source(sourcing: SourceConfig, batching: BatchConfig) -> _Listed:
@@ -278,11 +279,12 @@ def _list_source(sourcing: SourceConfig, batching: BatchConfig) -> _Listed:
                 "shards hold their labels: `labels_file` has nothing to label. "
                 f"Received: labels_file={os.fspath(sourcing.labels_file)!r}"
             )
+        # Sharded by file: a worker reads only its own shard files.
         records, prepared_class_names, skipped = prepared_records(
-            source, bool(batching.shuffle), batching.seed, class_names
+            source, bool(batching.shuffle), batching.seed, class_names, sourcing.shard
         )
         count = int(records.cardinality())
-        return _Listed(records, prepared_class_names, skipped, count, False)
+        return _Listed(records, prepared_class_names, skipped, count, False, True)
     if sourcing.is_folder:
         folder = list_image_folder(
             source,
@@ -334,7 +336,8 @@ def _check_enough_for_a_batch(
 ) -> None:
     # With drop_remainder, fewer images than a batch make an empty epoch: `fit`
     # would "train" without a single step and only warn that the data ran out.
-    count = listed.file_count // (sourcing.shard or (1, 0))[0]
+    shard = None if listed.sharded else sourcing.shard
+    count = listed.file_count // (shard or (1, 0))[0]
     if batching.drop_remainder and 0 < count < batching.batch_size:
         raise ValueError(
             f"`batch_size` ({batching.batch_size}) is larger than the "
