@@ -437,6 +437,14 @@ def _run(
     *,
     verbose: int,
 ) -> dict[str, Any]:
+    if "://" in os.fspath(output):
+        # realpath would turn "gs://b/run" into a local folder named "gs:".
+        raise ValueError(
+            "`output` should be a folder on a local or mounted file system (the "
+            "run folder needs exclusive file creation, atomic renames and hard "
+            "links; docs/distributed.md, 'Shared storage'). Received: "
+            f"output={os.fspath(output)!r}"
+        )
     cluster = None
     if config["distribute"] == "multi-worker":
         cluster = cluster_lib.cluster_from_environment()
