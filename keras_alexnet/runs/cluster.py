@@ -191,6 +191,9 @@ def data_parallel_over_workers(cluster: Cluster) -> Any:
     the pipeline is sharded by file, before decoding). Blocks until every
     worker has joined.
 
+    Returns:
+        A `keras.distribution.DataParallel` to pass to `set_distribution`.
+
     Raises:
         ValueError: a backend other than JAX.
     """

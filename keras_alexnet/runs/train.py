@@ -437,32 +437,15 @@ def _run(
     *,
     verbose: int,
 ) -> dict[str, Any]:
-    if "://" in os.fspath(output):
-        # realpath would turn "gs://b/run" into a local folder named "gs:".
-        raise ValueError(
-            "`output` should be a folder on a local or mounted file system (the "
-            "run folder needs exclusive file creation, atomic renames and hard "
-            "links; docs/distributed.md, 'Shared storage'). Received: "
-            f"output={os.fspath(output)!r}"
-        )
     cluster = None
+    batch_size = config["batch_size"]
     if config["distribute"] == "multi-worker":
         cluster = cluster_lib.cluster_from_environment()
-        cluster.worker_batch(config["batch_size"])
-    folder = RunFolder(output)
+        batch_size = cluster.worker_batch(batch_size)
+    folder = RunFolder(_local_output(output))
     config = {**config, "output": folder.root}
-    # Only the chief writes the run folder. The other workers read where it
-    # stands and write the same files into a scratch folder of their own:
-    # saving a model is a collective step that every worker must take.
     chief = cluster is None or cluster.is_chief
-    if chief:
-        writes, state = folder, folder.start(config)
-        finished = folder.resume_or_finish(config, verbose=verbose)
-    else:
-        state, finished = folder.state(), folder.finished_metrics(config)
-        if finished is None:
-            writes = RunFolder(tempfile.mkdtemp(prefix="keras-alexnet-worker-"))
-            writes.start(config)
+    writes, state, finished = _claim(folder, config, chief, verbose)
     completed = int(state.get("epoch", 0))
     if finished is not None:
         return finished
@@ -484,9 +467,7 @@ def _run(
         seed=config["seed"],
         variant=config["variant"],
         image_size=config["image_size"],
-        batch_size=cluster.worker_batch(config["batch_size"])
-        if cluster
-        else config["batch_size"],
+        batch_size=batch_size,
         augment=config["augment"],
         flip=config["flip"],
         lighting=config["lighting"],
@@ -580,6 +561,39 @@ def _run(
     if verbose:
         print(f"Run folder: {folder.root} ({folder.size_bytes() / 1e6:.1f} MB)")
     return metrics
+
+
+def _local_output(output: Any) -> Any:
+    if isinstance(output, (str, os.PathLike)) and "://" in str(os.fspath(output)):
+        # realpath would turn "gs://b/run" into a local folder named "gs:".
+        raise ValueError(
+            "`output` should be a folder on a local or mounted file system (the "
+            "run folder needs exclusive file creation, atomic renames and hard "
+            "links; docs/distributed.md, 'Shared storage'). Received: "
+            f"output={os.fspath(output)!r}"
+        )
+    return output
+
+
+def _claim(
+    folder: RunFolder, config: dict[str, Any], chief: bool, verbose: int
+) -> tuple[RunFolder, dict[str, Any], dict[str, Any] | None]:
+    """`(writes, state, finished)`: where this process writes, the run's
+    state, and its metrics if it is finished.
+
+    Only the chief writes the run folder. The other workers of a multi-worker
+    run read where it stands and write the same files into a scratch folder
+    of their own: saving a model is a collective step every worker must take.
+    """
+    if chief:
+        state = folder.start(config)
+        return folder, state, folder.resume_or_finish(config, verbose=verbose)
+    state, finished = folder.state(), folder.finished_metrics(config)
+    if finished is not None:
+        return folder, state, finished
+    writes = RunFolder(tempfile.mkdtemp(prefix="keras-alexnet-worker-"))
+    writes.start(config)
+    return writes, state, None
 
 
 def _phase_optimizer(phase, recipe, epochs, steps, verbose):
