@@ -118,7 +118,7 @@ def test_shards_make_one_process_batches(tmp_path):
     # of 8, epoch after epoch; no image twice, as many batches on each worker.
     data = write_digits_folder(tmp_path / "data", image_size=16, per_class=4)
     files = sum(len(names) for _, _, names in os.walk(data / "train"))
-    options = {"source": str(data / "train"), "image_size": 67,
+    options = {"source": str(data / "train"), "image_size": 24, "variant": None,
                "augment": "paper", "seed": 3}  # fmt: skip
     one = imagenet_dataset("train", batch_size=8, **options)
     workers = [
@@ -301,5 +301,6 @@ def test_killed_workers_resume_from_the_last_epoch(tmp_path):
         assert [int(row["epoch"]) for row in csv.DictReader(f)] == [1, 2]
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 2
     assert set(os.listdir(run)) <= RUN_ENTRIES - {".lock"}
+    # The killed worker's scratch folder was replaced, then removed at the end.
     scratch = [n for n in os.listdir(tmp_path / "tmp-1") if "keras-alexnet" in n]
     assert scratch == []

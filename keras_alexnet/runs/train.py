@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import shutil
 import statistics
@@ -445,7 +446,7 @@ def _run(
     folder = RunFolder(_local_output(output))
     config = {**config, "output": folder.root}
     chief = cluster is None or cluster.is_chief
-    writes, state, finished = _claim(folder, config, chief, verbose)
+    writes, state, finished = _claim(folder, config, cluster, verbose)
     completed = int(state.get("epoch", 0))
     if finished is not None:
         return finished
@@ -576,7 +577,10 @@ def _local_output(output: Any) -> Any:
 
 
 def _claim(
-    folder: RunFolder, config: dict[str, Any], chief: bool, verbose: int
+    folder: RunFolder,
+    config: dict[str, Any],
+    cluster: cluster_lib.Cluster | None,
+    verbose: int,
 ) -> tuple[RunFolder, dict[str, Any], dict[str, Any] | None]:
     """`(writes, state, finished)`: where this process writes, the run's
     state, and its metrics if it is finished.
@@ -585,13 +589,19 @@ def _claim(
     run read where it stands and write the same files into a scratch folder
     of their own: saving a model is a collective step every worker must take.
     """
-    if chief:
+    if cluster is None or cluster.is_chief:
         state = folder.start(config)
         return folder, state, folder.resume_or_finish(config, verbose=verbose)
     state, finished = folder.state(), folder.finished_metrics(config)
     if finished is not None:
         return folder, state, finished
-    writes = RunFolder(tempfile.mkdtemp(prefix="keras-alexnet-worker-"))
+    # One name per run folder and worker: a rerun after a kill replaces what
+    # the killed worker left.
+    digest = hashlib.sha256(folder.root.encode()).hexdigest()[:16]
+    name = f"keras-alexnet-worker-{cluster.index}-{digest}"
+    scratch = os.path.join(tempfile.gettempdir(), name)
+    shutil.rmtree(scratch, ignore_errors=True)
+    writes = RunFolder(scratch)
     writes.start(config)
     return writes, state, None
 
