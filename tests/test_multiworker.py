@@ -11,7 +11,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -21,7 +23,8 @@ from keras_alexnet import cli
 from keras_alexnet.data import imagenet_dataset, prepare_imagenet
 from keras_alexnet.resources import write_digits_folder
 from keras_alexnet.runs.cluster import Cluster, cluster_from_environment
-from keras_alexnet.runs.run_folder import RUN_ENTRIES
+from keras_alexnet.runs.run_folder import RUN_ENTRIES, RunFolder
+from keras_alexnet.runs.train import _claim
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKERS = ["10.0.0.1:2222", "10.0.0.2:2222", "10.0.0.3:2222"]
@@ -180,6 +183,35 @@ def test_multi_worker_refused_off_jax(tmp_path, capsys):
         "torch": "needs the TensorFlow or JAX backend",
     }[backend]
     assert expected in err
+
+
+def test_only_the_chief_claims_the_run_folder(tmp_path, monkeypatch):
+    # The chief writes config.json; another worker reads the chief's state and
+    # gets a scratch folder of its own under $TMPDIR (replacing what a killed
+    # worker left there), leaving the run folder as it was.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    run, config = tmp_path / "run", {"epochs": 3}
+    folder = RunFolder(run)
+    writes, state, finished = _claim(folder, config, Cluster(2, 0, "h:1"), 0)
+    assert writes is folder and state["epoch"] == 0 and finished is None
+    assert json.loads((run / "config.json").read_text()) == config
+    folder.write_json("state.json", {"epoch": 1})
+    folder.release()
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    for attempt in (1, 2):  # a rerun replaces the first attempt's folder
+        writes, state, finished = _claim(
+            RunFolder(run), config, Cluster(2, 1, "h:1"), 0
+        )
+        assert state == {"epoch": 1} and finished is None
+        assert os.path.dirname(writes.root) == str(tmp_path / "tmp")
+        assert os.path.basename(writes.root).startswith("keras-alexnet-worker-1-")
+        assert sorted(os.listdir(writes.root)) == [".lock", "checkpoints",
+                                                   "config.json"]  # fmt: skip
+        if attempt == 1:
+            (Path(writes.root) / "stale.txt").write_text("left by a killed worker")
+        writes.release()
+    assert not (Path(writes.root) / "stale.txt").exists()
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
 
 
 def test_run_folder_url_refused(tmp_path, capsys):
