@@ -4,13 +4,15 @@
 export refuses a model never called), checks the destination before the slow
 conversion, names the pip extra of a missing converter, and writes the output
 atomically. It runs under the TensorFlow backend; the exported files need
-neither Keras nor a backend. docs/export.md says what runs each format.
+neither Keras nor a backend. docs/export.md says what runs each format, and
+what is left behind by an export that was killed.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +29,11 @@ _KERAS_FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "li
 # 227 suits both variants, with or without the top.
 _PROBE_SIZE = 227
 _EXTRA_HINT = 'pip install "keras-alexnet[export]"'
+# The temporary folder of an export, beside its destination, and the file in it
+# that says it is ours: locked (flock) by the export for as long as it runs, so
+# a later export removes only the folders of exports that died.
+_TEMPORARY_PREFIX = ".tmp-export-"
+_OWNER_FILE = ".keras-alexnet-export"
 
 __all__ = ["FORMATS", "check_destination", "export_model"]
 
@@ -104,8 +111,10 @@ def check_destination(
         `dest` as a string.
 
     Raises:
-        ValueError: a bad format or extension, an existing `dest`, or a `dest`
-            whose folder does not exist.
+        ValueError: a bad format or extension; a `dest` that exists (unless
+            `overwrite`), is a symbolic link, is a folder where a file is
+            written, or is a folder holding something other than a SavedModel;
+            a `dest` whose folder does not exist or cannot be written.
         TypeError: `dest` is not a path.
     """
     if format not in FORMATS:
@@ -113,6 +122,10 @@ def check_destination(
     if isinstance(dest, bool) or not isinstance(dest, (str, os.PathLike)):
         raise TypeError(f"`dest` should be a path. Received: dest={dest!r}")
     dest = os.fspath(dest)
+    if not isinstance(dest, str):
+        raise TypeError(
+            f"`dest` should be a path given as text, not bytes. Received: dest={dest!r}"
+        )
     suffix = EXPORT_SUFFIXES.get(format)
     if suffix is not None and not dest.lower().endswith(suffix):
         raise ValueError(
@@ -130,12 +143,48 @@ def check_destination(
         raise ValueError(
             f"The folder of `dest` does not exist: {folder!r}. Received: {dest=}"
         )
-    if os.path.lexists(dest) and not overwrite:
+    if not os.access(folder, os.W_OK | os.X_OK):
         raise ValueError(
-            f"`dest` already exists; remove it or pass overwrite=True. "
-            f"Received: {dest=}"
+            f"The folder of `dest` cannot be written (read-only, or not yours): "
+            f"{folder!r}. Received: {dest=}"
         )
+    # "served/" names the link "served" too, not the folder it points to.
+    plain = os.path.normpath(dest)
+    if os.path.islink(plain):
+        # Replacing the link would drop it; writing through it would change a
+        # file elsewhere. Neither is what a path to export to asks for.
+        raise ValueError(
+            f"`dest` is a symbolic link (to {os.readlink(plain)!r}); give the path "
+            f"to write, not a link. Received: {dest=}"
+        )
+    if os.path.lexists(plain):
+        if not overwrite:
+            raise ValueError(
+                f"`dest` already exists; remove it or pass overwrite=True. "
+                f"Received: {dest=}"
+            )
+        _check_replaceable(dest, is_directory=suffix is None)
     return dest
+
+
+def _check_replaceable(dest: str, *, is_directory: bool) -> None:
+    """Refuses an existing `dest` that overwriting would wrongly replace."""
+    if not os.path.isdir(dest):
+        return  # a file: replacing it is what overwrite asks for
+    if not is_directory:
+        raise ValueError(
+            "`dest` is a folder, and this format writes a file; `overwrite` "
+            f"replaces only a file. Received: {dest=}"
+        )
+    entries = os.listdir(dest)
+    if entries and "saved_model.pb" not in entries:
+        # A folder of other things (photos, a project) is never deleted to
+        # make room for a SavedModel.
+        raise ValueError(
+            "`dest` is a folder that holds no SavedModel (no saved_model.pb); "
+            "`overwrite` replaces only an empty folder or a SavedModel. Received: "
+            f"{dest=}"
+        )
 
 
 def _check_converter(format: str) -> None:
@@ -169,19 +218,98 @@ def _load(model_or_path: Any) -> keras.Model:
         )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such model file: {path!r}")
-    # Importing the package registers its layers for deserialization.
-    import keras_alexnet  # noqa: F401
+    from keras_alexnet.weights.keras_file import load_keras_file
 
-    return keras.models.load_model(path, compile=False)
+    return load_keras_file(path, argument="model_or_path", compile=False)
 
 
 def _run_once(model: keras.Model) -> None:
     """Calls the model on zeros, so that every layer is built and traced."""
+    _check_probe_memory(model)
     inputs = []
     for shape, dtype in zip(_input_shapes(model), _input_dtypes(model), strict=True):
-        concrete = [1] + [_PROBE_SIZE if size is None else size for size in shape[1:]]
-        inputs.append(np.zeros(concrete, dtype=dtype or "float32"))
+        inputs.append(np.zeros(_probe_shape(shape), dtype=dtype or "float32"))
     model(inputs[0] if len(inputs) == 1 else inputs, training=False)
+
+
+def _probe_shape(shape: tuple[int | None, ...]) -> list[int]:
+    """One image of `shape`: batch 1, an undefined size `_PROBE_SIZE`."""
+    return [1] + [_PROBE_SIZE if size is None else int(size) for size in shape[1:]]
+
+
+def _check_probe_memory(model: keras.Model) -> None:
+    """Refuses a model whose one-image run needs more memory than is available.
+
+    An input of 160000x160000 pixels asks for 300 GiB per image; NumPy or
+    TensorFlow would fail deep inside with a bare MemoryError (or the system
+    would swap). The estimate is twice the largest tensor, a layer's input and
+    output, from the symbolic shapes; nothing is allocated to compute it.
+    """
+    largest, largest_shape = 0, None
+    tensors = list(model.inputs)
+    for layer in model.layers:
+        try:
+            tensors.extend(keras.tree.flatten(layer.output))
+        except (AttributeError, ValueError):
+            # A layer used twice has no single output; the layers around it
+            # show its tensors.
+            continue
+    for tensor in tensors:
+        shape = getattr(tensor, "shape", None)
+        if shape is None or len(shape) == 0:
+            continue
+        nbytes = _itemsize(getattr(tensor, "dtype", None))
+        for size in _probe_shape(tuple(shape)):
+            nbytes *= size
+        if nbytes > largest:
+            largest, largest_shape = nbytes, tuple(shape)
+    available = _available_memory()
+    if available is not None and 2 * largest > available:
+        input_shapes = [tuple(shape) for shape in _input_shapes(model)]
+        raise ValueError(
+            f"The model needs about {2 * largest / 2**30:.1f} GiB of memory to run "
+            f"on one image (a tensor of shape {largest_shape} holds "
+            f"{largest / 2**30:.1f} GiB), more than the {available / 2**30:.1f} "
+            "GiB available; export runs the model once. Build it with a smaller "
+            f"input shape. Received: input shape "
+            f"{input_shapes[0] if len(input_shapes) == 1 else input_shapes}"
+        )
+
+
+def _itemsize(dtype: Any) -> int:
+    try:
+        return np.dtype(dtype or "float32").itemsize
+    except TypeError:
+        return 4  # a dtype NumPy lacks (bfloat16 is 2): an upper bound
+
+
+def _available_memory() -> int | None:
+    """The bytes of memory free for this process, `None` where unknown.
+
+    Linux' MemAvailable (else the RAM), and at most a container's limit
+    (cgroup v2 `memory.max`), which MemAvailable does not show.
+    """
+    available = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, OSError, ValueError):
+            return None
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as limit:
+            text = limit.read().strip()
+        if text.isdigit():
+            available = min(available, int(text))
+    except OSError:
+        pass
+    return available
 
 
 def _input_shapes(model: keras.Model) -> list[tuple[int | None, ...]]:
@@ -195,19 +323,103 @@ def _input_dtypes(model: keras.Model) -> list[str | None]:
 def _write_atomically(
     dest: str, write: Callable[[str], None], *, is_directory: bool
 ) -> None:
+    """Writes through a temporary folder beside `dest`, then renames it to `dest`.
+
+    Errors name `dest`, never the temporary folder. The folders of killed
+    exports (`kill -9` leaves them) are removed first.
+    """
     directory = os.path.dirname(os.path.abspath(dest))
-    # A fresh temporary directory beside dest: the final rename stays on one
-    # file system, and a failed export leaves nothing at dest.
-    workdir = tempfile.mkdtemp(prefix=".tmp-export-", dir=directory)
+    _remove_dead_exports(directory)
     try:
-        tmp = os.path.join(workdir, os.path.basename(dest.rstrip(os.sep)) or "model")
-        write(tmp)
-        if is_directory and os.path.lexists(dest):
-            # A directory cannot be swapped in one rename: the old one goes first.
-            if os.path.isdir(dest):
-                shutil.rmtree(dest)
-            else:
-                os.remove(dest)
-        os.replace(tmp, dest)
+        # A fresh temporary directory beside dest: the final rename stays on one
+        # file system, and a failed export leaves nothing at dest.
+        workdir = tempfile.mkdtemp(prefix=_TEMPORARY_PREFIX, dir=directory)
+    except OSError as error:
+        raise OSError(f"Cannot write {dest!r}: {error.strerror or error}") from None
+    owner = _claim(workdir)
+    target = os.path.normpath(dest)  # "served/" is "served", link or not
+    try:
+        tmp = os.path.join(workdir, os.path.basename(target) or "model")
+        try:
+            write(tmp)
+            if is_directory and os.path.lexists(target):
+                # A directory cannot be swapped in one rename: the old one goes
+                # first (check_destination allowed only a SavedModel or an
+                # empty folder).
+                if os.path.isdir(target) and not os.path.islink(target):
+                    shutil.rmtree(target)
+                else:
+                    os.remove(target)
+            os.replace(tmp, target)
+        except OSError as error:
+            # A full disk or a folder made read-only meanwhile: the message
+            # would name the temporary folder, which is gone by now.
+            if workdir not in str(error):
+                raise
+            raise OSError(f"Cannot write {dest!r}: {error.strerror or error}") from None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if owner is not None:
+            os.close(owner)  # after the removal: the folder is never seen unowned
+
+
+def _claim(workdir: str) -> int | None:
+    """Marks `workdir` as a running export's; returns the locked file's descriptor.
+
+    The lock is taken before the file gets its name, so no other process sees
+    the marker unlocked while this one lives; the system drops the lock when
+    the process dies, even by `kill -9`.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return None  # no flock (Windows): the folder is never called dead
+    claiming = os.path.join(workdir, ".claiming")
+    descriptor = os.open(claiming, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        os.write(descriptor, f"keras-alexnet export, process {os.getpid()}\n".encode())
+        os.rename(claiming, os.path.join(workdir, _OWNER_FILE))
+    except OSError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def _remove_dead_exports(directory: str) -> None:
+    """Removes the temporary folders of exports that died in `directory`.
+
+    Only a folder named like ours, holding our owner file that no live process
+    locks, is removed: an export still running (here or in another process)
+    holds the lock, and a folder without the file is not provably ours.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(_TEMPORARY_PREFIX):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            descriptor = os.open(
+                os.path.join(entry.path, _OWNER_FILE),
+                os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0),
+            )
+        except OSError:
+            continue  # no owner file: not ours, or an export setting up
+        try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                continue
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # locked: its export is running
+        else:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        finally:
+            os.close(descriptor)

@@ -277,3 +277,29 @@ def test_files_of_countless_small_fields_are_refused(tmp_path, monkeypatch):
     path.write_bytes(_field(100, _field(1, b"ip") + _field(7, blob)))
     with pytest.raises(ValueError, match="chaff.caffemodel.*more than 1000 fields"):
         read_caffemodel(path)
+
+
+def test_a_huge_dimension_or_a_folder_names_the_file(tmp_path):
+    # int64 -1 reads as 2**64 - 1: NumPy refused the shape with its own bare
+    # message, even beside a zero dimension (0 values, as declared).
+    shapes = {"minus_one": (2**64 - 1,), "minus_one_by_zero": (2**64 - 1, 0)}
+    paths = []
+    for name, shape in shapes.items():
+        dims = b"".join(caffe_writer._varint(d) for d in shape)
+        blob = _field(7, _field(1, dims))
+        path = tmp_path / f"{name}.caffemodel"
+        path.write_bytes(_field(100, _field(1, b"conv1") + _field(7, blob)))
+        paths.append(path)
+    folder = tmp_path / "folder.caffemodel"
+    folder.mkdir()
+    outcomes = run_reader(
+        "weights/caffe_checkpoint", "read_caffemodel", [*paths, folder]
+    )
+    for path, outcome in zip(paths, outcomes[:-1], strict=True):
+        assert outcome["error"] == "ValueError", outcome
+        assert repr(str(path)) in outcome["message"], outcome
+        assert "layer 'conv1'" in outcome["message"], outcome
+        assert "18446744073709551615" in outcome["message"], outcome
+        assert "beyond 2**62" in outcome["message"], outcome
+    assert outcomes[-1]["error"] == "IsADirectoryError", outcomes[-1]
+    assert outcomes[-1]["message"].startswith(f"{str(folder)!r} is a folder")

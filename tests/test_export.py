@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_alexnet import AdaptiveAveragePooling2D, AlexNet, cli
-from keras_alexnet.export import FORMATS, export_model
+from keras_alexnet import AdaptiveAveragePooling2D, AlexNet, cli, export
+from keras_alexnet.export import FORMATS, check_destination, export_model
 from keras_alexnet.resources import sample_images
 
 BACKEND = keras.backend.backend()
@@ -242,3 +242,189 @@ def test_other_backends_are_refused_with_the_setting_to_use(tmp_path):
         with pytest.raises(ValueError, match="KERAS_BACKEND=tensorflow"):
             export_model(model, tmp_path / "served")
         assert not os.listdir(tmp_path)
+
+
+# -- DEST, temporary folders and the probe (issue 20) ---------------------------
+
+
+def _snapshot(folder):
+    """Every path under `folder` with its bytes (files) or link target (links)."""
+    found = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                found[path] = ("link", os.readlink(path))
+            elif os.path.isfile(path):
+                with open(path, "rb") as file:
+                    found[path] = ("file", file.read())
+            else:
+                found[path] = ("folder", None)
+    return found
+
+
+def _make_destination(tmp_path, case):
+    """Builds the DEST of `case` in tmp_path; returns (dest, format)."""
+    if case == "folder_for_a_file":
+        (tmp_path / "m.tflite").mkdir()
+        (tmp_path / "m.tflite" / "mine.txt").write_text("mine")
+        return tmp_path / "m.tflite", "tflite"
+    if case == "folder_of_other_things":
+        (tmp_path / "photos").mkdir()
+        (tmp_path / "photos" / "cat.jpg").write_bytes(b"precious")
+        return tmp_path / "photos", "saved_model"
+    if case.startswith("link_to_folder"):
+        (tmp_path / "real").mkdir()
+        (tmp_path / "real" / "saved_model.pb").write_bytes(b"an old export")
+        (tmp_path / "served").symlink_to(tmp_path / "real")
+        # "served/" resolves the link: the check must still see it.
+        slash = os.sep if case.endswith("slash") else ""
+        return str(tmp_path / "served") + slash, "saved_model"
+    if case == "link_to_file":
+        (tmp_path / "v1.onnx").write_bytes(b"v1")
+        (tmp_path / "m.onnx").symlink_to(tmp_path / "v1.onnx")
+        return tmp_path / "m.onnx", "onnx"
+    assert case == "dangling_link"
+    (tmp_path / "m.onnx").symlink_to(tmp_path / "nowhere.onnx")
+    return tmp_path / "m.onnx", "onnx"
+
+
+_DESTINATION_CASES = {
+    "folder_for_a_file": "is a folder, and this format writes a file",
+    "folder_of_other_things": "holds no SavedModel",
+    "link_to_folder": "is a symbolic link",
+    "link_to_folder_with_slash": "is a symbolic link",
+    "link_to_file": "is a symbolic link",
+    "dangling_link": "is a symbolic link",
+}
+
+
+@pytest.mark.parametrize("case", _DESTINATION_CASES)
+def test_a_destination_overwrite_must_not_replace_is_refused_first(
+    case, tmp_path, capsys
+):
+    dest, format = _make_destination(tmp_path, case)
+    before = _snapshot(tmp_path)
+    with pytest.raises(ValueError, match=_DESTINATION_CASES[case]) as info:
+        check_destination(dest, format, overwrite=True)
+    assert str(dest) in str(info.value)
+    # The command line: checked before building the model, one line, in flags.
+    status = cli.main(["export", "imagenet", str(dest), "--overwrite"])
+    _, err = capsys.readouterr()
+    assert status == 1 and err.count("\n") == 1, err
+    assert _DESTINATION_CASES[case] in err and str(dest) in err
+    assert "overwrite=" not in err and "`dest`" not in err
+    assert _snapshot(tmp_path) == before
+
+
+def test_a_read_only_folder_is_refused_before_converting(tmp_path, monkeypatch):
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        # Root writes anywhere: the folder reads as read-only to os.access, as
+        # it does on a read-only file system, where root is refused too.
+        real_access = os.access
+        monkeypatch.setattr(
+            os,
+            "access",
+            lambda path, mode: (
+                real_access(path, mode)
+                and not (os.path.samefile(path, folder) and mode & os.W_OK)
+            ),
+        )
+    try:
+        with pytest.raises(ValueError, match="cannot be written") as info:
+            check_destination(folder / "m.tflite", "tflite")
+    finally:
+        folder.chmod(0o755)
+    assert str(folder / "m.tflite") in str(info.value)
+    assert ".tmp-export" not in str(info.value)
+    assert os.listdir(folder) == []
+
+
+def test_a_bytes_destination_is_a_type_error(tmp_path):
+    class BytesPath:
+        def __fspath__(self):
+            return os.fsencode(tmp_path / "m.onnx")
+
+    with pytest.raises(TypeError, match="not bytes. Received: dest=b'"):
+        check_destination(BytesPath(), "onnx")
+
+
+@tf_only
+def test_a_failed_write_names_dest_not_the_temporary_folder(tmp_path, monkeypatch):
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(1, 1)])
+
+    def full_disk(filepath, **kwargs):
+        raise OSError(28, "No space left on device", filepath)
+
+    monkeypatch.setattr(model, "export", full_disk)
+    dest = tmp_path / "m.tflite"
+    with pytest.raises(OSError, match="No space left") as info:
+        export_model(model, dest, format="tflite")
+    assert str(dest) in str(info.value) and ".tmp-export" not in str(info.value)
+    assert os.listdir(tmp_path) == []
+
+
+def _temporary_folder(tmp_path, name, *, alive):
+    """A temporary folder as an export makes it; `alive=False` as a killed one."""
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "m.onnx").write_bytes(b"half")
+    owner = export._claim(str(folder))
+    if not alive:
+        os.close(owner)  # the lock goes as it does when the process dies
+        return folder, None
+    return folder, owner
+
+
+@tf_only
+def test_killed_exports_are_removed_and_running_or_foreign_ones_kept(
+    tmp_path, monkeypatch
+):
+    dead, _ = _temporary_folder(tmp_path, ".tmp-export-dead", alive=False)
+    live, owner = _temporary_folder(tmp_path, ".tmp-export-live", alive=True)
+    # Named like ours, without our owner file (or with a link in its place).
+    foreign = tmp_path / ".tmp-export-foreign"
+    foreign.mkdir()
+    (foreign / "theirs.txt").write_text("theirs")
+    linked = tmp_path / ".tmp-export-linked"
+    linked.mkdir()
+    (linked / export._OWNER_FILE).symlink_to(tmp_path / "elsewhere")
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(1, 1)])
+
+    def write(filepath, **kwargs):
+        with open(filepath, "wb") as file:
+            file.write(b"exported")
+
+    monkeypatch.setattr(model, "export", write)
+    try:
+        export_model(model, tmp_path / "m.onnx", format="onnx")
+    finally:
+        os.close(owner)
+    assert not dead.exists()
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [live.name, foreign.name, linked.name, "m.onnx"]
+    )
+    assert (foreign / "theirs.txt").read_text() == "theirs"
+    assert (live / "m.onnx").read_bytes() == b"half"
+
+
+@tf_only
+def test_a_probe_that_cannot_fit_in_memory_is_refused_before_running(
+    tmp_path, monkeypatch
+):
+    # 163840 x 163840 RGB float32 pixels: 300 GiB for one image.
+    model = keras.Sequential(
+        [keras.Input((163840, 163840, 3)), keras.layers.Conv2D(1, 1)]
+    )
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the probe was allocated")
+
+    monkeypatch.setattr(export.np, "zeros", refuse)
+    with pytest.raises(ValueError, match=r"GiB of memory to run on one image") as info:
+        export_model(model, tmp_path / "m.tflite", format="tflite")
+    assert "(None, 163840, 163840, 3)" in str(info.value)
+    assert os.listdir(tmp_path) == []

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from keras_alexnet import AlexNet
 from keras_alexnet.weights import architecture, download, registry
 from keras_alexnet.weights.torch_checkpoint import UnsafeCheckpointError
 from tests.backend_utils import to_numpy
+from tests.caffe_writer import write_caffemodel
 from tests.reference_models import (
     torchvision_alexnet,
     torchvision_features,
@@ -518,3 +520,172 @@ def test_file_classes_and_variant_of_a_plain_weights_h5(tmp_path, variant, filte
         "classes": None,
         "variant": "original",
     }
+
+
+# -- Read-only caches and the conversion's trust (issue 20) ---------------------
+
+
+def _tiny_cache(keras_home, monkeypatch, arrays):
+    """A cache holding a small stand-in source and its conversion to `arrays`.
+
+    Written with NumPy and hashlib, not the code under test. Returns the
+    registry entry (hashed as the source), the cache folder and the conversion.
+    """
+    cache = keras_home / "models" / "keras_alexnet"
+    cache.mkdir(parents=True)
+    source = cache / CHECKPOINT.file_name
+    source.write_bytes(b"a stand-in for the torchvision checkpoint")
+    checkpoint = use_checkpoint(monkeypatch, file_hash=sha256_prefix(source))
+    converted = pathlib.Path(download.converted_weights_path(checkpoint))
+    _write_conversion(converted, arrays)
+    return checkpoint, cache, converted
+
+
+def _write_conversion(converted, arrays):
+    """A conversion and the SHA-256 beside it, as the cache keeps them."""
+    with open(converted, "wb") as file:
+        np.savez(file, **{f"{name}/0": array for name, array in arrays.items()})
+    digest = hashlib.sha256(converted.read_bytes()).hexdigest()
+    (converted.parent / (converted.name + ".sha256")).write_text(digest + "\n")
+
+
+def _make_read_only(folder, monkeypatch):
+    """Makes `folder` read-only; returns how to undo it.
+
+    Root writes anywhere, so where the tests run as root the folder also reads
+    as read-only to os.access, as a read-only file system does (where root is
+    refused too); the tests then check that nothing was written at all.
+    """
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        real_access = os.access
+        monkeypatch.setattr(
+            os,
+            "access",
+            lambda path, mode: (
+                real_access(path, mode)
+                and not (
+                    mode & os.W_OK
+                    and os.path.exists(path)
+                    and os.path.samefile(path, folder)
+                )
+            ),
+        )
+    return lambda: folder.chmod(0o755)
+
+
+def _state(folder):
+    """Every file under `folder` with its bytes and modification time."""
+    return {
+        str(path): (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+def test_a_read_only_cache_holding_what_is_asked_is_only_read(keras_home, monkeypatch):
+    kernel = np.arange(6, dtype="float32").reshape(2, 3)
+    checkpoint, cache, converted = _tiny_cache(keras_home, monkeypatch, {"fc": kernel})
+    undo = _make_read_only(cache, monkeypatch)
+    before = _state(cache)
+    try:
+        source = download.fetch_checkpoint(checkpoint)
+        weights = download.imagenet_layer_weights(checkpoint)
+    finally:
+        undo()
+    assert source == str(cache / CHECKPOINT.file_name)
+    assert list(weights) == ["fc"]
+    np.testing.assert_array_equal(weights["fc"][0], kernel)
+    assert _state(cache) == before
+
+
+@pytest.mark.parametrize("missing", ["conversion", "damaged conversion", "source"])
+def test_a_read_only_cache_that_must_be_written_names_folder_and_purpose(
+    missing, keras_home, monkeypatch
+):
+    kernel = np.ones((2, 3), "float32")
+    checkpoint, cache, converted = _tiny_cache(keras_home, monkeypatch, {"fc": kernel})
+    digest = converted.parent / (converted.name + ".sha256")
+    if missing == "conversion":
+        converted.unlink()
+        digest.unlink()
+        purpose = "to save the conversion of"
+    elif missing == "damaged conversion":
+        digest.write_text("0" * 64 + "\n")
+        purpose = "to replace the conversion"
+    else:
+        converted.unlink()
+        digest.unlink()
+        (cache / CHECKPOINT.file_name).unlink()
+        purpose = f"to download {CHECKPOINT.file_name!r}"
+    undo = _make_read_only(cache, monkeypatch)
+    before = _state(cache)
+    try:
+        with pytest.raises(OSError) as info, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the damaged conversion is named too
+            download.imagenet_layer_weights(checkpoint)
+    finally:
+        undo()
+    message = str(info.value)
+    assert purpose in message and repr(str(cache)) in message
+    assert f"KERAS_HOME={str(keras_home)!r}" in message and "writable" in message
+    assert _state(cache) == before
+
+
+def test_a_conversion_replaced_with_its_digest_is_caught_against_the_source(
+    keras_home, monkeypatch
+):
+    true = {"fc": np.full((2, 3), 0.5, "float32")}
+    forged = {"fc": np.full((2, 3), 9.0, "float32")}
+    checkpoint, cache, converted = _tiny_cache(keras_home, monkeypatch, forged)
+    source = str(cache / CHECKPOINT.file_name)
+    # The converter stands in for read_checkpoint (tested on real files above):
+    # the source converts to `true`.
+    conversions = []
+
+    def convert(path):
+        conversions.append(path)
+        return {name: [array] for name, array in true.items()}
+
+    monkeypatch.setattr(download, "read_checkpoint", convert)
+    # The digest beside it matches: without the setting, the forgery loads
+    # (docs/pretrained.md says so).
+    monkeypatch.delenv(download.VERIFY_ENV, raising=False)
+    np.testing.assert_array_equal(
+        download.imagenet_layer_weights(checkpoint)["fc"][0], forged["fc"]
+    )
+    assert conversions == []
+    monkeypatch.setenv(download.VERIFY_ENV, "1")
+    with pytest.warns(UserWarning, match="differs from the conversion of the source"):
+        weights = download.imagenet_layer_weights(checkpoint)
+    np.testing.assert_array_equal(weights["fc"][0], true["fc"])
+    assert conversions == [source, source]  # the check, then the new conversion
+    digest = (converted.parent / (converted.name + ".sha256")).read_text().strip()
+    assert digest == hashlib.sha256(converted.read_bytes()).hexdigest()
+    # Now equal: verified again, no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        download.imagenet_layer_weights(checkpoint)
+
+
+def test_a_checkpoint_that_is_not_alexnet_is_named(tmp_path):
+    # The name maps said "the torchvision state dict" or "the Caffe model".
+    pth = tmp_path / "small.pth"
+    torch.save({"features.0.weight": torch.zeros(2, 3, 1, 1)}, pth)
+    caffemodel = tmp_path / "small.caffemodel"
+    write_caffemodel(caffemodel, [("conv1", "Convolution", [np.zeros((2, 3, 1, 1))])])
+    for path, reason in ((pth, "missing"), (caffemodel, "missing")):
+        with pytest.raises(ValueError, match=reason) as info:
+            AlexNet(weights=str(path), include_top=False)
+        assert str(info.value).startswith(repr(str(path))), info.value
+
+
+def test_a_path_like_returning_bytes_is_a_type_error_naming_weights(tmp_path):
+    path = tmp_path / "alexnet.pth"
+    path.write_bytes(b"never read")
+
+    class BytesPath:
+        def __fspath__(self):
+            return os.fsencode(path)
+
+    with pytest.raises(TypeError, match=r"not bytes\. Received: weights=b'"):
+        AlexNet(weights=BytesPath())

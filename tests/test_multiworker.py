@@ -192,17 +192,15 @@ def test_only_the_chief_claims_the_run_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     run, config = tmp_path / "run", {"epochs": 3}
     folder = RunFolder(run)
-    writes, state, finished = _claim(folder, config, Cluster(2, 0, "h:1"), 0)
-    assert writes is folder and state["epoch"] == 0 and finished is None
+    writes, state = _claim(folder, config, Cluster(2, 0, "h:1"))
+    assert writes is folder and state["epoch"] == 0
     assert json.loads((run / "config.json").read_text()) == config
     folder.write_json("state.json", {"epoch": 1})
     folder.release()
     before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
     for attempt in (1, 2):  # a rerun replaces the first attempt's folder
-        writes, state, finished = _claim(
-            RunFolder(run), config, Cluster(2, 1, "h:1"), 0
-        )
-        assert state == {"epoch": 1} and finished is None
+        writes, state = _claim(RunFolder(run), config, Cluster(2, 1, "h:1"))
+        assert state["epoch"] == 1
         assert os.path.dirname(writes.root) == str(tmp_path / "tmp")
         assert os.path.basename(writes.root).startswith("keras-alexnet-worker-1-")
         assert sorted(os.listdir(writes.root)) == [".lock", "checkpoints",

@@ -690,3 +690,39 @@ def test_legacy_version_record_is_not_formatted_whole(tmp_path):
         "weights/torch_checkpoint", "read_torch_state_dict", [path], timeout=30
     )
     assert "legacy protocol version tuple(" in _check_refusal(path, outcome)
+
+
+def test_first_round_leftovers_name_the_file_and_the_reason(tmp_path):
+    # Each was a misleading or bare error: a damaged zip, "more than the rest
+    # of the file holds" for a negative count, a bare IsADirectoryError.
+    not_ascii = tmp_path / "byteorder.pt"
+    with zipfile.ZipFile(not_ascii, "w") as archive:
+        archive.writestr("m/data.pkl", _state_dict(("t", _tensor(_STORAGE))))
+        archive.writestr("m/byteorder", b"\xff\xfelittle")
+        archive.writestr("m/data/0", np.arange(6, dtype="<f4").tobytes())
+    raw = np.arange(6, dtype="<f4").tobytes()
+    negative = _legacy_checkpoint(
+        tmp_path / "negative.pt", _state_dict(("t", _tensor(_STORAGE))), [("0", raw)]
+    )
+    data = bytearray(negative.read_bytes())
+    count_at = len(data) - len(raw) - 8  # the int64 element count before the bytes
+    data[count_at : count_at + 8] = (-5).to_bytes(8, "little", signed=True)
+    negative.write_bytes(bytes(data))
+    folder = tmp_path / "folder.pth"
+    folder.mkdir()
+    expected = {
+        not_ascii: ("ValueError", r"byte order in bytes that are not text"),
+        negative: ("ValueError", r"negative number of elements, -5"),
+        folder: ("IsADirectoryError", r"is a folder, not a torch.save checkpoint"),
+    }
+    outcomes = run_reader(
+        "weights/torch_checkpoint", "read_torch_state_dict", list(expected)
+    )
+    for (path, (error, reason)), outcome in zip(
+        expected.items(), outcomes, strict=True
+    ):
+        assert outcome["error"] == error, outcome
+        assert repr(str(path)) in outcome["message"], outcome
+        assert re.search(reason, outcome["message"]), outcome
+        assert outcome["message_length"] < 500 and outcome["seconds"] < 5, outcome
+    assert folder.is_dir() and not os.listdir(folder)

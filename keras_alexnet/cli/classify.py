@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from keras_alexnet._terminal import printable
 from keras_alexnet.cli.common import add_common_options
 from keras_alexnet.cli.types import integer_from
 from keras_alexnet.variants import LRN_PRESETS, VARIANTS, Preprocessing
@@ -106,14 +107,14 @@ def run_classify(args: argparse.Namespace) -> int:
     )
     # Every image is read before the model is built: a bad file fails first.
     x = np.stack([load_image(path, classifier.preprocessing) for path in paths])
-    print(classifier.header)
+    print(printable(classifier.header))
     model = classifier.model()
     probabilities = np.asarray(
         keras.ops.convert_to_numpy(model.predict_on_batch(x)), np.float64
     )
     top = min(args.top, len(classifier.labels))
     for path, row in zip(paths, probabilities, strict=True):
-        print(path)
+        print(printable(path))
         for rank, index in enumerate(np.argsort(-row, kind="stable")[:top], 1):
             print(f"  {rank}. {classifier.labels[index]} {row[index]:.4f}")
     return 0
@@ -212,7 +213,8 @@ def _trained_classifier(
     image_size = models.describe_model(model)["image_size"]
     return _Classifier(
         header=f"Weights: {weights} ({variant} variant, {classes} classes)",
-        labels=[f"{name:<30}" for name in names],
+        # Names from a file: escaped, so that none can forge an output line.
+        labels=[f"{printable(name):<30}" for name in names],
         preprocessing=trained_models.eval_preprocessing(
             variant, image_size or models.default_image_size(variant)
         ),

@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn, TextIO
 
+from keras_alexnet._terminal import printable
 from keras_alexnet.cli import checkpoints, classify, runs
 from keras_alexnet.cli.common import UsageError
 
@@ -53,12 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _one_line_warning(warnings.showwarning)
             return int(args.run(args))
     except UsageError as error:
-        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: {printable(error)}", file=sys.stderr)
         return 2
     except Exception as error:
         if getattr(args, "debug", False) or not _is_reported(error):
             raise
-        message = in_flags(one_line(error), args.flags)
+        # Escaped: a file name or class name in it cannot forge a line.
+        message = printable(in_flags(one_line(error), args.flags))
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 1
 

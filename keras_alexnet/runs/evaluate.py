@@ -13,10 +13,12 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_alexnet._terminal import printable
 from keras_alexnet.runs import models, plots
 from keras_alexnet.runs.datasets import make_validation_dataset, resolve_data
 from keras_alexnet.runs.run_folder import RunFolder
 from keras_alexnet.weights.download import write_atomically
+from keras_alexnet.weights.keras_file import load_keras_file
 
 
 def predict_scores(
@@ -142,7 +144,7 @@ def evaluate_run(
     """
     checkpoint = folder.best_checkpoint()
     label = checkpoint_label(checkpoint)
-    model = keras.saving.load_model(folder.path(checkpoint["file"]))
+    model = load_keras_file(folder.path(checkpoint["file"]))
     results = {}
     for crop, dataset in ((CENTRE, data), (TEN_CROP, ten_crop_data)):
         if dataset is None:
@@ -247,7 +249,7 @@ def load_any_model(
         return AlexNet(weights=value, variant=variant), variant
     path = os.fspath(str(value))
     if formats.weights_format(path) == "keras":
-        model = keras.saving.load_model(path)
+        model = load_keras_file(path)
         names = {layer.name for layer in models._all_layers(model)}
         inferred = (
             "original"
@@ -343,7 +345,7 @@ def evaluate(
     metrics = {**summary(result), "crop": crop, "weights": os.fspath(weights)}
     name = os.path.basename(os.fspath(weights))
     if verbose:
-        print(f"{name}, {CROP_WORDS[crop]}: {describe(metrics)}")
+        print(f"{printable(name)}, {CROP_WORDS[crop]}: {describe(metrics)}")
     if folder is not None:
         os.makedirs(folder.root, exist_ok=True)
         write_per_class_csv([(crop, name, result)], folder.path("per_class.csv"))

@@ -30,6 +30,7 @@ from keras_alexnet.resources import write_digits_folder
 from keras_alexnet.runs import models, plots
 from keras_alexnet.runs.evaluate import evaluate
 from keras_alexnet.runs.train import train
+from keras_alexnet.weights.keras_file import load_keras_file
 
 IMAGE_SIZE = 67
 PNG_SIZE = 32
@@ -158,10 +159,10 @@ def _evaluate_and_classify(data, output, results, say, verbose):
         verbose=verbose,
     )
     say(f"\n4. Saving and reloading {best}, classifying a few images")
-    model = keras.saving.load_model(best)
+    model = load_keras_file(best)
     saved = os.path.join(output, "alexnet_digits.keras")
     model.save(saved)
-    reloaded = keras.saving.load_model(saved)
+    reloaded = load_keras_file(saved)
     images, labels, paths = _some_validation_images(data, count=6)
     x = _center_crops(paths)
     before = keras.ops.convert_to_numpy(model(x, training=False))

@@ -41,9 +41,17 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_alexnet._terminal import printable
 from keras_alexnet._validation import check_bool, check_int
 from keras_alexnet.runs.folder_lock import FolderLock
+from keras_alexnet.runs.run_files import (
+    read_config,
+    read_json_object,
+    read_log,
+    read_state,
+)
 from keras_alexnet.weights.download import write_atomically
+from keras_alexnet.weights.keras_file import check_keras_file
 
 __all__ = ["BEST_RULE", "EpochRecorder", "RunFolder", "folder_size", "run_options"]
 
@@ -135,28 +143,64 @@ class RunFolder:
         self._refuse_foreign_entries()
         os.makedirs(self.root, exist_ok=True)
         self.lock.acquire()
-        config_path = self.path("config.json")
-        # A folder whose run completed no epoch has nothing to resume.
-        if os.path.isfile(config_path) and self.state()["epoch"]:
-            previous = _read_json(config_path)
-            changed = sorted(
-                key
-                for key in set(previous) | set(config)
-                if key not in RESUMABLE_KEYS and previous.get(key) != config.get(key)
+        try:
+            state = self._check_previous_run(config)
+            self._write_text(
+                self.path("config.json"), json.dumps(config, indent=2, sort_keys=True)
             )
-            if changed:
-                self.release()
-                details = ", ".join(
-                    f"{key}: {previous.get(key)!r} then {config.get(key)!r}"
-                    for key in changed[:5]
-                )
-                raise ValueError(
-                    f"{self.root} holds a run with another configuration ({details}). "
-                    "Rerun the same command to resume it, or choose another --output."
-                )
-        self._write_text(config_path, json.dumps(config, indent=2, sort_keys=True))
-        os.makedirs(self.path("checkpoints"), exist_ok=True)
-        return self.state()
+            os.makedirs(self.path("checkpoints"), exist_ok=True)
+        except BaseException:
+            self.release()
+            raise
+        return state
+
+    def _check_previous_run(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Reads back and checks what a previous run left (its state,
+        configuration, log and checkpoints), then that its configuration is
+        `config` but for `RESUMABLE_KEYS`.
+
+        Returns:
+            The previous run's state (`{"epoch": 0}`: nothing to resume).
+        """
+        state = self.state()
+        completed = state["epoch"]
+        # A folder whose run completed no epoch has nothing to resume.
+        if not completed:
+            return state
+        previous = read_config(self.path("config.json"))
+        self.log_rows(completed)
+        # The checkpoint to resume from, and best.keras, which the run keeps:
+        # a damaged one is reported now, not kept or found at the end.
+        checkpoint = self.checkpoint(completed)
+        if not os.path.isfile(checkpoint):
+            raise ValueError(
+                f"{checkpoint!r} is missing, though state.json records epoch "
+                f"{completed} as completed: the run cannot resume without it."
+            )
+        check_keras_file(checkpoint, full=True)
+        best = self.path("best.keras")
+        # Usually a hard link to a checkpoint: read once.
+        if (
+            state.get("best_epoch")
+            and os.path.lexists(best)
+            and not (os.path.isfile(best) and os.path.samefile(best, checkpoint))
+        ):
+            check_keras_file(best, full=True)
+        changed = sorted(
+            key
+            for key in set(previous) | set(config)
+            if key not in RESUMABLE_KEYS and previous.get(key) != config.get(key)
+        )
+        if changed:
+            details = ", ".join(
+                f"{key}: {previous.get(key)!r} then {config.get(key)!r}"
+                for key in changed[:5]
+            )
+            raise ValueError(
+                f"{self.root} holds a run with another configuration ({details}). "
+                "Rerun the same command to resume it, or choose another --output."
+            )
+        return state
 
     def foreign_entries(self) -> list[str]:
         """What the folder holds that no run wrote, relative to it, sorted."""
@@ -184,6 +228,22 @@ class RunFolder:
         return foreign
 
     def _refuse_foreign_entries(self) -> None:
+        config = self.path("config.json")
+        if os.path.lexists(self.path("state.json")):
+            # A run's folder whose config.json is damaged: say so, rather than
+            # call every file of the run foreign.
+            try:
+                if not os.path.lexists(config):
+                    raise ValueError(
+                        f"{config!r} is missing, though the folder holds a "
+                        "run's state.json."
+                    )
+                read_config(config)
+            except ValueError as error:
+                raise ValueError(
+                    f"{error} If {self.requested!r} is not a run folder, choose "
+                    "another --output."
+                ) from None
         foreign = self.foreign_entries()
         if foreign:
             shown = ", ".join(repr(e) for e in foreign[:3])
@@ -199,17 +259,25 @@ class RunFolder:
         self.lock.release()
 
     def state(self) -> dict[str, Any]:
+        """`state.json`, checked (`read_state`); `{"epoch": 0}` before any epoch."""
         path = self.path("state.json")
-        if not os.path.isfile(path):
+        if not os.path.lexists(path):
             return {"epoch": 0}
-        return _read_json(path)
+        return read_state(path)
 
-    def log_rows(self) -> list[dict[str, str]]:
+    def log_rows(self, completed: int | None = None) -> list[dict[str, str]]:
+        """The rows of `log.csv` for the completed epochs (`read_log`)."""
+        if completed is None:
+            completed = self.state()["epoch"]
+        if not completed:
+            return []  # any row is a killed first epoch's, written again
         path = self.path("log.csv")
-        if not os.path.isfile(path):
-            return []
-        with open(path, newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
+        if not os.path.lexists(path):
+            raise ValueError(
+                f"{path!r} is missing, though state.json records epoch "
+                f"{completed} as completed."
+            )
+        return read_log(path, completed)
 
     def write_log(self, rows: list[dict[str, Any]]) -> None:
         keys = ["epoch"]
@@ -315,13 +383,19 @@ class RunFolder:
         state = self.state()
         if not os.path.isfile(path) or state.get("epoch") != config["epochs"]:
             return None
-        metrics = _read_json(path)
+        metrics = read_json_object(path)
         recorded = metrics.get("checkpoint", {})
         if (
             metrics.get("epochs") != state["epoch"]
             or recorded != self.best_checkpoint()
         ):
-            return None
+            return None  # another state's evaluation: evaluated again
+        top1 = metrics.get("top1")
+        if not (_is_fraction(top1) and isinstance(metrics.get("crop"), str)):
+            raise ValueError(
+                f"{path!r} is damaged: its `top1` should be a number from 0 to 1 "
+                f"and its `crop` a string. Received: top1={top1!r}"
+            )
         return metrics
 
     def resume_or_finish(
@@ -339,8 +413,9 @@ class RunFolder:
             self.release()
             if verbose:
                 print(
-                    f"{self.root} holds this run, finished: {completed} epochs; "
-                    f"top-1 {100 * finished['top1']:.2f} % ({finished['crop']} "
+                    f"{printable(self.root)} holds this run, finished: {completed} "
+                    f"epochs; top-1 {100 * finished['top1']:.2f} % "
+                    f"({printable(finished['crop'])} "
                     f"crop, {finished['checkpoint']['file']} of epoch "
                     f"{finished['checkpoint']['epoch']}). Nothing to do; "
                     "more --epochs continue it."
@@ -348,9 +423,15 @@ class RunFolder:
             return finished
         if verbose and completed:
             if completed < epochs:
-                print(f"Resuming {self.root} at epoch {completed + 1} of {epochs}")
+                print(
+                    f"Resuming {printable(self.root)} at epoch {completed + 1} "
+                    f"of {epochs}"
+                )
             else:
-                print(f"All {completed} epochs of {self.root} are done; evaluating")
+                print(
+                    f"All {completed} epochs of {printable(self.root)} are done; "
+                    "evaluating"
+                )
         return None
 
     def size_bytes(self) -> int:
@@ -385,19 +466,22 @@ def folder_size(root: str | os.PathLike) -> int:
     return total
 
 
+def _is_fraction(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 <= value <= 1
+    )
+
+
 def _is_run_config(path: str) -> bool:
     if not os.path.isfile(path):
         return False
     try:
-        config = _read_json(path)
+        read_config(path)
     except (OSError, ValueError):
         return False
-    return isinstance(config, dict) and config.get("command") in ("train", "finetune")
-
-
-def _read_json(path: str) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return True
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -433,10 +517,7 @@ class EpochRecorder(keras.callbacks.Callback):
         self.best_epoch = state.get("best_epoch")
         self.stateful_callbacks = stateful_callbacks or {}
         self.saved_callbacks = state.get("callbacks", {})
-        completed = int(state.get("epoch", 0))
-        self.rows: list[dict[str, Any]] = [
-            row for row in folder.log_rows() if int(float(row["epoch"])) <= completed
-        ]
+        self.rows: list[dict[str, Any]] = folder.log_rows(int(state.get("epoch", 0)))
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         # After the callbacks' own on_train_begin, which resets their counters.

@@ -24,21 +24,26 @@ import numpy as np
 
 from keras_alexnet import training
 from keras_alexnet._choices import DISTRIBUTE_MODES
+from keras_alexnet._terminal import printable
 from keras_alexnet._validation import check_float
 from keras_alexnet.runs import cluster as cluster_lib
 from keras_alexnet.runs import models, plots, recipes
 from keras_alexnet.runs.datasets import (
+    DataSpec,
+    class_names_of,
     make_datasets,
     make_validation_dataset,
     resolve_data,
 )
 from keras_alexnet.runs.evaluate import checkpoint_label, evaluate_run
+from keras_alexnet.runs.run_files import read_classes
 from keras_alexnet.runs.run_folder import (
     INITIAL_CONV1,
     EpochRecorder,
     RunFolder,
     run_options,
 )
+from keras_alexnet.weights.keras_file import load_keras_file
 
 DISTRIBUTE_BACKENDS = ("tensorflow", "jax")
 # Image sizes are read from at most this many training files.
@@ -439,19 +444,48 @@ def _run(
     verbose: int,
 ) -> dict[str, Any]:
     cluster = None
-    batch_size = config["batch_size"]
     if config["distribute"] == "multi-worker":
         cluster = cluster_lib.cluster_from_environment()
-        batch_size = cluster.worker_batch(batch_size)
+        cluster.worker_batch(config["batch_size"])
     folder = RunFolder(_local_output(output))
     config = {**config, "output": folder.root}
-    chief = cluster is None or cluster.is_chief
-    writes, state, finished = _claim(folder, config, cluster, verbose)
+    writes, state = _claim(folder, config, cluster)
+    # The locks go with the call, whatever ends it (an error included).
+    try:
+        if cluster is None or cluster.is_chief:
+            finished = folder.resume_or_finish(config, verbose=verbose)
+        else:
+            finished = folder.finished_metrics(config)
+        if finished is not None:
+            return finished
+        return _run_locked(
+            folder, writes, cluster, config, state, recipe, build, phases, verbose
+        )
+    finally:
+        folder.release()
+        if writes is not folder:
+            writes.release()
+            shutil.rmtree(writes.root, ignore_errors=True)
+
+
+def _run_locked(
+    folder: RunFolder,
+    writes: RunFolder,
+    cluster: cluster_lib.Cluster | None,
+    config: dict[str, Any],
+    state: dict[str, Any],
+    recipe: recipes.Recipe,
+    build: Any,
+    phases: list[Phase],
+    verbose: int,
+) -> dict[str, Any]:
+    """The run, once the folders are claimed; `writes` is where this process
+    writes (the run folder, or another worker's scratch folder)."""
     completed = int(state.get("epoch", 0))
-    if finished is not None:
-        return finished
+    batch_size = config["batch_size"]
     distribution = None
     if cluster is not None:
+        batch_size = cluster.worker_batch(batch_size)
         distribution = cluster_lib.data_parallel_over_workers(cluster)
     if config["mixed_precision"]:
         policy = "mixed_bfloat16" if _on_cpu() else "mixed_float16"
@@ -459,12 +493,15 @@ def _run(
     keras.utils.set_random_seed(config["seed"])
 
     one_hot = recipe.mix or bool(recipe.label_smoothing)
+    spec = resolve_data(
+        config["data"],
+        validation_split=config["validation_split"],
+        allow_small_classes=config["allow_small_classes"],
+    )
+    if completed:
+        _check_resumed_classes(folder, spec)
     train_data, val_data, class_names = make_datasets(
-        resolve_data(
-            config["data"],
-            validation_split=config["validation_split"],
-            allow_small_classes=config["allow_small_classes"],
-        ),
+        spec,
         seed=config["seed"],
         variant=config["variant"],
         image_size=config["image_size"],
@@ -484,7 +521,7 @@ def _run(
 
     with _distribution_scope(config["distribute"], distribution):
         if completed:
-            model = keras.saving.load_model(folder.checkpoint(completed))
+            model = load_keras_file(folder.checkpoint(completed))
             base = _find_base(model)
         else:
             model, base = build(classes)
@@ -537,9 +574,7 @@ def _run(
         # The final scores on one device: predict_on_batch under a strategy
         # hands each replica the whole batch.
         keras.distribution.set_distribution(None)
-    if not chief:
-        writes.release()
-        shutil.rmtree(writes.root, ignore_errors=True)
+    if writes is not folder:  # another worker: the chief evaluates
         return cluster_lib.wait_for_chief(lambda: folder.finished_metrics(config))
     folder.sync_best()
     folder.prune_checkpoints()
@@ -558,9 +593,9 @@ def _run(
     metrics["pictures"].update(_pictures(folder, best, config, metrics["checkpoint"]))
     # Last: a metrics.json matching the state marks the run finished.
     folder.write_json("metrics.json", metrics)
-    folder.release()
     if verbose:
-        print(f"Run folder: {folder.root} ({folder.size_bytes() / 1e6:.1f} MB)")
+        size = folder.size_bytes() / 1e6
+        print(f"Run folder: {printable(folder.root)} ({size:.1f} MB)")
     return metrics
 
 
@@ -577,24 +612,17 @@ def _local_output(output: Any) -> Any:
 
 
 def _claim(
-    folder: RunFolder,
-    config: dict[str, Any],
-    cluster: cluster_lib.Cluster | None,
-    verbose: int,
-) -> tuple[RunFolder, dict[str, Any], dict[str, Any] | None]:
-    """`(writes, state, finished)`: where this process writes, the run's
-    state, and its metrics if it is finished.
+    folder: RunFolder, config: dict[str, Any], cluster: cluster_lib.Cluster | None
+) -> tuple[RunFolder, dict[str, Any]]:
+    """`(writes, state)`: where this process writes, and the run's state.
 
-    Only the chief writes the run folder. The other workers of a multi-worker
-    run read where it stands and write the same files into a scratch folder
-    of their own: saving a model is a collective step every worker must take.
+    Only the chief writes the run folder (and holds its lock). The other
+    workers of a multi-worker run read where it stands and write the same
+    files into a scratch folder of their own: saving a model is a collective
+    step every worker must take.
     """
     if cluster is None or cluster.is_chief:
-        state = folder.start(config)
-        return folder, state, folder.resume_or_finish(config, verbose=verbose)
-    state, finished = folder.state(), folder.finished_metrics(config)
-    if finished is not None:
-        return folder, state, finished
+        return folder, folder.start(config)
     # One name per run folder and worker: a rerun after a kill replaces what
     # the killed worker left.
     digest = hashlib.sha256(folder.root.encode()).hexdigest()[:16]
@@ -603,7 +631,23 @@ def _claim(
     shutil.rmtree(scratch, ignore_errors=True)
     writes = RunFolder(scratch)
     writes.start(config)
-    return writes, state, None
+    return writes, folder.state()
+
+
+def _check_resumed_classes(folder: RunFolder, spec: DataSpec) -> None:
+    """The class folders of the data must be those of the run being resumed,
+    whose model has one output per class of its `classes.json`."""
+    classes_file = folder.path("classes.json")
+    names = class_names_of(spec)  # None for TFDS: the dataset's own classes
+    if names is None or not os.path.lexists(classes_file):
+        return
+    recorded = read_classes(classes_file)
+    if recorded != names:
+        raise ValueError(
+            f"The classes of {spec.train!r} ({len(names)}) are not those of the "
+            f"run being resumed ({len(recorded)}, in {classes_file!r}); choose "
+            "another --output for a new run."
+        )
 
 
 def _phase_optimizer(phase, recipe, epochs, steps, verbose):

@@ -8,11 +8,11 @@ names in the order of the model's outputs, beside its `.keras` checkpoints
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 from keras_alexnet.data.imagenet import default_resize_size
 from keras_alexnet.preprocessing import preprocessing_for
+from keras_alexnet.runs.run_files import MAX_RUN_FILE_BYTES, read_classes
 from keras_alexnet.variants import Preprocessing
 
 __all__ = [
@@ -43,9 +43,8 @@ def run_classes_file(weights: str | os.PathLike) -> str | None:
 
 
 def read_run_classes(path: str | os.PathLike) -> list[str]:
-    """The class names of a run's `classes.json` (a JSON list)."""
-    with open(path, encoding="utf-8") as f:
-        return [str(name) for name in json.load(f)]
+    """The class names of a run's `classes.json`, checked (`read_classes`)."""
+    return read_classes(os.fspath(path))
 
 
 def read_class_names(path: str | os.PathLike) -> list[str]:
@@ -53,11 +52,23 @@ def read_class_names(path: str | os.PathLike) -> list[str]:
 
     Raises:
         FileNotFoundError: `path` is not a file.
+        ValueError: larger than 16 MB, or not UTF-8.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such class-names file: {os.fspath(path)}")
-    with open(path, encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+    size = os.path.getsize(path)
+    if size > MAX_RUN_FILE_BYTES:
+        raise ValueError(
+            f"{os.fspath(path)!r} has {size:,} bytes, more than a list of class "
+            f"names needs (limit {MAX_RUN_FILE_BYTES:,})."
+        )
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [line.strip() for line in f if line.strip()]
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{os.fspath(path)!r} is not UTF-8 text ({error.reason})."
+        ) from None
 
 
 def eval_preprocessing(variant: str, image_size: int) -> Preprocessing:

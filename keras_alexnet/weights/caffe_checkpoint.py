@@ -41,6 +41,8 @@ _BLOB_DATA, _BLOB_SHAPE, _BLOB_DOUBLE_DATA = 5, 7, 8
 _SHAPE_DIM = 1
 # Caffe's `kMaxBlobAxes` (blob.hpp): no blob has more axes.
 _MAX_BLOB_AXES = 32
+# A dimension NumPy can hold; a blob's size is bounded by the file anyway.
+_MAX_DIM = 2**62
 # Fields decoded one at a time cost about a microsecond each in Python; a
 # caffemodel has a few per layer and blob (runs of floats are read at once), so
 # a file needing more is refused rather than read for seconds.
@@ -202,6 +204,13 @@ class _Decoder:
             data = self.join(floats[_BLOB_DATA], np.dtype("<f4"))
         if shape is None:
             shape = [legacy_dims[number] for number in _BLOB_LEGACY_DIMS]
+        if any(dim >= _MAX_DIM for dim in shape):
+            # protobuf stores a negative int64 as a huge unsigned varint; NumPy
+            # refuses such a dimension even when another one is 0.
+            raise self.error(
+                f"a blob of layer {layer!r} has shape {tuple(shape)}, with a "
+                "dimension beyond 2**62 (negative, or damaged)"
+            )
         if math.prod(shape) != data.size:
             raise self.error(
                 f"a blob of layer {layer!r} has shape {tuple(shape)} but "
@@ -297,8 +306,11 @@ def read_caffemodel(path: str | os.PathLike[str]) -> dict[str, list[np.ndarray]]
             net with fewer layers; `name_maps.caffe_to_keras` then reports the
             missing layers.
         FileNotFoundError: If `path` does not exist.
+        IsADirectoryError: If `path` is a folder.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path!r} is a folder, not a .caffemodel file.")
     with open(path, "rb") as file:
         contents = file.read()
     decoder = _Decoder(memoryview(contents), path)

@@ -1,8 +1,10 @@
 """Downloads checkpoints, checks their hashes and caches their conversions.
 
 Every file lands under its final name by an atomic rename; what a killed
-process left behind is removed after `STALE_AFTER_S`. The mirror, the timeout
-and the cache are described in docs/pretrained.md.
+process left behind is removed after `STALE_AFTER_S`. A cache that already
+holds what is asked for is only read, so a read-only one works. The mirror, the
+timeout, the cache and what its hashes protect against are described in
+docs/pretrained.md.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ __all__ = [
     "MIRROR_ENV",
     "STALE_AFTER_S",
     "TIMEOUT_ENV",
+    "VERIFY_ENV",
     "ChecksumError",
     "DownloadError",
     "cache_dir",
@@ -44,11 +47,15 @@ __all__ = [
     "load_layer_weights",
     "make_cache_dir",
     "save_layer_weights",
+    "verify_conversion",
     "write_atomically",
 ]
 
 MIRROR_ENV = "KERAS_ALEXNET_WEIGHTS_MIRROR"
 TIMEOUT_ENV = "KERAS_ALEXNET_DOWNLOAD_TIMEOUT"
+# Set (to anything but "" or "0"), a cached conversion is checked against the
+# source checkpoint on every load when that file is in the cache too.
+VERIFY_ENV = "KERAS_ALEXNET_VERIFY_CACHE"
 DEFAULT_TIMEOUT_S = 60.0
 # Temporary files and folders of the cache untouched this long belong to a
 # process that died (an active download writes at least once per timeout).
@@ -73,8 +80,19 @@ def cache_dir() -> str:
     return os.path.join(keras_home, CACHE_SUBDIR)
 
 
-def make_cache_dir() -> str:
-    """Creates the cache folder if needed; an unusable one names `KERAS_HOME`."""
+def make_cache_dir(purpose: str | None = None) -> str:
+    """Creates the cache folder, for writing; an unusable one names `KERAS_HOME`.
+
+    Only called when something must be written: reading a cache needs no write
+    access.
+
+    Args:
+        purpose: what is to be written, for the message (`"download x.pth"`).
+
+    Raises:
+        OSError: the folder cannot be created or written; the message names it,
+            `purpose` and `KERAS_HOME`.
+    """
     directory = cache_dir()
     try:
         os.makedirs(directory, exist_ok=True)
@@ -87,9 +105,10 @@ def make_cache_dir() -> str:
             if keras_home
             else "~/.keras (KERAS_HOME is not set)"
         )
+        needed = f" to {purpose}" if purpose else ""
         raise OSError(
-            f"Cannot use the weights cache {directory!r} ({error}). It lies in "
-            f"{where}: set KERAS_HOME to a writable folder."
+            f"Cannot use the weights cache {directory!r}{needed} ({error}). It "
+            f"lies in {where}: set KERAS_HOME to a writable folder."
         ) from None
     _remove_stale_temporaries(directory)
     return directory
@@ -166,13 +185,15 @@ def fetch_checkpoint(checkpoint: Checkpoint) -> str:
         ChecksumError: the file does not have the registry's hash; nothing is kept.
         DownloadError: the download failed or timed out; nothing is kept.
     """
-    directory = make_cache_dir()
-    final_path = os.path.join(directory, checkpoint.file_name)
+    final_path = os.path.join(cache_dir(), checkpoint.file_name)
     _refuse_directory(final_path, f"the downloaded checkpoint {checkpoint.name!r}")
     if os.path.exists(final_path):
         if file_hash_matches(final_path, checkpoint):
-            return final_path
+            return final_path  # read only: a read-only cache is fine
+        directory = make_cache_dir(f"replace the damaged {checkpoint.file_name!r}")
         os.remove(final_path)
+    else:
+        directory = make_cache_dir(f"download {checkpoint.file_name!r}")
 
     mirror = os.environ.get(MIRROR_ENV, "").strip()
     timeout = download_timeout()
@@ -290,27 +311,32 @@ def imagenet_weights(checkpoint: Checkpoint) -> str:
 
     The conversion is a `.npz` of arrays by Keras layer name; its SHA-256,
     written beside it, is checked on every call and a mismatch converts again
-    (an all-zero file may still parse).
+    (an all-zero file may still parse). With `VERIFY_ENV` set, it is also
+    compared with a fresh conversion of the source checkpoint when that is in
+    the cache (`verify_conversion`). A cache holding a good conversion is only
+    read.
 
     Raises:
         ChecksumError, DownloadError: as `fetch_checkpoint`.
+        OSError: the conversion must be written and the cache is read-only.
     """
     path = converted_weights_path(checkpoint)
     digest_path = path + ".sha256"
-    make_cache_dir()
     _refuse_directory(path, f"the conversion of {checkpoint.name!r}")
     _refuse_directory(digest_path, f"the hash of the conversion of {checkpoint.name!r}")
     if os.path.exists(path):
-        if _recorded_digest(digest_path) == _sha256(path):
+        problem = _conversion_problem(path, digest_path, checkpoint)
+        if problem is None:
             return path
         warnings.warn(
-            f"The cached conversion {path!r} of {checkpoint.name!r} does not have "
-            f"the SHA-256 recorded in {digest_path!r} when it was written: it was "
-            "damaged or replaced since. Converting the checkpoint again.",
+            f"The cached conversion {path!r} of {checkpoint.name!r} {problem}. "
+            "Converting the checkpoint again.",
             stacklevel=3,
         )
+        make_cache_dir(f"replace the conversion {os.path.basename(path)!r}")
         os.remove(path)
     source_path = fetch_checkpoint(checkpoint)
+    make_cache_dir(f"save the conversion of {checkpoint.name!r}")
     weights = read_checkpoint(source_path)
     digest = []
 
@@ -327,6 +353,58 @@ def imagenet_weights(checkpoint: Checkpoint) -> str:
         before_rename=lambda: _write_text_atomically(digest_path, digest[0] + "\n"),
     )
     return path
+
+
+def _conversion_problem(
+    path: str, digest_path: str, checkpoint: Checkpoint
+) -> str | None:
+    """What is wrong with a cached conversion, as a phrase; `None` if nothing."""
+    if _recorded_digest(digest_path) != _sha256(path):
+        return (
+            f"does not have the SHA-256 recorded in {digest_path!r} when it was "
+            "written: it was damaged or replaced since"
+        )
+    verify = os.environ.get(VERIFY_ENV, "").strip() not in ("", "0")
+    if verify and not verify_conversion(checkpoint):
+        return (
+            "differs from the conversion of the source checkpoint beside it, "
+            "whose hash is the registry's: it was replaced, together with its "
+            "SHA-256"
+        )
+    return None
+
+
+def verify_conversion(checkpoint: Checkpoint) -> bool:
+    """Whether the cached conversion equals a fresh one of the cached source.
+
+    The registry pins the source checkpoint's hash; the conversion's SHA-256
+    lives beside it and cannot tell a deliberate replacement from the real
+    one. This converts the source again (about 3 s for AlexNet, see
+    docs/pretrained.md) and compares every array.
+
+    Returns:
+        `True` when they are equal, or when there is nothing to compare with:
+        no conversion, or no source in the cache with the registry's hash.
+    """
+    path = converted_weights_path(checkpoint)
+    source_path = os.path.join(cache_dir(), checkpoint.file_name)
+    if not (os.path.isfile(path) and os.path.isfile(source_path)):
+        return True
+    if not file_hash_matches(source_path, checkpoint):
+        return True  # a damaged source proves nothing; fetch_checkpoint replaces it
+    fresh = read_checkpoint(source_path)
+    try:
+        cached = load_layer_weights(path)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return False
+    return set(cached) == set(fresh) and all(
+        len(cached[name]) == len(fresh[name])
+        and all(
+            a.dtype == np.asarray(b).dtype and np.array_equal(a, b)
+            for a, b in zip(cached[name], fresh[name], strict=True)
+        )
+        for name in fresh
+    )
 
 
 def save_layer_weights(path: str, weights: WeightsByLayer) -> None:
@@ -362,11 +440,17 @@ def imagenet_layer_weights(checkpoint: Checkpoint) -> dict[str, list[np.ndarray]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         # Only this library writes there, atomically: a damaged file was
         # damaged afterwards. Removing it lets the next load convert anew.
-        os.remove(path)
+        try:
+            os.remove(path)
+            outcome = "it was deleted. Load again to convert the checkpoint anew."
+        except OSError as removal:
+            outcome = (
+                f"it could not be deleted ({removal.strerror or removal}): delete "
+                "it, or set KERAS_HOME to a writable folder."
+            )
         raise ValueError(
             f"The cached conversion {path!r} of {checkpoint.name!r} is damaged "
-            f"({error}); it was deleted. Load again to convert the checkpoint "
-            "anew."
+            f"({error}); {outcome}"
         ) from error
 
 

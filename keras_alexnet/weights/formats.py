@@ -30,6 +30,7 @@ __all__ = [
     "keras_archive_layers",
     "read_checkpoint",
     "read_h5_layers",
+    "read_keras_config",
     "read_keras_weights",
     "weights_format",
 ]
@@ -64,8 +65,15 @@ def weights_format(path: str | os.PathLike) -> str:
 
     Raises:
         ValueError: the name ends in none of `WEIGHTS_FORMATS`.
+        TypeError: `path` is bytes, or a PathLike returning bytes.
     """
-    lower = os.fspath(path).lower()
+    name = os.fspath(path)
+    if not isinstance(name, str):
+        raise TypeError(
+            "`weights` should be a path given as text (a str, or a PathLike "
+            f"whose __fspath__ returns a str), not bytes. Received: weights={name!r}"
+        )
+    lower = name.lower()
     for suffix, kind in WEIGHTS_FORMATS.items():
         if lower.endswith(suffix):
             return kind
@@ -95,9 +103,10 @@ def read_checkpoint(path: str) -> dict[str, list[np.ndarray]]:
     """
     kind = weights_format(path)
     if kind == "caffe":
-        return name_maps.caffe_to_keras(read_caffemodel(path))
+        return name_maps.caffe_to_keras(read_caffemodel(path), source=repr(path))
     if kind == "torch":
-        return name_maps.torchvision_to_keras(read_torch_state_dict(path))
+        state_dict = read_torch_state_dict(path)
+        return name_maps.torchvision_to_keras(state_dict, source=repr(path))
     if kind == "keras":
         config, weights_h5 = _read_keras_archive(path)
         layers = _layer_configs(config, path)
@@ -160,11 +169,33 @@ def _read_keras_archive(path: str, read_weights: bool = True) -> tuple[dict, Any
         raise ValueError(
             f"{path!r} is not a .keras archive (a zip file): {error}"
         ) from error
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        # RecursionError: JSON nested deeper than Python's parser goes.
         raise ValueError(f"{path!r} has no readable config.json: {error}") from error
     except OSError as error:
         raise ValueError(f"{path!r} cannot be read: {error}") from error
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"{path!r} is not a Keras .keras archive: its config.json holds a JSON "
+            f"{_json_type(config)}, not an object."
+        )
     return config, weights
+
+
+def read_keras_config(path: str) -> dict[str, Any]:
+    """The `config.json` of a `.keras` archive (a JSON object); no array is read.
+
+    Raises:
+        ValueError: not a zip, no `config.json`, or one that is not a JSON
+            object, naming `path`.
+    """
+    config, _ = _read_keras_archive(path, read_weights=False)
+    return config
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "list", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
 
 
 def _read_member(archive: zipfile.ZipFile, name: str, limit: int, path: str) -> bytes:

@@ -185,7 +185,10 @@ def chw_flattened_to_keras_dense_kernel(
 
 
 def torchvision_to_keras(
-    state_dict: Mapping[str, np.ndarray], flatten_order: str = "hwc"
+    state_dict: Mapping[str, np.ndarray],
+    flatten_order: str = "hwc",
+    *,
+    source: str = "the torchvision state dict",
 ) -> dict[str, list[np.ndarray]]:
     """Converts a torchvision AlexNet state dict to keras-alexnet layer weights.
 
@@ -196,6 +199,7 @@ def torchvision_to_keras(
         flatten_order: How the Keras model flattens pool5 before fc6: "hwc" for
             `keras.layers.Flatten` under either data format, "chw" for a plain
             reshape of an NCHW tensor (see `chw_flattened_to_keras_dense_kernel`).
+        source: how error messages name the state dict (its file).
 
     Returns:
         `{keras_layer_name: [kernel, bias]}` in network order, float32.
@@ -205,7 +209,6 @@ def torchvision_to_keras(
             unexpected shape or a non-float dtype; the message names the key.
     """
     _check_flatten_order(flatten_order)
-    source = "the torchvision state dict"
     expected_keys = [
         f"{module}.{param}"
         for module in TORCHVISION_NAME_MAP
@@ -229,7 +232,10 @@ def torchvision_to_keras(
 
 
 def caffe_to_keras(
-    blobs: Mapping[str, Sequence[np.ndarray]], flatten_order: str = "hwc"
+    blobs: Mapping[str, Sequence[np.ndarray]],
+    flatten_order: str = "hwc",
+    *,
+    source: str = "the Caffe model",
 ) -> dict[str, list[np.ndarray]]:
     """Converts Caffe bvlc_alexnet blobs to keras-alexnet layer weights.
 
@@ -241,6 +247,7 @@ def caffe_to_keras(
         flatten_order: How the Keras model flattens pool5 before fc6: "hwc" for
             `keras.layers.Flatten` under either data format, "chw" for a plain
             reshape of an NCHW tensor (see `chw_flattened_to_keras_dense_kernel`).
+        source: how error messages name the blobs (their file).
 
     Returns:
         `{keras_layer_name: [kernel, bias]}` in network order, float32.
@@ -251,7 +258,6 @@ def caffe_to_keras(
             Caffe layer.
     """
     _check_flatten_order(flatten_order)
-    source = "the Caffe model"
     _check_keys(blobs, list(CAFFE_NAME_MAP), source)
     weights = {}
     for caffe_layer, layer in CAFFE_NAME_MAP.items():

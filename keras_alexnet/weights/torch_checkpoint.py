@@ -621,10 +621,17 @@ def _read_zip(path: str, budget: _OutputBudget) -> Any:
             byteorder = "little"
             if prefix + "byteorder" in infos:
                 raw = read(prefix + "byteorder", 16, "a byte order")
-                byteorder = raw.decode("ascii").strip()
+                try:
+                    byteorder = raw.decode("ascii").strip()
+                except UnicodeDecodeError:
+                    raise ValueError(
+                        f"{path!r} declares its byte order in bytes that are not "
+                        f"text, {_brief(raw)}; torch.save writes 'little' or 'big'."
+                    ) from None
             if byteorder not in ("little", "big"):
                 raise ValueError(
-                    f"{path!r} declares an unknown byte order {_brief(byteorder)}."
+                    f"{path!r} declares an unknown byte order {_brief(byteorder)}; "
+                    "torch.save writes 'little' or 'big'."
                 )
             contents = read(pickles[0], _MAX_PICKLE_BYTES, "a state dict's pickle")
             obj = _unpickle(io.BytesIO(contents), len(contents), path, storages)
@@ -702,8 +709,13 @@ def _read_legacy(path: str, budget: _OutputBudget) -> Any:
             if len(header) != 8:
                 raise ValueError(f"{path!r} is truncated before storage {_brief(key)}.")
             (numel,) = struct.unpack("<q", header)
+            if numel < 0:
+                raise ValueError(
+                    f"{path!r} is damaged: storage {_brief(key)} declares a "
+                    f"negative number of elements, {numel}."
+                )
             nbytes = numel * storage.dtype.itemsize
-            if numel < 0 or nbytes > file_size - file.tell():
+            if nbytes > file_size - file.tell():
                 raise ValueError(
                     f"{path!r} is truncated: storage {_brief(key)} declares {numel} "
                     "elements, more than the rest of the file holds."
@@ -741,8 +753,10 @@ def read_torch_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]
         ValueError: If the file is not a `torch.save` checkpoint, is truncated
             or damaged, or does not hold a dict of tensors.
         FileNotFoundError: If `path` does not exist.
+        IsADirectoryError: If `path` is a folder.
     """
     path = os.fspath(path)
+    _refuse_folder(path)
     with open(path, "rb") as file:
         head = file.read(4)
         file_size = os.fstat(file.fileno()).st_size
@@ -767,6 +781,13 @@ def read_torch_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]
     except (OverflowError, MemoryError, *_MALFORMED_ERRORS) as exc:
         # A file damaged where no check expected it (zipfile's own parsing).
         raise _not_plausible(path, exc) from None
+
+
+def _refuse_folder(path: str) -> None:
+    if os.path.isdir(path):
+        raise IsADirectoryError(
+            f"{path!r} is a folder, not a torch.save checkpoint file."
+        )
 
 
 def _not_plausible(path: str, exc: BaseException) -> ValueError:
