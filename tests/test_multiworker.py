@@ -196,6 +196,7 @@ def test_only_the_chief_claims_the_run_folder(tmp_path, monkeypatch):
     assert writes is folder and state["epoch"] == 0
     assert json.loads((run / "config.json").read_text()) == config
     folder.write_json("state.json", {"epoch": 1})
+    folder.write_log([{"epoch": 1, "loss": 2.5}])
     folder.release()
     before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
     for attempt in (1, 2):  # a rerun replaces the first attempt's folder
@@ -203,8 +204,9 @@ def test_only_the_chief_claims_the_run_folder(tmp_path, monkeypatch):
         assert state["epoch"] == 1
         assert os.path.dirname(writes.root) == str(tmp_path / "tmp")
         assert os.path.basename(writes.root).startswith("keras-alexnet-worker-1-")
-        assert sorted(os.listdir(writes.root)) == [".lock", "checkpoints",
-                                                   "config.json"]  # fmt: skip
+        entries = sorted(os.listdir(writes.root))
+        assert entries == [".lock", "checkpoints", "config.json", "log.csv"]
+        assert writes.log_rows(1) == folder.log_rows(1)
         if attempt == 1:
             (Path(writes.root) / "stale.txt").write_text("left by a killed worker")
         writes.release()

@@ -631,7 +631,11 @@ def _claim(
     shutil.rmtree(scratch, ignore_errors=True)
     writes = RunFolder(scratch)
     writes.start(config)
-    return writes, folder.state()
+    state = folder.state()
+    if state["epoch"]:
+        # The recorder carries the log of the completed epochs forward.
+        shutil.copyfile(folder.path("log.csv"), writes.path("log.csv"))
+    return writes, state
 
 
 def _check_resumed_classes(folder: RunFolder, spec: DataSpec) -> None:
