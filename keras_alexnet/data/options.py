@@ -40,6 +40,7 @@ __all__ = [
     "DecodeConfig",
     "SourceConfig",
     "check_crop_fits",
+    "check_shard",
     "default_image_size",
     "default_resize_size",
     "is_folder_source",
@@ -74,6 +75,7 @@ class SourceConfig:
     on_error: str = "skip"
     check_files: str | None = "header"
     download: bool = True
+    shard: tuple[int, int] | None = None
     training: bool = dataclasses.field(init=False)
     is_folder: bool = dataclasses.field(init=False)
     is_prepared: bool = dataclasses.field(init=False)
@@ -120,6 +122,8 @@ class SourceConfig:
                 "`validation_split` is for folder sources; a TFDS source slices its "
                 f"split instead (split='train[:90%]'). Received: source={self.source!r}"
             )
+        if self.shard is not None:
+            check_shard(self.shard)
         # Frozen: the derived fields are set once, here.
         object.__setattr__(self, "training", self.split.strip().startswith("train"))
         object.__setattr__(self, "is_folder", is_folder)
@@ -136,6 +140,21 @@ class SourceConfig:
             and not (self.is_folder and self.check_files == "decode")
             and not self.is_prepared
         )
+
+
+def check_shard(shard: Any) -> tuple[int, int]:
+    """Checks `shard`, a worker's part of a source: `(num_shards, index)`."""
+    if (
+        not isinstance(shard, (tuple, list))
+        or len(shard) != 2
+        or not all(is_integer(x) for x in shard)
+        or not 0 <= shard[1] < shard[0]
+    ):
+        raise ValueError(
+            "`shard` should be (num_shards, index) with 0 <= index < num_shards. "
+            f"Received: shard={shard!r}"
+        )
+    return int(shard[0]), int(shard[1])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -385,12 +385,16 @@ def prepared_records(
     shuffle_files: bool,
     seed: int | None,
     class_names: Sequence[str] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> tuple[tf.data.Dataset, tuple[str, ...], tuple[tuple[str, str], ...]]:
     """Returns `(dataset of (jpeg_bytes, label), class_names, skipped)`.
 
     With `class_names`, labels are indices into it, as for a folder source:
     every prepared class must be one of them (a validation folder may lack
-    some), and the stored labels are mapped to their positions.
+    some), and the stored labels are mapped to their positions. With `shard`
+    `(num_shards, index)`, a worker of a multi-worker run reads every
+    `num_shards`-th shard file from `index` (in the epoch's file order), and
+    as many images on every worker (`shard_images`).
     """
     root = os.path.expanduser(os.fspath(source))
     manifest = complete_manifest(root, source)
@@ -412,6 +416,10 @@ def prepared_records(
     )
     if shuffle_files:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    count = int(manifest["images"])
+    if shard is not None:
+        files = files.shard(*shard)
+        count = shard_images(manifest, shard[0], root)
     records = files.interleave(
         _shard_records,
         cycle_length=min(len(paths), 8),
@@ -438,15 +446,35 @@ def prepared_records(
         return example["image"], label if remap is None else tf.gather(remap, label)
 
     records = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    if shard is not None:
+        records = records.take(count)
     # The manifest's count: `fit` and the learning-rate schedules need the
     # epoch's length, and a truncated shard then fails instead of shortening it.
-    records = records.apply(
-        tf.data.experimental.assert_cardinality(int(manifest["images"]))
-    )
+    records = records.apply(tf.data.experimental.assert_cardinality(count))
     skipped = tuple(
         (str(path), str(reason)) for path, reason in manifest.get("skipped_files", [])
     )
     return records, names, skipped
+
+
+def shard_images(manifest: dict[str, Any], num_shards: int, root: str) -> int:
+    """The images every one of `num_shards` workers reads in an epoch.
+
+    Each reads `files // num_shards` or one more shard file, one of them
+    perhaps the short last one: the smallest such share.
+
+    Raises:
+        ValueError: fewer shard files than workers.
+    """
+    files, size = len(manifest["shards"]), int(manifest["shard_size"])
+    if files < num_shards:
+        raise ValueError(
+            f"{root} holds {files} shard files for {num_shards} workers: prepare it "
+            "again with a smaller `shard_size`, so that every worker reads at least "
+            f"one. Received: shard=({num_shards}, ...)"
+        )
+    last = int(manifest["images"]) - (files - 1) * size
+    return (files // num_shards) * size - (size - last)
 
 
 def _shard_records(path: tf.Tensor, count: tf.Tensor) -> tf.data.Dataset:
