@@ -32,6 +32,8 @@ from keras_alexnet._bounds import (
 from keras_alexnet._choices import DISTRIBUTE_MODES
 from keras_alexnet._terminal import printable
 from keras_alexnet._validation import check_float, check_int
+from keras_alexnet.data.prepare import is_prepared
+from keras_alexnet.data.prepared_manifest import read_manifest
 from keras_alexnet.runs import cluster as cluster_lib
 from keras_alexnet.runs import models, plots, recipes
 from keras_alexnet.runs.datasets import (
@@ -355,6 +357,11 @@ def _survey(
         return None, None
     if spec.kind == "tfds":
         return None, None
+    if is_prepared(spec.train):
+        # Shards of prepare_imagenet: their manifest counts the images, which
+        # are stored at `resize_size`, not at the side they were taken.
+        manifest = read_manifest(os.path.expanduser(os.fspath(spec.train)))
+        return (manifest["images"] if manifest else None), None
     from PIL import Image
 
     files = sorted(
