@@ -26,7 +26,7 @@ RECIPE_NAMES = ("auto", "paper", "modern")
 # `paper`: N(0, 0.01), biases 1; `he`: He normal, biases 0 (see runs/models.py).
 INITIALIZATIONS = ("paper", "he")
 # How `train(distribute=...)` spreads a run over devices.
-DISTRIBUTE_MODES = ("data-parallel", "model-parallel")
+DISTRIBUTE_MODES = ("data-parallel", "model-parallel", "multi-worker")
 # The formats of `export_model`, and the file suffix of those written as a file
 # (a SavedModel is a directory).
 EXPORT_FORMATS = ("saved_model", "onnx", "tflite")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Collection
 from typing import Any
 
@@ -17,6 +18,7 @@ __all__ = [
     "check_choice",
     "check_float",
     "check_int",
+    "check_path",
     "is_integer",
     "is_number",
 ]
@@ -104,6 +106,24 @@ def check_float(
             f"Received: {name}={value!r}"
         )
     return float(value)
+
+
+def check_path(name: str, value: Any) -> str:
+    """Returns `os.fspath(value)` if it is a text path (a `str` or a PathLike).
+
+    Raises:
+        TypeError: `value` is not a path, or a path of bytes (whose `__fspath__`
+            returns bytes), which the file names of TensorFlow and Keras
+            cannot take.
+    """
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fspath(value)
+        if isinstance(path, str):
+            return path
+    raise TypeError(
+        f"`{name}` should be a path: a str or an os.PathLike whose __fspath__ "
+        f"returns a str. Received: {name}={value!r}"
+    )
 
 
 def check_choice(

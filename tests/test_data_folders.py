@@ -87,7 +87,7 @@ def flat_folder(tmp_path_factory):
 def test_listing_arguments(tmp_path, bad_folder, flat_folder):
     with pytest.raises(ValueError, match="Received: 'missing'"):
         list_image_folder("missing")
-    with pytest.raises(TypeError, match="Received: 3"):
+    with pytest.raises(TypeError, match="`root` should be a path.*Received: root=3"):
         list_image_folder(3)
     with pytest.raises(ValueError, match="Received: on_error='ignore'"):
         list_image_folder(bad_folder[0], on_error="ignore")

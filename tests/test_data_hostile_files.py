@@ -10,6 +10,7 @@ file the listing keeps must decode), and the original pixels of a damaged JPEG.
 from __future__ import annotations
 
 import concurrent.futures
+import io
 import os
 import struct
 import warnings
@@ -20,8 +21,19 @@ import PIL.Image
 import pytest
 import tensorflow as tf
 
-from keras_alexnet.data import imagenet_dataset, list_image_folder
-from keras_alexnet.data.image_checks import DEFAULT_MAX_PIXELS
+from keras_alexnet.data import (
+    imagenet_dataset,
+    list_image_folder,
+    load_image,
+    prepare_imagenet,
+)
+from keras_alexnet.data.image_checks import (
+    DEFAULT_MAX_PIXELS,
+    check_image_file,
+    first_frame,
+    guarded_image_bytes,
+)
+from keras_alexnet.weights.spec import resolve_weights
 from tests.data_fixtures import TREE_CLASSES, encode, natural_image, write
 
 CLASS = TREE_CLASSES[0]
@@ -312,3 +324,89 @@ def test_files_cut_within_their_first_bytes_are_skipped_not_crashed_on(tmp_path)
         listed = _list(tmp_path, check_files=check_files)
         assert [os.path.basename(p) for p in listed.files] == ["whole.JPEG"]
         assert len(listed.skipped) == 5 * 39
+
+
+def _animated_gif(frames=400, side=64):
+    """A GIF of `frames` frames, each one colour of its own palette index."""
+    palette = [value for index in range(256) for value in (index, 255 - index, 7)]
+    images = []
+    for index in range(frames):
+        image = PIL.Image.new("P", (side, side), index % 200)
+        image.putpalette(palette)
+        images.append(image)
+    buffer = io.BytesIO()
+    images[0].save(buffer, "GIF", save_all=True, append_images=images[1:])
+    return buffer.getvalue()
+
+
+def test_of_a_gif_only_the_first_frame_is_decoded(tmp_path):
+    data = _animated_gif()
+    assert PIL.Image.open(io.BytesIO(data)).n_frames == 400 and len(data) < 100_000
+    first = first_frame(data)
+    # The reference: PIL reads one frame from it, with the pixels of the
+    # original's first frame.
+    image = PIL.Image.open(io.BytesIO(first))
+    assert image.n_frames == 1
+    original = PIL.Image.open(io.BytesIO(data))
+    np.testing.assert_array_equal(
+        np.asarray(image.convert("RGB")), np.asarray(original.convert("RGB"))
+    )
+    assert len(tf.io.decode_gif(first)) == 1
+    # Every decoding path decodes that frame only: the check, load_image
+    # (classify), the pipeline (train, evaluate) and prepare share the guard.
+    path = write(str(tmp_path / CLASS / "anim.gif"), data)
+    assert check_image_file(path, decode=True) is None
+    decoded = guarded_image_bytes(tf.constant(data)).numpy()
+    assert decoded == first
+    assert first_frame(b"\xff\xd8\xff" + data) == b"\xff\xd8\xff" + data
+
+
+def test_an_oversized_image_is_refused_with_its_size_on_every_path(tmp_path):
+    # A JPEG declaring 20000x20000 (TensorFlow alone says "Invalid JPEG data"
+    # past 2**29 bytes), a PNG declaring 16000x16000: tiny files.
+    jpeg = _with_jpeg_size(_good_jpeg(), 20_000, 20_000)
+    png = _png(16_000, 16_000)
+    for data, size in ((jpeg, "20000x20000"), (png, "16000x16000")):
+        # Eagerly a PNG's guard runs in Python; in a graph both are op errors.
+        errors = (ValueError, tf.errors.InvalidArgumentError)
+        with pytest.raises(errors, match=f"declares {size} p"):
+            guarded_image_bytes(tf.constant(data)).numpy()
+        dataset = tf.data.Dataset.from_tensors(data).map(guarded_image_bytes)
+        with pytest.raises(tf.errors.OpError, match=f"declares {size} p"):
+            list(dataset)
+    # Unchecked folders reach the guard in the pipeline: prepare names the file.
+    write(str(tmp_path / "source" / CLASS / "big.JPEG"), jpeg)
+    with pytest.raises(ValueError, match=r"big.JPEG': an image declares 20000x2000"):
+        prepare_imagenet(
+            str(tmp_path / "source"), str(tmp_path / "out"), check_files=None, verbose=0
+        )
+
+
+def test_a_looping_link_inside_the_root_is_skipped_not_fatal(tmp_path):
+    write(str(tmp_path / CLASS / "a.JPEG"), _good_jpeg())
+    os.symlink(tmp_path / "self", tmp_path / "self")
+    listed = _list(tmp_path)
+    assert [os.path.basename(path) for path in listed.files] == ["a.JPEG"]
+    assert "a broken or looping link" in _skipped(listed)["self"]
+    assert os.path.islink(tmp_path / "self")  # left as it was
+
+
+class _BytesPath:
+    def __fspath__(self):
+        return b"/tmp"
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda path: list_image_folder(path), "root"),
+        (lambda path: imagenet_dataset("train", source=path), "source"),
+        (lambda path: load_image(path), "path"),
+        (lambda path: prepare_imagenet(path, "/nonexistent/out"), "source"),
+        (lambda path: prepare_imagenet("/nonexistent/in", path), "output_dir"),
+        (lambda path: resolve_weights(path), "weights"),
+    ],
+)
+def test_a_path_of_bytes_is_a_type_error_naming_the_argument(call, name):
+    with pytest.raises(TypeError, match=rf"`{name}` should be a path: a str or an "):
+        call(_BytesPath())

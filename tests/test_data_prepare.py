@@ -6,6 +6,7 @@ import concurrent.futures
 import io
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_alexnet.data import imagenet_dataset, prepare_imagenet
+from keras_alexnet.data.prepare import verify_prepared
 from tests.data_fixtures import TREE_CLASSES, encode, natural_image, write
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -315,7 +317,7 @@ def test_a_damaged_shard_is_refused_not_skipped(folder, tmp_path):
         with pytest.raises(ValueError, match=r"shard-00001-of-00002.tfrecord is dama"):
             imagenet_dataset(split, **common)
     # The same size with flipped bytes inside a record: TFRecord's checksum
-    # stops the epoch with an error, in bounded time.
+    # stops the epoch with an error naming the shard, in bounded time.
     flipped = bytearray(data)
     flipped[len(data) // 2 : len(data) // 2 + 16] = bytes(
         255 - b for b in flipped[len(data) // 2 : len(data) // 2 + 16]
@@ -323,7 +325,10 @@ def test_a_damaged_shard_is_refused_not_skipped(folder, tmp_path):
     with open(second, "wb") as file:
         file.write(bytes(flipped))
     for split in ("train", "validation"):
-        with pytest.raises(tf.errors.OpError, match=r"corrupted record|CRC|checksum"):
+        with pytest.raises(
+            tf.errors.OpError,
+            match=r"shard-00001-of-00002.tfrecord is damaged at record \d of 2",
+        ):
             _batches_within(imagenet_dataset(split, **common))
     # Rewritten by rerunning prepare_imagenet, as the message says.
     os.remove(second)
@@ -340,4 +345,106 @@ def test_a_manifest_cannot_point_outside_its_folder(folder, tmp_path):
     manifest["shards"][0] = "../../etc/passwd"
     (output / "prepare.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match=r"prepare.json is damaged"):
+        imagenet_dataset("train", source=str(output), variant=None, image_size=24)
+
+
+def _sha256_of(path):
+    import hashlib
+
+    with open(path, "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()
+
+
+def test_a_rerun_checks_every_shard_against_its_digest(folder, tmp_path):
+    source, _ = folder
+    output = str(tmp_path / "prepared")
+    manifest = prepare_imagenet(source, output, resize_size=32, shard_size=4, verbose=0)
+    paths = [os.path.join(output, shard) for shard in manifest["shards"]]
+    written = [pathlib.Path(path).read_bytes() for path in paths]
+    # The digests and sizes of the files as written (hashlib, not the code's).
+    assert manifest["shard_sha256"] == [_sha256_of(path) for path in paths]
+    assert manifest["shard_bytes"] == [len(data) for data in written]
+    verify_prepared(output)
+    # One shard truncated, the other with one bit flipped (same size).
+    with open(paths[0], "r+b") as file:
+        file.truncate(len(written[0]) - 100)
+    flipped = bytearray(written[1])
+    flipped[len(flipped) // 2] ^= 0x40
+    with open(paths[1], "wb") as file:
+        file.write(bytes(flipped))
+    with pytest.raises(ValueError, match=r"shard-00000-of-00002.tfrecord is damaged"):
+        verify_prepared(output)
+    with pytest.warns(UserWarning) as caught:
+        again = prepare_imagenet(
+            source, output, resize_size=32, shard_size=4, verbose=0
+        )
+    messages = " ".join(str(warning.message) for warning in caught)
+    assert "shard-00000-of-00002.tfrecord is damaged (" in messages
+    assert "shard-00001-of-00002.tfrecord is damaged (its SHA-256" in messages
+    # Rewritten as they were, and recorded as written, not as found.
+    assert [pathlib.Path(path).read_bytes() for path in paths] == written
+    assert again["shard_bytes"] == manifest["shard_bytes"]
+    verify_prepared(output)
+
+
+def test_shards_of_an_older_manifest_are_checked_by_their_records(folder, tmp_path):
+    source, _ = folder
+    output = str(tmp_path / "prepared")
+    prepare_imagenet(source, output, resize_size=32, shard_size=4, verbose=0)
+    manifest_path = os.path.join(output, "prepare.json")
+    manifest = json.loads(pathlib.Path(manifest_path).read_text())
+    del manifest["shard_sha256"]  # as written before digests were recorded
+    pathlib.Path(manifest_path).write_text(json.dumps(manifest))
+    first = os.path.join(output, manifest["shards"][0])
+    data = bytearray(pathlib.Path(first).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    pathlib.Path(first).write_bytes(bytes(data))
+    # Read as before (sizes only); checked record by record on request.
+    imagenet_dataset("validation", source=output, variant=None, image_size=24)
+    with pytest.raises(ValueError, match=r"00002.tfrecord is damaged \(record \d"):
+        verify_prepared(output)
+    with pytest.warns(UserWarning, match=r"is damaged \(record \d does not read"):
+        again = prepare_imagenet(
+            source, output, resize_size=32, shard_size=4, verbose=0
+        )
+    assert again["shard_sha256"][0] == _sha256_of(first)
+
+
+@pytest.fixture(scope="module")
+def prepared_once(tmp_path_factory):
+    """A prepared folder of 6 images in 2 shards, written once for the module."""
+    root = tmp_path_factory.mktemp("prepared_once")
+    for label, wnid in enumerate(TREE_CLASSES[:2]):
+        for index, (height, width) in enumerate(SIZES):
+            image = natural_image(height, width, seed=10 * label + index)
+            write(str(root / "train" / wnid / f"{index}.JPEG"), encode(image))
+    output = root / "prepared"
+    prepare_imagenet(
+        str(root / "train"), str(output), resize_size=32, shard_size=4, verbose=0
+    )
+    return output
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("images", -1, r"`images` should be an integer >= 1. Received: images=-1"),
+        ("images", 9, r"`shards` should name 3 files for 9 images"),
+        ("quality", 0, r"`quality` should be an integer from 1 to 100"),
+        ("resize_size", "256", r"`resize_size` should be an integer from 1 to 65536"),
+        ("class_names", ["n01", "n01"], r"`class_names` should be a list of dist"),
+        ("shard_bytes", [1], r"`shard_bytes` should hold one entry a shard"),
+        ("shard_sha256", ["0" * 63, "0" * 64], r"`shard_sha256` should hold one"),
+        ("skipped_files", [["a"]], r"`skipped_files` should be a list of \[path"),
+    ],
+)
+def test_manifest_fields_are_checked_on_read(
+    prepared_once, tmp_path, field, value, match
+):
+    output = tmp_path / "prepared"
+    shutil.copytree(prepared_once, output)
+    manifest = json.loads((output / "prepare.json").read_text())
+    manifest[field] = value
+    (output / "prepare.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"prepare.json is damaged: " + match):
         imagenet_dataset("train", source=str(output), variant=None, image_size=24)

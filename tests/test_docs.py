@@ -48,7 +48,8 @@ def text_of(page: pathlib.Path) -> str:
 def test_every_page_of_the_nav_is_built(site):
     pages = (
         "quickstart installation architecture lrn pretrained data training "
-        "fine-tuning cli export performance troubleshooting api changelog"
+        "fine-tuning distributed cli export performance troubleshooting api "
+        "changelog"
     )
     for page in pages.split():
         assert (site / page / "index.html").is_file(), page

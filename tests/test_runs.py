@@ -189,10 +189,14 @@ def test_train_reads_prepared_folders(tmp_path, capsys):
         )
     run = tmp_path / "run"
     argv = ["train", str(tmp_path / "prepared"), "--image-size", "67"]
-    argv += ["--epochs", "1", "--batch-size", "10", "--output", str(run), "--quiet"]
+    argv += ["--epochs", "1", "--output", str(run), "--quiet"]
     assert cli.main(argv) == 0
     with open(run / "classes.json") as file:
         assert json.load(file) == [str(digit) for digit in range(10)]
+    # The auto batch counts the manifest's 40 images: the largest power of two
+    # giving 20 steps an epoch, at least 8 (it was 128, larger than the data).
+    with open(run / "config.json") as file:
+        assert json.load(file)["batch_size"] == 8
     with open(run / "metrics.json") as file:
         metrics = json.load(file)
     val_files = sum(len(files) for _, _, files in os.walk(tmp_path / "data" / "val"))

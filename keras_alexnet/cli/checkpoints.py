@@ -186,12 +186,18 @@ def run_export(args: argparse.Namespace) -> int:
     from keras_alexnet.export import check_destination, export_model
 
     format = args.format or _format_of(args.dest)
+    suffix = EXPORT_SUFFIXES.get(format)
+    if suffix is not None and not args.dest.lower().endswith(suffix):
+        raise UsageError(
+            f"DEST should end in {suffix} for --format {format}. "
+            f"Received: {args.dest!r}"
+        )
     # Checked first: building the model may download the pretrained weights.
     check_destination(args.dest, format, overwrite=args.overwrite)
     model: keras.Model | str
     if args.model.lower().endswith(".keras"):
         if args.include_preprocessing:
-            raise ValueError(
+            raise UsageError(
                 "--include-preprocessing applies when MODEL is weights; a .keras "
                 f"file keeps its own layers. Received: MODEL {args.model!r}"
             )

@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn, TextIO
 
+from keras_alexnet._choices import BACKENDS
 from keras_alexnet._terminal import printable
 from keras_alexnet.cli import checkpoints, classify, runs
 from keras_alexnet.cli.common import UsageError
@@ -47,8 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # argparse exits after --help and on bad arguments
         return int(exit_.code or 0)
-    _start_backend(args)
     try:
+        _start_backend(args)
         _check_backend(args)
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning(warnings.showwarning)
@@ -165,6 +166,11 @@ def _start_backend(args: argparse.Namespace) -> None:
             import tensorflow as tf
         except ImportError:
             return  # reported when a command needs it
+        except ValueError as error:  # Keras, which TensorFlow imports, refused it
+            raise UsageError(
+                f"KERAS_BACKEND={os.environ.get('KERAS_BACKEND')!r}: {error}; "
+                f"choose one of {', '.join(BACKENDS)}"
+            ) from None
         # The device set-up logs again on the first op.
         tf.constant(0.0) + 1.0  # noqa: B018
 

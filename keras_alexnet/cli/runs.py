@@ -13,10 +13,26 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from keras_alexnet._bounds import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_FC_UNITS,
+    MAX_IMAGE_SIZE,
+    MAX_RESIZE_SIZE,
+    MAX_SEED,
+    MAX_SHARD_SIZE,
+)
 from keras_alexnet._choices import DISTRIBUTE_MODES, INITIALIZATIONS, RECIPE_NAMES
-from keras_alexnet.cli.common import add_common_options, verbose
-from keras_alexnet.cli.types import fraction, integer_from, positive_float, positive_int
+from keras_alexnet._validation import is_integer
+from keras_alexnet.cli.common import UsageError, add_common_options, verbose
+from keras_alexnet.cli.types import fraction, integer_from, learning_rate
 from keras_alexnet.variants import NORMALIZATIONS, VARIANTS
+
+# The types of the numeric options, bounded by keras_alexnet._bounds.
+_IMAGE_SIZE = integer_from(1, MAX_IMAGE_SIZE)
+_BATCH_SIZE = integer_from(1, MAX_BATCH_SIZE)
+_EPOCHS = integer_from(1, MAX_EPOCHS)
+_SEED = integer_from(0, MAX_SEED)
 
 __all__ = ["add_commands"]
 
@@ -51,10 +67,10 @@ def _train(commands: Any) -> None:
     )
     train.add_argument(
         "--fc-units",
-        type=positive_int,
+        type=integer_from(1, MAX_FC_UNITS),
         help="the width of fc6 and fc7 (default: the paper's 4096)",
     )
-    train.add_argument("--learning-rate", type=positive_float)
+    train.add_argument("--learning-rate", type=learning_rate)
     train.add_argument(
         "--no-flip", dest="flip", action="store_false", default=None,
         help="no random mirroring (digits, text)",
@@ -85,14 +101,16 @@ def _finetune(commands: Any) -> None:
         help="the base's weights (default: imagenet, downloaded once)",
     )
     finetune.add_argument(
-        "--head-epochs", type=int, help="epochs with the base frozen (default: half)"
+        "--head-epochs",
+        type=integer_from(0, MAX_EPOCHS),
+        help="epochs with the base frozen (default: half)",
     )
     finetune.add_argument(
-        "--learning-rate", type=positive_float, help="of the head (default: 1e-3)"
+        "--learning-rate", type=learning_rate, help="of the head (default: 1e-3)"
     )
     finetune.add_argument(
         "--finetune-learning-rate",
-        type=positive_float,
+        type=learning_rate,
         help="of the whole network (default: 1e-4)",
     )
     finetune.add_argument("--no-flip", dest="flip", action="store_false", default=None)
@@ -116,13 +134,13 @@ def _evaluate(commands: Any) -> None:
     )
     evaluate.add_argument("--output", default="runs/evaluate", metavar="DIR")
     evaluate.add_argument("--variant", choices=VARIANTS)
-    evaluate.add_argument("--image-size", type=positive_int, metavar="PIXELS")
-    evaluate.add_argument("--batch-size", type=positive_int, help="default: 64")
+    evaluate.add_argument("--image-size", type=_IMAGE_SIZE, metavar="PIXELS")
+    evaluate.add_argument("--batch-size", type=_BATCH_SIZE, help="default: 64")
     evaluate.add_argument(
         "--ten-crop", action="store_true", help="average the paper's ten crops"
     )
     evaluate.add_argument("--validation-split", type=fraction, metavar="FRACTION")
-    evaluate.add_argument("--seed", type=int)
+    evaluate.add_argument("--seed", type=_SEED)
     evaluate.add_argument(
         "--allow-small-classes",
         action="store_true",
@@ -144,13 +162,13 @@ def _quickstart(commands: Any) -> None:
         "minutes on 2 CPU cores.",
     )
     quickstart.add_argument("--output", default="runs/quickstart", metavar="DIR")
-    quickstart.add_argument("--epochs", type=positive_int)
+    quickstart.add_argument("--epochs", type=_EPOCHS)
     quickstart.add_argument(
         "--smoke",
         action="store_true",
         help="a few seconds: 10 images a class, 1 epoch (for CI)",
     )
-    quickstart.add_argument("--seed", type=int)
+    quickstart.add_argument("--seed", type=_SEED)
     add_common_options(quickstart)
     quickstart.set_defaults(run=_run_quickstart)
 
@@ -167,9 +185,13 @@ def _prepare(commands: Any) -> None:
     prepare.add_argument("source", help="ImageNet-style folder (root/<wnid>/*)")
     prepare.add_argument("output_dir", metavar="output", help="folder for the shards")
     prepare.add_argument("--labels-file", help="labels of a flat folder")
-    prepare.add_argument("--resize-size", type=positive_int, help="default: 256")
     prepare.add_argument(
-        "--shard-size", type=positive_int, help="images a shard (default: 1024)"
+        "--resize-size", type=integer_from(1, MAX_RESIZE_SIZE), help="default: 256"
+    )
+    prepare.add_argument(
+        "--shard-size",
+        type=integer_from(1, MAX_SHARD_SIZE),
+        help="images a shard (default: 1024)",
     )
     prepare.add_argument(
         "--quality",
@@ -194,14 +216,14 @@ def _run_options(parser: argparse.ArgumentParser, output: str) -> None:
         help=f"the run folder; rerun the same command to resume (default: {output})",
     )
     parser.add_argument("--variant", choices=VARIANTS, help="default: original")
-    parser.add_argument("--image-size", type=positive_int, metavar="PIXELS")
-    parser.add_argument("--batch-size", type=positive_int)
-    parser.add_argument("--epochs", type=positive_int)
+    parser.add_argument("--image-size", type=_IMAGE_SIZE, metavar="PIXELS")
+    parser.add_argument("--batch-size", type=_BATCH_SIZE)
+    parser.add_argument("--epochs", type=_EPOCHS)
     parser.add_argument("--validation-split", type=fraction, metavar="FRACTION")
-    parser.add_argument("--seed", type=int)
+    parser.add_argument("--seed", type=_SEED)
     parser.add_argument(
         "--keep-checkpoints",
-        type=positive_int,
+        type=integer_from(1, MAX_EPOCHS),
         metavar="N",
         help="keep the last N epochs' checkpoints besides best.keras (default: 1)",
     )
@@ -226,7 +248,10 @@ def _run_options(parser: argparse.ArgumentParser, output: str) -> None:
         help="data-parallel (the default of a bare --distribute): over all local "
         "devices (TensorFlow: MirroredStrategy; JAX: "
         "keras.distribution.DataParallel); model-parallel: the paper's split of "
-        "every layer over two devices (JAX: keras.distribution.ModelParallel)",
+        "every layer over two devices (JAX: keras.distribution.ModelParallel); "
+        "multi-worker: data-parallel over several machines, the same command on "
+        "each, the cluster from TF_CONFIG or KERAS_DISTRIBUTION_* (JAX; see "
+        "docs/distributed.md)",
     )
     add_common_options(parser)
 
@@ -249,9 +274,22 @@ def call(function: Callable[..., Any], args: argparse.Namespace, **values: Any) 
     return function(**{**options, **values})
 
 
+def _check_image_size(args: argparse.Namespace, variants: tuple[str, ...]) -> None:
+    """`--image-size` below what the network takes is a usage error (status 2)."""
+    from keras_alexnet.alexnet import minimum_input_size
+
+    minimum = min(minimum_input_size(variant) for variant in variants)
+    if args.image_size is not None and args.image_size < minimum:
+        raise UsageError(
+            f"argument --image-size: should be at least {minimum} for "
+            f"{' or '.join(variants)} AlexNet. Received: {args.image_size}"
+        )
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from keras_alexnet.runs.train import train
 
+    _check_image_size(args, (args.variant or VARIANTS[0],))
     call(train, args)
     return 0
 
@@ -259,6 +297,17 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_finetune(args: argparse.Namespace) -> int:
     from keras_alexnet.runs.train import finetune
 
+    _check_image_size(args, (args.variant or VARIANTS[0],))
+    epochs = args.epochs or inspect.signature(finetune).parameters["epochs"].default
+    if (
+        args.head_epochs is not None
+        and is_integer(epochs)
+        and args.head_epochs > epochs
+    ):
+        raise UsageError(
+            f"argument --head-epochs: should be at most --epochs ({epochs}). "
+            f"Received: {args.head_epochs}"
+        )
     values: dict[str, Any] = {}
     if args.weights == "none":
         values["weights"] = None  # random weights
@@ -271,6 +320,8 @@ def _run_finetune(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from keras_alexnet.runs.evaluate import evaluate
 
+    # The variant may come from the weights: the smallest of any.
+    _check_image_size(args, (args.variant,) if args.variant else VARIANTS)
     call(evaluate, args)
     return 0
 

@@ -10,7 +10,15 @@ import argparse
 import math
 from collections.abc import Callable
 
-__all__ = ["fraction", "integer_from", "positive_float", "positive_int"]
+from keras_alexnet._bounds import MAX_LEARNING_RATE
+
+__all__ = [
+    "fraction",
+    "integer_from",
+    "learning_rate",
+    "positive_float",
+    "positive_int",
+]
 
 
 def integer_from(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -40,6 +48,17 @@ def positive_float(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(
             f"should be a finite number > 0. Received: {text!r}"
+        )
+    return value
+
+
+def learning_rate(text: str) -> float:
+    """A `positive_float` of at most `MAX_LEARNING_RATE`."""
+    value = positive_float(text)
+    if value > MAX_LEARNING_RATE:
+        raise argparse.ArgumentTypeError(
+            f"should be a number > 0 and at most {MAX_LEARNING_RATE:g}. "
+            f"Received: {text!r}"
         )
     return value
 

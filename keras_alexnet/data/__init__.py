@@ -22,6 +22,7 @@ from keras_alexnet.data.imagenet import imagenet_dataset as imagenet_dataset
 from keras_alexnet.data.images import load_image as load_image
 from keras_alexnet.data.options import default_resize_size as default_resize_size
 from keras_alexnet.data.prepare import prepare_imagenet as prepare_imagenet
+from keras_alexnet.data.prepare import verify_prepared as verify_prepared
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -39,4 +40,5 @@ __all__ = [
     "pca_lighting",
     "split_image_folder",
     "ten_crop",
+    "verify_prepared",
 ]

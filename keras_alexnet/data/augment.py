@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_alexnet._validation import check_choice, check_float, check_int, is_integer
+from keras_alexnet.data.image_checks import guarded_image_bytes
 from keras_alexnet.preprocessing import preprocessing_for
 from keras_alexnet.variants import CROP_ROUNDINGS
 
@@ -41,6 +42,8 @@ CropWindowFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 def decode_crop(contents: tf.Tensor, crop_window_fn: CropWindowFn) -> tf.Tensor:
     """Decodes only a window of an encoded image, as 3-channel RGB.
 
+    An image declaring more than `DEFAULT_MAX_PIXELS` pixels fails with its
+    size, and of a GIF only the first frame is decoded (`guarded_image_bytes`).
     JPEGs skip the blocks outside the window (`tf.image.decode_and_crop_jpeg`,
     accurate integer DCT as in PIL); other formats are decoded whole, then cut.
 
@@ -52,6 +55,8 @@ def decode_crop(contents: tf.Tensor, crop_window_fn: CropWindowFn) -> tf.Tensor:
     Returns:
         A uint8 tensor `(window height, window width, 3)`.
     """
+    # The pixel limit and a GIF's first frame only, before anything is decoded.
+    contents = guarded_image_bytes(contents)
     is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
 
     def jpeg() -> tf.Tensor:

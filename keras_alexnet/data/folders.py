@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from keras_alexnet._validation import check_choice, check_float, check_int, is_integer
+from keras_alexnet._validation import (
+    check_choice,
+    check_float,
+    check_int,
+    check_path,
+    is_integer,
+)
 from keras_alexnet.data.image_checks import (
     CHECK_MODES,
     DEFAULT_MAX_PIXELS,
@@ -122,7 +128,7 @@ def list_image_folder(
         entries = sorted(
             (e for e in scan if not e.name.startswith(".")), key=lambda e: e.name
         )
-    class_dirs = [e.name for e in entries if e.is_dir()]
+    class_dirs = [e.name for e in entries if _is_dir(e)]
     if class_dirs:
         if labels_file is not None:
             raise ValueError(
@@ -283,11 +289,7 @@ def _some(names: list[str]) -> str:
 
 
 def _check_folder(root: Any) -> str:
-    if not isinstance(root, (str, os.PathLike)):
-        raise TypeError(
-            f"The folder should be a path (str or os.PathLike). Received: {root!r}"
-        )
-    path = os.path.abspath(os.path.expanduser(os.fspath(root)))
+    path = os.path.abspath(os.path.expanduser(check_path("root", root)))
     if not _is_utf8(path):
         raise ValueError(
             "The folder's path is not valid UTF-8, which TensorFlow needs to open "
@@ -339,7 +341,7 @@ def _list_tree(root, entries, class_dirs, class_names):
             f"Received: class_names={list(class_names)[:5]}..."
         )
     files, labels = [], []
-    skipped = [(e.path, "not inside a class folder") for e in entries if not e.is_dir()]
+    skipped = [(e.path, _not_a_class_folder(e)) for e in entries if not _is_dir(e)]
     for name in class_dirs:
         class_files, class_skipped = _regular_files(_walk(os.path.join(root, name)))
         files += class_files
@@ -367,6 +369,22 @@ def _list_flat(root, entries, labels_file, class_names):
         if path not in file_labels
     ]
     return class_names, labelled, [file_labels[path] for path in labelled], skipped
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """Whether `entry` is a folder or a link to one; a looping link is not."""
+    try:
+        return entry.is_dir()
+    except OSError:  # ELOOP: a link that leads back to itself
+        return False
+
+
+def _not_a_class_folder(entry: os.DirEntry[str]) -> str:
+    try:
+        entry.stat()
+    except OSError as error:
+        return f"a broken or looping link ({error.strerror})"
+    return "not inside a class folder"
 
 
 def _walk(top: str) -> Iterator[os.DirEntry[str]]:

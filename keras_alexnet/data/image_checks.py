@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import io
 import os
 import stat
 import struct
@@ -24,6 +25,8 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "check_image_file",
     "check_image_files",
+    "first_frame",
+    "guarded_image_bytes",
     "image_format",
 ]
 
@@ -181,6 +184,7 @@ def _decode_problem(path: str, max_pixels: int) -> str | None:
         return f"cannot be read ({error.strerror or error})"
     except _Damaged as error:
         return str(error)
+    contents = first_frame(contents)
     if header.kind == "jpeg":
         # Stricter than TensorFlow's decoder: of 3,000 damaged JPEGs (baseline,
         # progressive, CMYK, grayscale), none passed it that TensorFlow refused.
@@ -191,6 +195,160 @@ def _decode_problem(path: str, max_pixels: int) -> str | None:
         reason = error.message.split("[Op:")[0].strip().split("}}")[-1].strip()
         return f"cannot be decoded ({reason})"
     return None
+
+
+def guarded_image_bytes(
+    contents: tf.Tensor, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tf.Tensor:
+    """An encoded image made safe to decode, inside a TensorFlow graph.
+
+    The guard every decoding path shares (classify, evaluate, training and
+    `prepare_imagenet`): the size an image declares is read from its header
+    and an image of more than `max_pixels` pixels fails with its size, before
+    it is decoded; of an animated GIF only the first frame is kept, which is
+    all `decode_image(expand_animations=False)` returns but not all it decodes.
+
+    Args:
+        contents: a scalar string tensor, the encoded image.
+        max_pixels: the most pixels (width times height) it may declare.
+
+    Returns:
+        The bytes to decode: `contents`, or a GIF's first frame.
+
+    Raises:
+        tf.errors.InvalidArgumentError: when run, for an image over the limit;
+            the message gives its size.
+    """
+    is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
+
+    def jpeg() -> tf.Tensor:
+        # TensorFlow reads a JPEG's size from its header (and refuses
+        # images over 2**29 bytes only as "Invalid JPEG data").
+        shape = tf.cast(tf.image.extract_jpeg_shape(contents), tf.int64)
+        message = tf.strings.join(
+            [
+                "an image declares ",
+                tf.strings.as_string(shape[1]),
+                "x",
+                tf.strings.as_string(shape[0]),
+                f" pixels, more than max_pixels={max_pixels} (a decompression bomb?)",
+            ]
+        )
+        within = shape[0] * shape[1] <= max_pixels
+        with tf.control_dependencies([tf.debugging.Assert(within, [message])]):
+            return tf.identity(contents)
+
+    def other() -> tf.Tensor:
+        guarded = tf.numpy_function(
+            lambda data: _guarded_bytes(_as_bytes(data), max_pixels),
+            [contents],
+            tf.string,
+            stateful=False,
+        )
+        return tf.reshape(guarded, [])
+
+    return tf.cond(is_jpeg, jpeg, other)
+
+
+def _as_bytes(data: Any) -> bytes:
+    # A scalar string reaches a NumPy function as bytes in a graph, as a 0-d
+    # array of bytes when run eagerly.
+    return data if isinstance(data, bytes) else data.item()
+
+
+def _guarded_bytes(contents: bytes, max_pixels: int) -> bytes:
+    """`contents` (a GIF's first frame), or a `ValueError` if over the limit."""
+    try:
+        header = _read_size(contents)
+    except _Damaged:
+        return contents  # the decoder reports it
+    if header is not None:
+        problem = _size_problem(header, max_pixels)
+        if problem is not None:
+            raise ValueError(f"an image {problem}")
+    return first_frame(contents)
+
+
+def _read_size(contents: bytes) -> _Header | None:
+    """The size an image declares, from its header; `None` if it cannot tell."""
+    head = contents[:_HEAD_BYTES]
+    kind = image_format(head)
+    f = io.BytesIO(contents)
+    if kind == "png" and len(contents) >= 24:
+        width, height = struct.unpack(">II", contents[16:24])
+        return _Header(kind, width, height, complete=False)
+    if kind == "gif":
+        return _gif_size(contents)
+    if kind in ("bmp", "webp", "jpeg"):
+        return _read_header(f, len(contents), DEFAULT_MAX_PIXELS)
+    return None
+
+
+def _gif_size(contents: bytes) -> _Header:
+    """A GIF's size: the larger of its screen and its first frame."""
+    width, height = struct.unpack("<HH", contents[6:10])
+    frame = _gif_first_image(contents)
+    if frame is not None:
+        width, height = max(width, frame[1]), max(height, frame[2])
+    return _Header("gif", width, height, complete=False)
+
+
+def first_frame(contents: bytes) -> bytes:
+    """The first frame of an animated GIF as a GIF of its own; others as they are.
+
+    TensorFlow decodes every frame of a GIF even when asked for the first (a
+    GIF of 400 frames takes seconds and hundreds of megabytes); the first
+    frame alone decodes to the same pixels.
+
+    Args:
+        contents: an encoded image.
+
+    Returns:
+        The GIF's header, colour table and extensions up to the end of its
+        first image, then its trailer; `contents` itself for other formats or
+        a GIF whose structure cannot be followed (the decoder reports it).
+    """
+    if image_format(contents[:_HEAD_BYTES]) != "gif":
+        return contents
+    frame = _gif_first_image(contents)
+    if frame is None or frame[0] >= len(contents) - 1:
+        return contents
+    return contents[: frame[0]] + b"\x3b"
+
+
+def _gif_first_image(contents: bytes) -> tuple[int, int, int] | None:
+    """`(end of the first image's data, width, height)`, or `None` if damaged.
+
+    GIF89a: the screen descriptor and global colour table, then extension
+    blocks (0x21) and images (0x2C), each image's data in sub-blocks.
+    """
+    if len(contents) < 13:
+        return None
+    flags = contents[10]
+    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    try:
+        while pos < len(contents):
+            block = contents[pos]
+            if block == 0x21:  # extension: label, sub-blocks
+                pos = _gif_skip_sub_blocks(contents, pos + 2)
+            elif block == 0x2C:  # image: descriptor, colour table, LZW size, data
+                width, height, flags = struct.unpack(
+                    "<HHB", contents[pos + 5 : pos + 10]
+                )
+                pos += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+                return _gif_skip_sub_blocks(contents, pos + 1), width, height
+            else:
+                return None
+    except (IndexError, struct.error):
+        return None
+    return None
+
+
+def _gif_skip_sub_blocks(contents: bytes, pos: int) -> int:
+    """The position after the sub-blocks starting at `pos` and their terminator."""
+    while contents[pos] != 0:
+        pos += 1 + contents[pos]
+    return pos + 1
 
 
 def _strict_jpeg_problem(contents: bytes) -> str | None:
@@ -251,8 +409,8 @@ def _read_header(f: Any, size: int, max_pixels: int) -> _Header:
     # GIF, BMP and WebP are rare in image datasets and their damage hides in
     # the compressed data: after the pixel cap, decoding decides.
     if kind == "gif" and len(head) >= 10:
-        width, height = struct.unpack("<HH", head[6:10])
-        return _Header(kind, width, height, complete=False)
+        f.seek(0)
+        return _gif_size(f.read())
     if kind == "bmp" and len(head) >= 26:
         width, height = struct.unpack("<ii", head[18:26])
         return _Header(kind, abs(width), abs(height), complete=False)

@@ -78,6 +78,7 @@ def imagenet_dataset(
     check_files: str | None = "header",
     download: bool = True,
     dtype: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Builds a batched, prefetched ImageNet dataset ready for `model.fit`.
 
@@ -137,6 +138,12 @@ def imagenet_dataset(
         dtype: `"float32"` (preprocessed) or `"uint8"` (RGB pixels cut for
             `variant`, for `AlexNet(include_preprocessing=True)`); `None`:
             uint8 for `variant=None`, else float32.
+        shard: `(num_shards, index)`: this worker's part of the source in a
+            multi-worker run, taken from the (shuffled) file names or records
+            before anything is decoded: every `num_shards`-th from `index`,
+            `len // num_shards` of them on every worker, so that the workers'
+            batches together are one process's batches of `num_shards` times
+            the size. `batch_size` is then this worker's part of the batch.
 
     Returns:
         A `tf.data.Dataset` of `(images, labels)` batches, with attributes
@@ -167,6 +174,7 @@ def imagenet_dataset(
         on_error=on_error,
         check_files=check_files,
         download=download,
+        shard=shard,
     )
     decoding = DecodeConfig(
         variant=variant,
@@ -211,19 +219,22 @@ def _pipeline(
     num_classes = _num_classes(decoding, listed.class_names)
     _check_enough_for_a_batch(sourcing, batching, listed)
     # Cache, shuffle, repeat.
-    records, unshuffled, needs_read = _cache_and_shuffle(batching, listed)
+    shard = None if listed.sharded else sourcing.shard
+    records, unshuffled, needs_read = _cache_and_shuffle(batching, listed, shard)
     length = _kept_length(sourcing, batching, listed, records)
     if batching.repeat:
         records = records.repeat()
     # Key each element, decode, augment and preprocess it; batch, prefetch.
     element = _element_stage(decoding, augmentation, batching, needs_read, num_classes)
-    dataset = _decode_stage(augmentation, batching, element, records)
+    dataset = _decode_stage(augmentation, batching, element, records, sourcing.shard)
     if sourcing.skips_failures:
         # The last resort for files that passed the listing check (or TFDS records)
         # but still fail to decode: drop them rather than stop the epoch.
         dataset = dataset.ignore_errors(log_warning=True)
         if length:
-            spare = _decode_stage(augmentation, batching, element, unshuffled)
+            spare = _decode_stage(
+                augmentation, batching, element, unshuffled, sourcing.shard
+            )
             spare = spare.ignore_errors(log_warning=True)
             dataset = dataset.concatenate(spare).take(length)
             # At most `length` good images in two passes; fewer only when more
@@ -246,6 +257,8 @@ class _Listed:
     file_count: int
     # Whether the records are `(path, label)` (folders) rather than encoded bytes.
     needs_read: bool
+    # Whether the records are already this worker's shard of the source.
+    sharded: bool = False
 
 
 def _list_source(sourcing: SourceConfig, batching: BatchConfig) -> _Listed:
@@ -266,11 +279,12 @@ def _list_source(sourcing: SourceConfig, batching: BatchConfig) -> _Listed:
                 "shards hold their labels: `labels_file` has nothing to label. "
                 f"Received: labels_file={os.fspath(sourcing.labels_file)!r}"
             )
+        # Sharded by file: a worker reads only its own shard files.
         records, prepared_class_names, skipped = prepared_records(
-            source, bool(batching.shuffle), batching.seed, class_names
+            source, bool(batching.shuffle), batching.seed, class_names, sourcing.shard
         )
         count = int(records.cardinality())
-        return _Listed(records, prepared_class_names, skipped, count, False)
+        return _Listed(records, prepared_class_names, skipped, count, False, True)
     if sourcing.is_folder:
         folder = list_image_folder(
             source,
@@ -322,10 +336,12 @@ def _check_enough_for_a_batch(
 ) -> None:
     # With drop_remainder, fewer images than a batch make an empty epoch: `fit`
     # would "train" without a single step and only warn that the data ran out.
-    if batching.drop_remainder and 0 < listed.file_count < batching.batch_size:
+    shard = None if listed.sharded else sourcing.shard
+    count = listed.file_count // (shard or (1, 0))[0]
+    if batching.drop_remainder and 0 < count < batching.batch_size:
         raise ValueError(
             f"`batch_size` ({batching.batch_size}) is larger than the "
-            f"{listed.file_count} images of {sourcing.source!r} ({sourcing.split}), "
+            f"{count} images of {sourcing.source!r} ({sourcing.split}), "
             "and incomplete batches are dropped (`drop_remainder`): an epoch "
             "would have no batch. Pass a smaller batch size. Received: "
             f"batch_size={batching.batch_size}"
@@ -333,11 +349,19 @@ def _check_enough_for_a_batch(
 
 
 def _cache_and_shuffle(
-    batching: BatchConfig, listed: _Listed
+    batching: BatchConfig, listed: _Listed, shard: tuple[int, int] | None
 ) -> tuple[tf.data.Dataset, tf.data.Dataset, bool]:
-    """Caches and shuffles the records: `(records, unshuffled, needs_read)`."""
+    """Caches, shuffles and shards the records: `(records, unshuffled, needs_read)`.
+
+    A shard is taken after the shuffle (every worker shuffles all names the
+    same way, so that an epoch's global batches are one process's), or before
+    a cache (a worker caches only its own images).
+    """
     records, needs_read = listed.records, listed.needs_read
+    total = listed.file_count if needs_read else int(records.cardinality())
     if batching.cache is not False:
+        records = _take_shard(records, shard, total)
+        shard = None
         if needs_read:
             records = records.map(
                 lambda path, label: (tf.io.read_file(path), label),
@@ -345,14 +369,27 @@ def _cache_and_shuffle(
             )
             needs_read = False
         records = records.cache("" if batching.cache is True else batching.cache)
-    unshuffled = records
+    unshuffled = _take_shard(records, shard, total)
     if batching.shuffle:
         # Without a cache a folder yields file names: shuffling all of them is cheap.
         buffer = listed.file_count if needs_read else batching.shuffle_buffer
         records = records.shuffle(
             buffer, seed=batching.seed, reshuffle_each_iteration=True
         )
-    return records, unshuffled, needs_read
+    return _take_shard(records, shard, total), unshuffled, needs_read
+
+
+def _take_shard(
+    records: tf.data.Dataset, shard: tuple[int, int] | None, total: int
+) -> tf.data.Dataset:
+    """Every `num_shards`-th record from `index`, as many on every worker."""
+    if shard is None:
+        return records
+    num_shards, index = shard
+    records = records.shard(num_shards, index)
+    # Equal counts: workers that took different numbers of steps would wait
+    # for each other's gradients forever.
+    return records.take(total // num_shards) if total >= 0 else records
 
 
 def _kept_length(
@@ -367,7 +404,10 @@ def _kept_length(
     # takes its count of good images, so a dropped image is replaced by one
     # from the spare pass (the logged warning names the dropped one). The spare
     # pass is never read when nothing is dropped.
-    length = listed.file_count if sourcing.is_folder else int(records.cardinality())
+    if sourcing.shard is not None or not sourcing.is_folder:
+        length = int(records.cardinality())
+    else:
+        length = listed.file_count
     keep_length = (
         sourcing.skips_failures
         and sourcing.training
@@ -416,18 +456,22 @@ def _decode_stage(
     batching: BatchConfig,
     element: Callable[..., tuple[tf.Tensor, tf.Tensor]],
     records: tf.data.Dataset,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
-    """Maps `element` over the records, keyed by random draws when augmenting."""
+    """Maps `element` over the records, keyed by random draws when augmenting.
+
+    A shard's records take the draws of their places in the whole epoch.
+    """
     if not augmentation.randomized:
         return records.map(
             element,
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=batching.deterministic,
         )
-    keyed = tf.data.Dataset.zip(
-        records,
-        tf.data.Dataset.random(seed=batching.seed, rerandomize_each_iteration=True),
-    )
+    keys = tf.data.Dataset.random(seed=batching.seed, rerandomize_each_iteration=True)
+    if shard is not None:
+        keys = keys.shard(*shard)
+    keyed = tf.data.Dataset.zip(records, keys)
     return keyed.map(
         lambda record, key: element(record[0], record[1], key),
         num_parallel_calls=tf.data.AUTOTUNE,

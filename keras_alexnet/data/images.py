@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_alexnet._data_format import standardize_data_format
+from keras_alexnet._validation import check_path
 from keras_alexnet.data.augment import eval_center_crop
 from keras_alexnet.data.image_checks import check_image_file
 from keras_alexnet.preprocessing import apply_preprocessing
@@ -63,7 +64,7 @@ def load_image(
     (227, 227, 3)
     """
     constants = preprocessing_of(weights)
-    path = os.fspath(path)
+    path = check_path("path", path)
     if not os.path.isfile(path):
         what = "a folder" if os.path.isdir(path) else "not a file"
         raise ValueError(f"Cannot load the image {path!r}: it is {what}.")

@@ -14,11 +14,13 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from keras_alexnet._bounds import MAX_BATCH_SIZE, MAX_IMAGE_SIZE, MAX_RESIZE_SIZE
 from keras_alexnet._validation import (
     check_bool,
     check_choice,
     check_float,
     check_int,
+    check_path,
     is_integer,
     is_number,
 )
@@ -38,6 +40,7 @@ __all__ = [
     "DecodeConfig",
     "SourceConfig",
     "check_crop_fits",
+    "check_shard",
     "default_image_size",
     "default_resize_size",
     "is_folder_source",
@@ -72,6 +75,7 @@ class SourceConfig:
     on_error: str = "skip"
     check_files: str | None = "header"
     download: bool = True
+    shard: tuple[int, int] | None = None
     training: bool = dataclasses.field(init=False)
     is_folder: bool = dataclasses.field(init=False)
     is_prepared: bool = dataclasses.field(init=False)
@@ -118,6 +122,8 @@ class SourceConfig:
                 "`validation_split` is for folder sources; a TFDS source slices its "
                 f"split instead (split='train[:90%]'). Received: source={self.source!r}"
             )
+        if self.shard is not None:
+            check_shard(self.shard)
         # Frozen: the derived fields are set once, here.
         object.__setattr__(self, "training", self.split.strip().startswith("train"))
         object.__setattr__(self, "is_folder", is_folder)
@@ -134,6 +140,21 @@ class SourceConfig:
             and not (self.is_folder and self.check_files == "decode")
             and not self.is_prepared
         )
+
+
+def check_shard(shard: Any) -> tuple[int, int]:
+    """Checks `shard`, a worker's part of a source: `(num_shards, index)`."""
+    if (
+        not isinstance(shard, (tuple, list))
+        or len(shard) != 2
+        or not all(is_integer(x) for x in shard)
+        or not 0 <= shard[1] < shard[0]
+    ):
+        raise ValueError(
+            "`shard` should be (num_shards, index) with 0 <= index < num_shards. "
+            f"Received: shard={shard!r}"
+        )
+    return int(shard[0]), int(shard[1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,11 +181,11 @@ class DecodeConfig:
         image_size = self.image_size
         if image_size is None:
             image_size = default_image_size(self.variant)
-        image_size = _check_count("image_size", image_size)
+        image_size = _check_count("image_size", image_size, maximum=MAX_IMAGE_SIZE)
         resize_size = self.resize_size
         if resize_size is None:
             resize_size = default_resize_size(image_size, self.variant)
-        resize_size = _check_count("resize_size", resize_size)
+        resize_size = _check_count("resize_size", resize_size, maximum=MAX_RESIZE_SIZE)
         check_choice("dtype", self.dtype, augment_lib.DTYPES, allow_none=True)
         dtype = self.dtype or ("uint8" if self.variant is None else "float32")
         check_choice("label_mode", self.label_mode, LABEL_MODES)
@@ -276,7 +297,7 @@ class BatchConfig:
     training: dataclasses.InitVar[bool] = False
 
     def __post_init__(self, training: bool) -> None:
-        _check_count("batch_size", self.batch_size)
+        _check_count("batch_size", self.batch_size, maximum=MAX_BATCH_SIZE)
         _check_count("shuffle_buffer", self.shuffle_buffer)
         if self.seed is not None:
             _check_count("seed", self.seed, minimum=0)
@@ -353,6 +374,7 @@ def is_folder_source(source: Any) -> bool:
         TypeError: `source` is neither a non-empty string nor a path.
     """
     if isinstance(source, os.PathLike):
+        check_path("source", source)
         return True
     if not isinstance(source, str) or not source:
         raise TypeError(
@@ -372,8 +394,10 @@ def is_folder_source(source: Any) -> bool:
     )
 
 
-def _check_count(name: str, value: Any, minimum: int = 1) -> int:
+def _check_count(
+    name: str, value: Any, minimum: int = 1, maximum: int | None = None
+) -> int:
     # A float where a count belongs is a TypeError; a count out of range a ValueError.
     if not is_integer(value):
         raise TypeError(f"`{name}` should be an integer. Received: {name}={value!r}")
-    return check_int(name, value, minimum=minimum)
+    return check_int(name, value, minimum=minimum, maximum=maximum)

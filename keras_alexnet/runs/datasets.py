@@ -211,7 +211,15 @@ def _file_count(root: str) -> int:
     )
 
 
-TRAIN_ONLY_OPTIONS = ("augment", "flip", "lighting", "scale", "label_smoothing")
+# `shard`: every worker of a multi-worker run scores all validation images.
+TRAIN_ONLY_OPTIONS = (
+    "augment",
+    "flip",
+    "lighting",
+    "scale",
+    "label_smoothing",
+    "shard",
+)
 
 
 def make_datasets(

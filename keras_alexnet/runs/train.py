@@ -11,18 +11,30 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 from typing import Any
 
 import keras
 import numpy as np
 
 from keras_alexnet import training
+from keras_alexnet._bounds import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_IMAGE_SIZE,
+    MAX_LEARNING_RATE,
+)
 from keras_alexnet._choices import DISTRIBUTE_MODES
 from keras_alexnet._terminal import printable
-from keras_alexnet._validation import check_float
+from keras_alexnet._validation import check_float, check_int
+from keras_alexnet.data.prepare import is_prepared
+from keras_alexnet.data.prepared_manifest import read_manifest
+from keras_alexnet.runs import cluster as cluster_lib
 from keras_alexnet.runs import models, plots, recipes
 from keras_alexnet.runs.datasets import (
     DataSpec,
@@ -127,7 +139,12 @@ def train(
             local devices (`tf.distribute.MirroredStrategy` on TensorFlow,
             `keras.distribution.DataParallel` on JAX); `"model-parallel"`:
             the paper's two-GPU split of every layer
-            (`keras_alexnet.runs.distribution.model_parallel`, JAX only).
+            (`keras_alexnet.runs.distribution.model_parallel`, JAX only);
+            `"multi-worker"`: data parallelism over the devices of several
+            machines, the same call on each, the cluster read from the
+            environment (`keras_alexnet.runs.cluster`, docs/distributed.md;
+            JAX only). `batch_size` stays the global batch; only the chief
+            (worker 0) writes `output`.
         verbose: 0 silent, 1 progress bars.
         keep_checkpoints: how many of the last epochs' checkpoints stay in
             `checkpoints/` (`best.keras` always stays).
@@ -145,7 +162,7 @@ def train(
     """
     chosen = recipes.get_recipe(recipe)
     check_float("learning_rate", learning_rate, minimum=0, exclusive_minimum=True,
-                allow_none=True)  # fmt: skip
+                maximum=MAX_LEARNING_RATE, allow_none=True)  # fmt: skip
     _check_distribute(_distribute_mode(distribute))  # before reading DATA
     train_images, image_side = (
         _survey(data, validation_split, allow_small_classes)
@@ -340,6 +357,11 @@ def _survey(
         return None, None
     if spec.kind == "tfds":
         return None, None
+    if is_prepared(spec.train):
+        # Shards of prepare_imagenet: their manifest counts the images, which
+        # are stored at `resize_size`, not at the side they were taken.
+        manifest = read_manifest(os.path.expanduser(os.fspath(spec.train)))
+        return (manifest["images"] if manifest else None), None
     from PIL import Image
 
     files = sorted(
@@ -362,15 +384,21 @@ def _survey(
 
 
 def _check_config(config: dict[str, Any]) -> None:
-    for key in ("image_size", "batch_size", "epochs"):
-        value = config[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(
-                f"`{key}` should be an integer >= 1. Received: {key}={value!r}"
-            )
+    for key, maximum in (
+        ("image_size", MAX_IMAGE_SIZE),
+        ("batch_size", MAX_BATCH_SIZE),
+        ("epochs", MAX_EPOCHS),
+    ):
+        check_int(key, config[key], minimum=1, maximum=maximum)
     for key in ("learning_rate", "finetune_learning_rate"):
         if key in config:
-            check_float(key, config[key], minimum=0, exclusive_minimum=True)
+            check_float(
+                key,
+                config[key],
+                minimum=0,
+                exclusive_minimum=True,
+                maximum=MAX_LEARNING_RATE,
+            )
     _check_distribute(config["distribute"])
 
 
@@ -386,6 +414,8 @@ def _check_distribute(mode: str | bool) -> None:
             "`distribute='model-parallel'` needs the JAX backend "
             f"(keras.distribution). Received: backend {backend!r}"
         )
+    if mode == "multi-worker":
+        cluster_lib.check_multi_worker_backend(backend)
 
 
 def _distribute_mode(distribute: Any) -> str | bool:
@@ -402,9 +432,12 @@ def _distribute_mode(distribute: Any) -> str | bool:
     return str(distribute)
 
 
-def _distribution_scope(distribute: bool | str) -> Any:
+def _distribution_scope(distribute: bool | str, distribution: Any = None) -> Any:
     """MirroredStrategy's scope on TensorFlow; DataParallel or the paper's
-    ModelParallel set on JAX."""
+    ModelParallel set on JAX; `distribution` (over several workers) set."""
+    if distribution is not None:
+        keras.distribution.set_distribution(distribution)
+        return contextlib.nullcontext()
     if not distribute:
         return contextlib.nullcontext()
     if distribute == "model-parallel":
@@ -429,21 +462,35 @@ def _run(
     *,
     verbose: int,
 ) -> dict[str, Any]:
-    folder = RunFolder(output)
+    cluster = None
+    if config["distribute"] == "multi-worker":
+        cluster = cluster_lib.cluster_from_environment()
+        cluster.worker_batch(config["batch_size"])
+    folder = RunFolder(_local_output(output))
     config = {**config, "output": folder.root}
-    state = folder.start(config)
-    # The lock goes with the call, whatever ends it (an error included).
+    writes, state = _claim(folder, config, cluster)
+    # The locks go with the call, whatever ends it (an error included).
     try:
-        finished = folder.resume_or_finish(config, verbose=verbose)
+        if cluster is None or cluster.is_chief:
+            finished = folder.resume_or_finish(config, verbose=verbose)
+        else:
+            finished = folder.finished_metrics(config)
         if finished is not None:
             return finished
-        return _run_locked(folder, config, state, recipe, build, phases, verbose)
+        return _run_locked(
+            folder, writes, cluster, config, state, recipe, build, phases, verbose
+        )
     finally:
         folder.release()
+        if writes is not folder:
+            writes.release()
+            shutil.rmtree(writes.root, ignore_errors=True)
 
 
 def _run_locked(
     folder: RunFolder,
+    writes: RunFolder,
+    cluster: cluster_lib.Cluster | None,
     config: dict[str, Any],
     state: dict[str, Any],
     recipe: recipes.Recipe,
@@ -451,7 +498,14 @@ def _run_locked(
     phases: list[Phase],
     verbose: int,
 ) -> dict[str, Any]:
+    """The run, once the folders are claimed; `writes` is where this process
+    writes (the run folder, or another worker's scratch folder)."""
     completed = int(state.get("epoch", 0))
+    batch_size = config["batch_size"]
+    distribution = None
+    if cluster is not None:
+        batch_size = cluster.worker_batch(batch_size)
+        distribution = cluster_lib.data_parallel_over_workers(cluster)
     if config["mixed_precision"]:
         policy = "mixed_bfloat16" if _on_cpu() else "mixed_float16"
         keras.mixed_precision.set_global_policy(policy)
@@ -470,26 +524,27 @@ def _run_locked(
         seed=config["seed"],
         variant=config["variant"],
         image_size=config["image_size"],
-        batch_size=config["batch_size"],
+        batch_size=batch_size,
         augment=config["augment"],
         flip=config["flip"],
         lighting=config["lighting"],
         label_mode="one_hot" if one_hot else "sparse",
         label_smoothing=recipe.label_smoothing,
+        shard=cluster.shard if cluster else None,
     )
     classes = len(class_names)
     if recipe.mix:
         train_data = recipes.mix_batches(train_data, config["seed"])
     steps = int(train_data.cardinality())
-    folder.write_json("classes.json", class_names)
+    writes.write_json("classes.json", class_names)
 
-    with _distribution_scope(config["distribute"]):
+    with _distribution_scope(config["distribute"], distribution):
         if completed:
             model = load_keras_file(folder.checkpoint(completed))
             base = _find_base(model)
         else:
             model, base = build(classes)
-            folder.write_array(INITIAL_CONV1, conv1_kernel(model))
+            writes.write_array(INITIAL_CONV1, conv1_kernel(model))
             if config["mixed_precision"]:
                 # Scores and metrics in float32, as Keras' mixed precision
                 # guide asks of a model's output.
@@ -512,14 +567,13 @@ def _run_locked(
                 if base is not None:
                     base.trainable = phase.base_trainable
                 _compile(model, optimizer, classes, not one_hot)
-            recorder = EpochRecorder(folder, state=state, stateful_callbacks=stateful)
             callbacks = [
                 *stateful.values(),
                 # Before the recorder: a diverged epoch is never saved.
                 training.StopOnDivergence(steps, advice=_divergence_advice(config)),
-                recorder,
+                EpochRecorder(writes, state=state, stateful_callbacks=stateful),
                 keras.callbacks.TensorBoard(
-                    folder.path("tensorboard"), write_graph=False
+                    writes.path("tensorboard"), write_graph=False
                 ),
             ]
             model.fit(
@@ -532,13 +586,15 @@ def _run_locked(
                 # The pipeline shuffles; Keras' own flag only warns.
                 shuffle=False,
             )
-            state = folder.state()
+            state = writes.state()
             start = phase.end_epoch
 
     if config["distribute"]:
         # The final scores on one device: predict_on_batch under a strategy
         # hands each replica the whole batch.
         keras.distribution.set_distribution(None)
+    if writes is not folder:  # another worker: the chief evaluates
+        return cluster_lib.wait_for_chief(lambda: folder.finished_metrics(config))
     folder.sync_best()
     folder.prune_checkpoints()
     best, metrics = evaluate_run(
@@ -560,6 +616,45 @@ def _run_locked(
         size = folder.size_bytes() / 1e6
         print(f"Run folder: {printable(folder.root)} ({size:.1f} MB)")
     return metrics
+
+
+def _local_output(output: Any) -> Any:
+    if isinstance(output, (str, os.PathLike)) and "://" in str(os.fspath(output)):
+        # realpath would turn "gs://b/run" into a local folder named "gs:".
+        raise ValueError(
+            "`output` should be a folder on a local or mounted file system (the "
+            "run folder needs exclusive file creation, atomic renames and hard "
+            "links; docs/distributed.md, 'Shared storage'). Received: "
+            f"output={os.fspath(output)!r}"
+        )
+    return output
+
+
+def _claim(
+    folder: RunFolder, config: dict[str, Any], cluster: cluster_lib.Cluster | None
+) -> tuple[RunFolder, dict[str, Any]]:
+    """`(writes, state)`: where this process writes, and the run's state.
+
+    Only the chief writes the run folder (and holds its lock). The other
+    workers of a multi-worker run read where it stands and write the same
+    files into a scratch folder of their own: saving a model is a collective
+    step every worker must take.
+    """
+    if cluster is None or cluster.is_chief:
+        return folder, folder.start(config)
+    # One name per run folder and worker: a rerun after a kill replaces what
+    # the killed worker left.
+    digest = hashlib.sha256(folder.root.encode()).hexdigest()[:16]
+    name = f"keras-alexnet-worker-{cluster.index}-{digest}"
+    scratch = os.path.join(tempfile.gettempdir(), name)
+    shutil.rmtree(scratch, ignore_errors=True)
+    writes = RunFolder(scratch)
+    writes.start(config)
+    state = folder.state()
+    if state["epoch"]:
+        # The recorder carries the log of the completed epochs forward.
+        shutil.copyfile(folder.path("log.csv"), writes.path("log.csv"))
+    return writes, state
 
 
 def _check_resumed_classes(folder: RunFolder, spec: DataSpec) -> None:

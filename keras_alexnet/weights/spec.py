@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from keras_alexnet._validation import check_path
 from keras_alexnet.weights import registry
 from keras_alexnet.weights.formats import SUFFIXES, weights_format
 from keras_alexnet.weights.registry import Checkpoint
@@ -65,7 +66,7 @@ def resolve_weights(
             return "checkpoint", checkpoint
     if not files or not isinstance(weights, (str, os.PathLike)):
         raise _refused(weights, files)
-    path = os.fspath(weights)
+    path = check_path("weights", weights)
     try:
         weights_format(path)
     except ValueError:

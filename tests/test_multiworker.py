@@ -1,0 +1,338 @@
+"""`distribute="multi-worker"`: the cluster read from the environment, each
+worker's shard of the data, and two JAX worker processes on 127.0.0.1 against
+one process (tests/multiworker_check.py), killed and resumed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_alexnet import cli
+from keras_alexnet.data import imagenet_dataset, prepare_imagenet
+from keras_alexnet.resources import write_digits_folder
+from keras_alexnet.runs.cluster import Cluster, cluster_from_environment
+from keras_alexnet.runs.run_folder import RUN_ENTRIES, RunFolder
+from keras_alexnet.runs.train import _claim
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKERS = ["10.0.0.1:2222", "10.0.0.2:2222", "10.0.0.3:2222"]
+
+
+@pytest.mark.parametrize(
+    "environ, expected",
+    [
+        # TensorFlow's convention: the chief is worker 0 and the coordinator.
+        (
+            {"TF_CONFIG": json.dumps({"cluster": {"worker": WORKERS},
+                                      "task": {"type": "worker", "index": 2}})},
+            (3, 2, WORKERS[0]),
+        ),
+        (
+            {"TF_CONFIG": json.dumps({"cluster": {"chief": WORKERS[:1],
+                                                  "worker": WORKERS[1:]},
+                                      "task": {"type": "worker", "index": 0}})},
+            (3, 1, WORKERS[0]),
+        ),
+        (
+            {"TF_CONFIG": json.dumps({"cluster": {"chief": WORKERS[:1],
+                                                  "worker": WORKERS[1:]},
+                                      "task": {"type": "chief", "index": 0}})},
+            (3, 0, WORKERS[0]),
+        ),
+        # Keras' variables; the coordinator alone, or every address.
+        (
+            {"KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1:1234",
+             "KERAS_DISTRIBUTION_NUM_PROCESSES": "4",
+             "KERAS_DISTRIBUTION_PROCESS_ID": "3"},
+            (4, 3, "10.0.0.1:1234"),
+        ),
+        (
+            {"KERAS_DISTRIBUTION_JOB_ADDRESSES": ",".join(WORKERS),
+             "KERAS_DISTRIBUTION_NUM_PROCESSES": "3",
+             "KERAS_DISTRIBUTION_PROCESS_ID": "1"},
+            (3, 1, WORKERS[0]),
+        ),
+        # Under srun, SLURM's task count and rank.
+        (
+            {"KERAS_DISTRIBUTION_JOB_ADDRESSES": "node1:1234",
+             "SLURM_NTASKS": "8", "SLURM_PROCID": "5"},
+            (8, 5, "node1:1234"),
+        ),
+    ],
+)  # fmt: skip
+def test_cluster_from_environment(environ, expected):
+    cluster = cluster_from_environment(environ)
+    assert (cluster.num_workers, cluster.index, cluster.coordinator) == expected
+    assert cluster.is_chief == (expected[1] == 0)
+    assert cluster.shard == expected[:2]
+
+
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({}, "reads the cluster from the environment"),
+        ({"TF_CONFIG": "{not json"}, "TF_CONFIG should be JSON"),
+        ({"TF_CONFIG": json.dumps({"cluster": {"ps": WORKERS},
+                                   "task": {"type": "ps", "index": 0}})},
+         "Received: type='ps'"),
+        ({"TF_CONFIG": json.dumps({"cluster": {"worker": WORKERS},
+                                   "task": {"type": "worker", "index": 3}})},
+         "Received: index=3, num_workers=3"),
+        ({"KERAS_DISTRIBUTION_JOB_ADDRESSES": "h:1"},
+         "needs KERAS_DISTRIBUTION_NUM_PROCESSES"),
+        ({"KERAS_DISTRIBUTION_JOB_ADDRESSES": "h:1,h:2",
+          "KERAS_DISTRIBUTION_NUM_PROCESSES": "3",
+          "KERAS_DISTRIBUTION_PROCESS_ID": "0"}, "names 2 workers"),
+        ({"KERAS_DISTRIBUTION_JOB_ADDRESSES": "h:1",
+          "KERAS_DISTRIBUTION_NUM_PROCESSES": "two",
+          "KERAS_DISTRIBUTION_PROCESS_ID": "0"},
+         "KERAS_DISTRIBUTION_NUM_PROCESSES='two'"),
+    ],
+)  # fmt: skip
+def test_cluster_from_environment_refuses(environ, message):
+    with pytest.raises(ValueError, match="Received") as raised:
+        cluster_from_environment(environ)
+    assert message in str(raised.value)
+
+
+def test_worker_batch_splits_the_global_batch():
+    cluster = Cluster(4, 1, "h:1")
+    assert cluster.worker_batch(128) == 32
+    with pytest.raises(ValueError, match="divisible by 4. Received: batch_size=130"):
+        cluster.worker_batch(130)
+
+
+def test_shards_make_one_process_batches(tmp_path):
+    # Every worker shuffles all file names the same way, takes every second
+    # one from its index and the augmentation draw of that place: the two
+    # workers' batches of 4 together are, image for image, one process's batch
+    # of 8, epoch after epoch; no image twice, as many batches on each worker.
+    data = write_digits_folder(tmp_path / "data", image_size=16, per_class=4)
+    files = sum(len(names) for _, _, names in os.walk(data / "train"))
+    options = {"source": str(data / "train"), "image_size": 24, "variant": None,
+               "augment": "paper", "seed": 3}  # fmt: skip
+    one = imagenet_dataset("train", batch_size=8, **options)
+    workers = [
+        imagenet_dataset("train", batch_size=4, shard=(2, index), **options)
+        for index in (0, 1)
+    ]
+    steps = files // 8
+    assert [int(d.cardinality()) for d in (one, *workers)] == [steps] * 3
+
+    def images(x, y):
+        pairs = zip(np.asarray(x), np.asarray(y), strict=True)
+        return sorted(image.tobytes() + bytes([label]) for image, label in pairs)
+
+    for _ in range(2):  # epochs: reshuffled alike
+        seen = []
+        for (x, y), (x0, y0), (x1, y1) in zip(one, *workers, strict=True):
+            together = images(np.concatenate([x0, x1]), np.concatenate([y0, y1]))
+            assert together == images(x, y)
+            seen += together
+        assert len(set(seen)) == len(seen) == 8 * steps
+    with pytest.raises(ValueError, match=r"Received: shard=\(2, 2\)"):
+        imagenet_dataset("train", batch_size=4, shard=(2, 2), **options)
+
+
+def test_prepared_shards_split_by_file(tmp_path):
+    # 30 images in shard files of 4 (7 full, one of 2): each of two workers
+    # reads only its own files, every epoch 4 x 4 - 2 = 14 images, none of them
+    # the other worker's; a folder with fewer files than workers is refused.
+    data = write_digits_folder(tmp_path / "data", image_size=16, per_class=4)
+    prepared = str(tmp_path / "prepared")
+    prepare_imagenet(data / "train", prepared, resize_size=32, shard_size=4,
+                     verbose=0)  # fmt: skip
+    options = {"source": prepared, "image_size": 24, "variant": None,
+               "augment": "center_crop", "shuffle": True, "seed": 1}  # fmt: skip
+    workers = [
+        imagenet_dataset("train", batch_size=2, shard=(2, index), **options)
+        for index in (0, 1)
+    ]
+    for _ in range(2):  # epochs: the files are reshuffled alike on both
+        images = [[x.tobytes() for x, _ in d.unbatch().as_numpy_iterator()]
+                  for d in workers]  # fmt: skip
+        assert [len(i) for i in images] == [14, 14]
+        assert not set(images[0]) & set(images[1])
+    with pytest.raises(ValueError, match="8 shard files for 9 workers"):
+        imagenet_dataset("train", batch_size=1, shard=(9, 0), **options)
+
+
+@pytest.mark.backend
+def test_multi_worker_refused_off_jax(tmp_path, capsys):
+    # TensorFlow's MultiWorkerMirroredStrategy does not run Keras 3's fit
+    # (keras-team/keras#20585); under JAX the cluster must be described.
+    backend = keras.backend.backend()
+    status = cli.main(["train", str(tmp_path), "--distribute", "multi-worker"])
+    assert status == 1
+    err = capsys.readouterr().err
+    expected = {
+        "tensorflow": "keras-team/keras/issues/20585",
+        "jax": "reads the cluster from the environment",
+        "torch": "needs the TensorFlow or JAX backend",
+    }[backend]
+    assert expected in err
+
+
+def test_only_the_chief_claims_the_run_folder(tmp_path, monkeypatch):
+    # The chief writes config.json; another worker reads the chief's state and
+    # gets a scratch folder of its own under $TMPDIR (replacing what a killed
+    # worker left there), leaving the run folder as it was.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    run, config = tmp_path / "run", {"epochs": 3}
+    folder = RunFolder(run)
+    writes, state = _claim(folder, config, Cluster(2, 0, "h:1"))
+    assert writes is folder and state["epoch"] == 0
+    assert json.loads((run / "config.json").read_text()) == config
+    folder.write_json("state.json", {"epoch": 1})
+    folder.write_log([{"epoch": 1, "loss": 2.5}])
+    folder.release()
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    for attempt in (1, 2):  # a rerun replaces the first attempt's folder
+        writes, state = _claim(RunFolder(run), config, Cluster(2, 1, "h:1"))
+        assert state["epoch"] == 1
+        assert os.path.dirname(writes.root) == str(tmp_path / "tmp")
+        assert os.path.basename(writes.root).startswith("keras-alexnet-worker-1-")
+        entries = sorted(os.listdir(writes.root))
+        assert entries == [".lock", "checkpoints", "config.json", "log.csv"]
+        assert writes.log_rows(1) == folder.log_rows(1)
+        if attempt == 1:
+            (Path(writes.root) / "stale.txt").write_text("left by a killed worker")
+        writes.release()
+    assert not (Path(writes.root) / "stale.txt").exists()
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+
+
+def test_run_folder_url_refused(tmp_path, capsys):
+    # A URL would otherwise become a local folder named "gs:".
+    status = cli.main(["train", str(tmp_path), "--output", "gs://bucket/run"])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "local or mounted file system" in err and "'gs://bucket/run'" in err
+    assert not os.path.exists("gs:")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start(command, index, port, tmp_path, name):
+    env = {
+        **os.environ,
+        "PYTHONPATH": ROOT,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "KERAS_BACKEND": "jax",
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port}",
+        "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+        "KERAS_DISTRIBUTION_PROCESS_ID": str(index),
+        # The worker's scratch folder lands here: it must be gone at the end.
+        "TMPDIR": str(tmp_path / f"tmp-{index}"),
+    }
+    os.makedirs(env["TMPDIR"], exist_ok=True)
+    out = open(tmp_path / f"{name}-{index}.log", "w")  # noqa: SIM115
+    # A session of its own: the finally kills the worker's whole group.
+    return subprocess.Popen(
+        command, env=env, stdout=out, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def _stop(processes):
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _wait(processes, seconds):
+    deadline = time.monotonic() + seconds
+    for process in processes:
+        process.wait(timeout=max(1.0, deadline - time.monotonic()))
+
+
+@pytest.mark.slow
+def test_two_workers_match_one_process(tmp_path):
+    # Two epochs, shuffled and augmented as the paper's, global batch 8: each
+    # worker's losses after every step, and its weights at the end, equal one
+    # process's (float32 rounding: the two halves' gradients are averaged).
+    write_digits_folder(tmp_path / "data", image_size=16, per_class=4)
+    port = _free_port()
+    script = os.path.join(ROOT, "tests", "multiworker_check.py")
+    workers = []
+    try:
+        for index in (0, 1):
+            command = [sys.executable, script, str(tmp_path), "2", str(index)]
+            workers.append(_start([*command, str(port)], index, port, tmp_path, "w"))
+        _wait(workers, 400)
+    finally:
+        _stop(workers)
+    for index, worker in enumerate(workers):
+        log = (tmp_path / f"w-{index}.log").read_text()
+        assert worker.returncode == 0, log[-3000:]
+        result = json.loads(log.strip().splitlines()[-1])
+        assert result["devices"] == 2
+        assert len(result["losses"]) == 6  # 2 epochs of 3 steps
+        np.testing.assert_allclose(
+            result["losses"], result["one_process_losses"], rtol=1e-6
+        )
+        tolerance = 1e-6 * result["largest_weight"] + 1e-7
+        assert result["max_abs_difference"] <= tolerance
+
+
+@pytest.mark.slow
+def test_killed_workers_resume_from_the_last_epoch(tmp_path):
+    # A worker killed after the first epoch stops the cluster; the same
+    # command on every worker then continues from the last completed epoch:
+    # each epoch logged once, the run finished. Only the chief wrote the
+    # folder; the other worker's scratch folder is gone.
+    data = write_digits_folder(tmp_path / "data", image_size=16, per_class=4)
+    run = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "keras_alexnet", "train", str(data),
+        "--output", str(run), "--distribute", "multi-worker", "--epochs", "2",
+        "--batch-size", "8", "--image-size", "67", "--fc-units", "16",
+        "--center-crop-test",
+    ]  # fmt: skip
+    state = run / "state.json"
+    workers = []
+    try:
+        port = _free_port()
+        workers = [_start(command, i, port, tmp_path, "first") for i in (0, 1)]
+        deadline = time.monotonic() + 400
+        while not state.exists() and time.monotonic() < deadline:
+            assert all(w.poll() is None for w in workers)
+            time.sleep(0.2)
+        os.killpg(workers[1].pid, signal.SIGKILL)  # the worker dies...
+        killed_at = json.loads(state.read_text())["epoch"]
+        _stop(workers)  # ...and the scheduler stops the rest of the job
+        assert killed_at == 1
+        port = _free_port()
+        workers = [_start(command, i, port, tmp_path, "again") for i in (0, 1)]
+        _wait(workers, 400)
+    finally:
+        _stop(workers)
+    logs = [(tmp_path / f"again-{i}.log").read_text() for i in (0, 1)]
+    for worker, log in zip(workers, logs, strict=True):
+        assert worker.returncode == 0, log[-3000:]
+        assert "Epoch 2/2" in log and "Epoch 1/2" not in log
+    assert f"Resuming {run} at epoch 2 of 2" in logs[0]
+    with open(run / "log.csv", newline="") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [1, 2]
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 2
+    assert set(os.listdir(run)) <= RUN_ENTRIES - {".lock"}
+    # The killed worker's scratch folder was replaced, then removed at the end.
+    scratch = [n for n in os.listdir(tmp_path / "tmp-1") if "keras-alexnet" in n]
+    assert scratch == []
