@@ -93,7 +93,7 @@ def opencv_caffe_net(blobs, batch: int, folder: str):
     return run
 
 
-def torch_original(blobs):
+def torch_original(blobs, fc_units: int = 4096):
     """The paper's network in eager PyTorch, Caffe's LRN constants."""
     from torch import nn
 
@@ -114,19 +114,19 @@ def torch_original(blobs):
         nn.ReLU(inplace=True),
         nn.MaxPool2d(3, 2),
         nn.Flatten(),
-        nn.Linear(9216, 4096),
+        nn.Linear(9216, fc_units),
         nn.ReLU(inplace=True),
         nn.Dropout(0.5),
-        nn.Linear(4096, 4096),
+        nn.Linear(fc_units, fc_units),
         nn.ReLU(inplace=True),
         nn.Dropout(0.5),
-        nn.Linear(4096, 1000),
+        nn.Linear(fc_units, 1000),
     )
     return _load_torch(model, blobs)
 
 
-def torch_torchvision(blobs):
-    """torchvision's `alexnet` layout in plain `torch.nn`."""
+def torch_torchvision(blobs, fc_units: int = 4096):
+    """torchvision's `alexnet` layout in plain `torch.nn` (fc6/fc7 `fc_units` wide)."""
     from torch import nn
 
     model = nn.Sequential(
@@ -146,12 +146,12 @@ def torch_torchvision(blobs):
         nn.AdaptiveAvgPool2d((6, 6)),
         nn.Flatten(),
         nn.Dropout(0.5),
-        nn.Linear(9216, 4096),
+        nn.Linear(9216, fc_units),
         nn.ReLU(inplace=True),
         nn.Dropout(0.5),
-        nn.Linear(4096, 4096),
+        nn.Linear(fc_units, fc_units),
         nn.ReLU(inplace=True),
-        nn.Linear(4096, 1000),
+        nn.Linear(fc_units, 1000),
     )
     return _load_torch(model, blobs)
 

@@ -10,11 +10,13 @@ what is left behind by an export that was killed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -89,11 +91,14 @@ def export_model(
     _check_converter(format)
     model = _load(model_or_path)
     _run_once(model)
-    _write_atomically(
-        dest,
-        lambda tmp: model.export(tmp, format=_KERAS_FORMATS[format], verbose=verbose),
-        is_directory=format == "saved_model",
-    )
+
+    def write(tmp: str) -> None:
+        model.export(tmp, format=_KERAS_FORMATS[format], verbose=verbose)
+        if format == "onnx" and _has_lrn(model):
+            _lrn_as_convolution(tmp)
+
+    with _converter_form(model, format):
+        _write_atomically(dest, write, is_directory=format == "saved_model")
     return dest
 
 
@@ -423,3 +428,163 @@ def _remove_dead_exports(directory: str) -> None:
             shutil.rmtree(entry.path, ignore_errors=True)
         finally:
             os.close(descriptor)
+
+
+@contextlib.contextmanager
+def _converter_form(model: keras.Model, format: str) -> Iterator[None]:
+    """Traces AlexNet's layers as operators that the converters map natively.
+
+    For ONNX and TFLite, each `GroupedConv2D` traces one grouped TensorFlow
+    convolution (ONNX `Conv` with `group=2`) instead of its split form (Split,
+    two Conv and Concat, with layout transposes between), and each
+    `LocalResponseNormalization` TensorFlow's own kernel whatever the device
+    (TFLite `LOCAL_RESPONSE_NORMALIZATION`; ONNX `LRN`, which
+    `_lrn_as_convolution` then rewrites). The SavedModel keeps the forms
+    TensorFlow runs fastest. The layers are restored afterwards.
+    """
+    from keras_alexnet.layers import GroupedConv2D, LocalResponseNormalization
+
+    # (layer, attribute, value to restore; None: delete the instance's own).
+    patched: list[tuple[Any, str, Any]] = []
+    if format != "saved_model":
+        for layer in model._flatten_layers(include_self=False, recursive=True):
+            if isinstance(layer, GroupedConv2D) and layer.groups > 1:
+                patched.append((layer, "convolution_op", None))
+                one_conv = types.MethodType(_one_grouped_conv, layer)
+                layer.convolution_op = one_conv  # type: ignore[method-assign]
+            elif (
+                isinstance(layer, LocalResponseNormalization)
+                and layer.implementation == "auto"
+            ):
+                # On a GPU the layer would trace its sum of shifted slices:
+                # 4-D inference takes TensorFlow's kernel instead.
+                other_rank, rank4 = layer._auto_ways
+                patched.append((layer, "_auto_ways", layer._auto_ways))
+                layer._auto_ways = (other_rank, ("native", rank4[1]))
+    try:
+        yield
+    finally:
+        for layer, name, value in patched:
+            if value is None:
+                delattr(layer, name)
+            else:
+                setattr(layer, name, value)
+
+
+def _has_lrn(model: keras.Model) -> bool:
+    from keras_alexnet.layers import LocalResponseNormalization
+
+    return any(
+        isinstance(layer, LocalResponseNormalization)
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+    )
+
+
+def _one_grouped_conv(layer: Any, inputs: Any, kernel: Any) -> Any:
+    """A grouped convolution as one TensorFlow op, for the converters only.
+
+    TensorFlow's CPU kernels cannot run it (Keras compiles it with XLA, which
+    the converters cannot read), but tf2onnx maps it to `Conv(group=...)`.
+    """
+    import tensorflow as tf
+
+    return tf.nn.conv2d(
+        inputs,
+        kernel,
+        strides=list(layer.strides),
+        padding=layer.padding.upper(),
+        dilations=list(layer.dilation_rate),
+        data_format="NHWC" if layer.data_format == "channels_last" else "NCHW",
+    )
+
+
+def _lrn_as_convolution(path: str | os.PathLike[str]) -> None:
+    """Rewrites each ONNX `LRN` of a file as a 1x1 convolution and a power.
+
+    onnxruntime's CPU kernel for `LRN` is about ten times as slow as the
+    convolutions around it in AlexNet (docs/serving.md); the same function as
+    `Mul(x, x)`, a 1x1 `Conv` by the banded channel matrix times `alpha / size`
+    with `bias` as its bias, the power `-beta` and `Mul` runs in the fast
+    convolution kernels, equal to float32 rounding. An `LRN` whose channel
+    count is unknown is kept.
+
+    Args:
+        path: an ONNX file, rewritten in place.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(os.fspath(path))
+    shapes = _onnx_shapes(model)
+    nodes: list[Any] = []
+    for node in model.graph.node:
+        shape = shapes.get(node.input[0]) if node.op_type == "LRN" else None
+        if not shape or len(shape) != 4 or shape[1] <= 0:
+            nodes.append(node)
+            continue
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        # ONNX's LRN divides `alpha` by `size`, as Caffe does (docs/lrn.md).
+        size = int(attributes["size"])
+        alpha = float(attributes.get("alpha", 1e-4)) / size
+        beta = float(attributes.get("beta", 0.75))
+        bias = float(attributes.get("bias", 1.0))
+        channels = shape[1]
+        x, y = node.input[0], node.output[0]
+        name = (node.name or y) + "/as_conv"
+        index = np.arange(channels)
+        # ONNX's window: (size - 1) // 2 channels before c, size // 2 after.
+        offset = index[None, :] - index[:, None]  # input channel - output channel
+        near = (offset >= -((size - 1) // 2)) & (offset <= size // 2)
+        band = (near * np.float32(alpha)).astype("float32")
+        model.graph.initializer.extend(
+            [
+                numpy_helper.from_array(
+                    band.reshape(channels, channels, 1, 1), f"{name}/band"
+                ),
+                numpy_helper.from_array(
+                    np.full(channels, bias, "float32"), f"{name}/bias"
+                ),
+            ]
+        )
+        nodes += [
+            helper.make_node("Mul", [x, x], [f"{name}/squares"]),
+            helper.make_node(
+                "Conv",
+                [f"{name}/squares", f"{name}/band", f"{name}/bias"],
+                [f"{name}/denominator"],
+                kernel_shape=[1, 1],
+            ),
+        ]
+        if beta == 0.75:
+            # d ** 0.75 = sqrt(d) * sqrt(sqrt(d)): two fast roots, no exp/log.
+            nodes += [
+                helper.make_node("Sqrt", [f"{name}/denominator"], [f"{name}/root2"]),
+                helper.make_node("Sqrt", [f"{name}/root2"], [f"{name}/root4"]),
+                helper.make_node(
+                    "Mul", [f"{name}/root2", f"{name}/root4"], [f"{name}/power"]
+                ),
+            ]
+        else:
+            model.graph.initializer.append(
+                numpy_helper.from_array(np.array(beta, "float32"), f"{name}/beta")
+            )
+            nodes.append(
+                helper.make_node(
+                    "Pow", [f"{name}/denominator", f"{name}/beta"], [f"{name}/power"]
+                )
+            )
+        nodes.append(helper.make_node("Div", [x, f"{name}/power"], [y]))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, os.fspath(path))
+
+
+def _onnx_shapes(model: Any) -> dict[str, list[int]]:
+    """The static shape of each tensor of an ONNX graph that shape inference finds."""
+    from onnx import shape_inference
+
+    graph = shape_inference.infer_shapes(model).graph
+    return {
+        value.name: [dim.dim_value for dim in value.type.tensor_type.shape.dim]
+        for value in [*graph.value_info, *graph.input]
+    }

@@ -49,6 +49,17 @@ EXPECTED_RATIOS = {
         r"ratio inference tensorflow original img/s: groups=2/groups=1 = ",
         r"ratio inference tensorflow original GFLOP/s: ours/matmul peak = ",
     ],
+    "serving.py": [
+        rf"ratio serving {layout} batch {batch} img/s: ours/{runtime} = "
+        for layout in ("original", "torchvision")
+        for batch in (1, 2)
+        for runtime in ("onnxruntime", "LiteRT")
+    ]
+    + [r"ratio serving torchvision batch 2 img/s: ours/PyTorch = "]
+    + [
+        rf"ratio serving {runtime} batch 1 ms per FLOP: original/torchvision = "
+        for runtime in ("onnxruntime", "LiteRT")
+    ],
     "train_step.py": [
         rf"ratio train step tensorflow {layout} img/s: ours/PyTorch = "
         for layout in ("original", "torchvision")

@@ -19,7 +19,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_alexnet import AdaptiveAveragePooling2D, AlexNet, cli, export
+from keras_alexnet import (
+    AdaptiveAveragePooling2D,
+    AlexNet,
+    GroupedConv2D,
+    LocalResponseNormalization,
+    cli,
+    export,
+)
 from keras_alexnet.export import FORMATS, check_destination, export_model
 from keras_alexnet.resources import sample_images
 
@@ -118,6 +125,61 @@ def run_tflite(path: str, images: np.ndarray) -> np.ndarray:
 
 
 RUNTIMES = {"saved_model": run_saved_model, "onnx": run_onnx, "tflite": run_tflite}
+
+
+def onnx_operators(path: str) -> list[tuple[str, dict, list[np.ndarray]]]:
+    """Each node of an ONNX file: its operator, attributes and constant inputs."""
+    import onnx
+
+    graph = onnx.load(path).graph
+    constants = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+    return [
+        (
+            node.op_type,
+            {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute},
+            [constants[name] for name in node.input if name in constants],
+        )
+        for node in graph.node
+    ]
+
+
+def tflite_operators(path: str) -> list[str]:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    return [op["op_name"] for op in Interpreter(model_path=path)._get_ops_details()]
+
+
+def assert_native_operators(format: str, path: str, model: keras.Model) -> None:
+    """The paper's LRN and grouped convolutions are each the runtime's one op."""
+    lrn = [x for x in model.layers if isinstance(x, LocalResponseNormalization)]
+    if format == "onnx":
+        nodes = onnx_operators(path)
+        convs = [(attrs, weights) for kind, attrs, weights in nodes if kind == "Conv"]
+        grouped = [attrs.get("group", 1) for attrs, _ in convs]
+        grouped = [groups for groups in grouped if groups > 1]
+        assert grouped == ([2, 2, 2] if lrn else [])  # conv2, conv4 and conv5
+        # onnxruntime's LRN kernel is slow: each LRN is a 1x1 convolution by
+        # the band of the paper's formula (|i - c| <= size // 2) times alpha.
+        assert not any(kind == "LRN" for kind, _, _ in nodes)
+        pointwise = [w for attrs, w in convs if attrs["kernel_shape"] == [1, 1]]
+        assert len(convs) == 5 + len(lrn) and len(pointwise) == len(lrn)
+        for (band, bias), layer in zip(pointwise, lrn, strict=True):
+            channels = band.shape[0]
+            index = np.arange(channels)
+            near = np.abs(index[:, None] - index[None, :]) <= layer.size // 2
+            expected = (near * layer.alpha).reshape(channels, channels, 1, 1)
+            np.testing.assert_allclose(band, expected, rtol=1e-6)
+            np.testing.assert_allclose(bias, np.full(channels, layer.bias))
+    elif format == "tflite":
+        kinds = tflite_operators(path)
+        assert kinds.count("CONV_2D") == 5
+        assert kinds.count("LOCAL_RESPONSE_NORMALIZATION") == len(lrn)
+
+
 DEST_NAMES = {"saved_model": "served", "onnx": "model.onnx", "tflite": "model.tflite"}
 
 
@@ -131,6 +193,11 @@ def test_exported_model_gives_keras_logits(build, format, tmp_path):
     images = photos()
     expected = keras.ops.convert_to_numpy(model.predict_on_batch(images))
     assert_logits_close(RUNTIMES[format](dest, images), expected)
+    assert_native_operators(format, dest, model)
+    # The model's layers are as before (TensorFlow's CPU kernels cannot run one
+    # grouped convolution: predict_on_batch above would fail).
+    grouped = [x for x in model.layers if isinstance(x, GroupedConv2D)]
+    assert not any("convolution_op" in vars(layer) for layer in grouped)
     # Only dest was written: the temporary files are gone.
     assert os.listdir(tmp_path) == [DEST_NAMES[format]]
 
