@@ -120,6 +120,10 @@ def check_path(name: str, value: Any) -> str:
         path = os.fspath(value)
         if isinstance(path, str):
             return path
+        raise TypeError(
+            f"`{name}` should be a path: a str or an os.PathLike whose __fspath__ "
+            f"returns a str, not bytes. Received: {name}={path!r}"
+        )
     raise TypeError(
         f"`{name}` should be a path: a str or an os.PathLike whose __fspath__ "
         f"returns a str. Received: {name}={value!r}"
