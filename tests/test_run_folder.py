@@ -434,3 +434,23 @@ def test_training_reports_top5_only_with_more_than_five_classes(classes, expecte
     x = np.zeros((4, 3), "float32")
     logs = model.fit(x, np.zeros(4, "int64"), epochs=1, verbose=0).history
     assert sorted(k for k in logs if k != "loss") == expected
+
+
+def test_curves_of_a_run_whose_rates_are_all_zero_draw_without_a_warning(tmp_path):
+    # A one-epoch cosine run logs a rate of 0; matplotlib cannot put only
+    # zeros on a log axis and warned ("Data has no positive values"), which the
+    # command line printed as keras-alexnet's own warning.
+    import warnings
+
+    from keras_alexnet.runs import plots
+
+    log = {
+        "epoch": np.array([1.0]),
+        "loss": np.array([1.1]),
+        "learning_rate": np.array([0.0]),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plots.plot_curves({"run": log}, tmp_path / "curves.png")
+    with Image.open(tmp_path / "curves.png") as image:
+        assert image.size[0] > image.size[1] > 0

@@ -95,7 +95,13 @@ def plot_curves(
             )
     axes[0].set(title="Loss", xlabel="epoch", ylabel="cross-entropy", yscale="log")
     axes[1].set(title="Accuracy", xlabel="epoch", ylabel="%", ylim=(0, 100))
-    axes[2].set(title="Learning rate", xlabel="epoch", yscale="log")
+    rates = [
+        rate for log in logs.values() for rate in np.ravel(log.get("learning_rate", []))
+    ]
+    # A log scale shows a schedule's decades, but no rate of 0 (the end of a
+    # cosine): a run of only such rates is drawn on a linear scale.
+    rate_scale = "log" if any(rate > 0 for rate in rates) else "linear"
+    axes[2].set(title="Learning rate", xlabel="epoch", yscale=rate_scale)
     from matplotlib.ticker import MaxNLocator
 
     for axis in axes:
