@@ -92,6 +92,18 @@ def pytest_collection(session):
         watcher.finished()
 
 
+# Under pytest-xdist (`--dist loadgroup`, tests/run_all_backends.sh) a test
+# file runs on one worker, so that its module fixtures are built once; the
+# benchmarks' smoke runs share none and are the longest tests, so they spread.
+_SPREAD_FILES = {"test_benchmarks_smoke.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name not in _SPREAD_FILES:
+            item.add_marker(pytest.mark.xdist_group(item.path.name))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     watcher = item.config.stash[_WATCHER]
