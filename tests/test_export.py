@@ -29,6 +29,7 @@ from keras_alexnet import (
 )
 from keras_alexnet.export import FORMATS, check_destination, export_model
 from keras_alexnet.resources import sample_images
+from tests.read_only import make_read_only
 
 BACKEND = keras.backend.backend()
 tf_only = pytest.mark.skipif(
@@ -387,24 +388,12 @@ def test_a_destination_overwrite_must_not_replace_is_refused_first(
 def test_a_read_only_folder_is_refused_before_converting(tmp_path, monkeypatch):
     folder = tmp_path / "read_only"
     folder.mkdir()
-    folder.chmod(0o555)
-    if os.geteuid() == 0:
-        # Root writes anywhere: the folder reads as read-only to os.access, as
-        # it does on a read-only file system, where root is refused too.
-        real_access = os.access
-        monkeypatch.setattr(
-            os,
-            "access",
-            lambda path, mode: (
-                real_access(path, mode)
-                and not (os.path.samefile(path, folder) and mode & os.W_OK)
-            ),
-        )
+    undo = make_read_only(folder, monkeypatch)
     try:
         with pytest.raises(ValueError, match="cannot be written") as info:
             check_destination(folder / "m.tflite", "tflite")
     finally:
-        folder.chmod(0o755)
+        undo()
     assert str(folder / "m.tflite") in str(info.value)
     assert ".tmp-export" not in str(info.value)
     assert os.listdir(folder) == []

@@ -27,6 +27,7 @@ from keras_alexnet.weights import architecture, download, registry
 from keras_alexnet.weights.torch_checkpoint import UnsafeCheckpointError
 from tests.backend_utils import to_numpy
 from tests.caffe_writer import write_caffemodel
+from tests.read_only import make_read_only
 from tests.reference_models import (
     torchvision_alexnet,
     torchvision_features,
@@ -549,31 +550,6 @@ def _write_conversion(converted, arrays):
     (converted.parent / (converted.name + ".sha256")).write_text(digest + "\n")
 
 
-def _make_read_only(folder, monkeypatch):
-    """Makes `folder` read-only; returns how to undo it.
-
-    Root writes anywhere, so where the tests run as root the folder also reads
-    as read-only to os.access, as a read-only file system does (where root is
-    refused too); the tests then check that nothing was written at all.
-    """
-    folder.chmod(0o555)
-    if os.geteuid() == 0:
-        real_access = os.access
-        monkeypatch.setattr(
-            os,
-            "access",
-            lambda path, mode: (
-                real_access(path, mode)
-                and not (
-                    mode & os.W_OK
-                    and os.path.exists(path)
-                    and os.path.samefile(path, folder)
-                )
-            ),
-        )
-    return lambda: folder.chmod(0o755)
-
-
 def _state(folder):
     """Every file under `folder` with its bytes and modification time."""
     return {
@@ -585,7 +561,7 @@ def _state(folder):
 def test_a_read_only_cache_holding_what_is_asked_is_only_read(keras_home, monkeypatch):
     kernel = np.arange(6, dtype="float32").reshape(2, 3)
     checkpoint, cache, converted = _tiny_cache(keras_home, monkeypatch, {"fc": kernel})
-    undo = _make_read_only(cache, monkeypatch)
+    undo = make_read_only(cache, monkeypatch)
     before = _state(cache)
     try:
         source = download.fetch_checkpoint(checkpoint)
@@ -617,7 +593,7 @@ def test_a_read_only_cache_that_must_be_written_names_folder_and_purpose(
         digest.unlink()
         (cache / CHECKPOINT.file_name).unlink()
         purpose = f"to download {CHECKPOINT.file_name!r}"
-    undo = _make_read_only(cache, monkeypatch)
+    undo = make_read_only(cache, monkeypatch)
     before = _state(cache)
     try:
         with pytest.raises(OSError) as info, warnings.catch_warnings():
