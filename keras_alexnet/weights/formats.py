@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_alexnet._validation import check_path
 from keras_alexnet.weights import name_maps
 from keras_alexnet.weights.caffe_checkpoint import read_caffemodel
 from keras_alexnet.weights.torch_checkpoint import read_torch_state_dict
@@ -67,12 +68,7 @@ def weights_format(path: str | os.PathLike) -> str:
         ValueError: the name ends in none of `WEIGHTS_FORMATS`.
         TypeError: `path` is bytes, or a PathLike returning bytes.
     """
-    name = os.fspath(path)
-    if not isinstance(name, str):
-        raise TypeError(
-            "`weights` should be a path given as text (a str, or a PathLike "
-            f"whose __fspath__ returns a str), not bytes. Received: weights={name!r}"
-        )
+    name = check_path("weights", path)
     lower = name.lower()
     for suffix, kind in WEIGHTS_FORMATS.items():
         if lower.endswith(suffix):
