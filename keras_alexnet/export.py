@@ -221,8 +221,6 @@ def _load(model_or_path: Any) -> keras.Model:
             "(a .weights.h5 file holds no architecture: build the model with "
             f"AlexNet(weights=...) and pass it). Received: {path!r}"
         )
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No such model file: {path!r}")
     from keras_alexnet.weights.keras_file import load_keras_file
 
     return load_keras_file(path, argument="model_or_path", compile=False)

@@ -250,6 +250,7 @@ def test_cli_refuses_a_missing_model_and_a_bad_format(tmp_path, capsys):
         ({"dest": "missing/served"}, ValueError, "folder of `dest` does not exist"),
         ({"model_or_path": 3}, TypeError, "Received: model_or_path=3"),
         ({"model_or_path": "model.weights.h5"}, ValueError, "holds no architecture"),
+        ({"model_or_path": "missing.keras"}, ValueError, "names a file that does not"),
     ],
 )
 @tf_only
