@@ -360,7 +360,10 @@ def _survey(
     if is_prepared(spec.train):
         # Shards of prepare_imagenet: their manifest counts the images, which
         # are stored at `resize_size`, not at the side they were taken.
-        manifest = read_manifest(os.path.expanduser(os.fspath(spec.train)))
+        try:
+            manifest = read_manifest(os.path.expanduser(os.fspath(spec.train)))
+        except ValueError:
+            return None, None  # a damaged manifest: the run names it
         return (manifest["images"] if manifest else None), None
     from PIL import Image
 
