@@ -187,9 +187,7 @@ def _moving_statistics(model: keras.Model) -> list[Any]:
     return found
 
 
-def _averaging_function(
-    strategy: tf.distribute.Strategy, variables: list[Any]
-) -> Any:
+def _averaging_function(strategy: tf.distribute.Strategy, variables: list[Any]) -> Any:
     """A function setting `variables` on every replica to their mean."""
 
     @tf.function
