@@ -220,10 +220,13 @@ def _agreed_steps(
             f"batches (the workers take every step together). Received: "
             f"{name} of cardinality {steps}"
         )
-    counts = strategy.gather(
-        strategy.run(lambda: tf.constant([steps], tf.int64)), axis=0
-    )
-    counts = sorted(set(int(count) for count in counts.numpy()))
+
+    @tf.function
+    def every_workers_steps() -> tf.Tensor:
+        mine = strategy.run(lambda: tf.constant([steps], tf.int64))
+        return strategy.gather(mine, axis=0)
+
+    counts = sorted(set(int(count) for count in every_workers_steps().numpy()))
     if len(counts) > 1:
         raise ValueError(
             f"`{name}` should have as many batches on every worker (each step "
