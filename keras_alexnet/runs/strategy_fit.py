@@ -67,10 +67,9 @@ def fit_under_strategy(
     """
     train_steps = _agreed_steps(strategy, train_data, "train_data")
     val_steps = None
-    if validation_data is not None:
-        val_steps = _agreed_steps(
-            strategy, validation_data, "validation_data", allow_unknown=True
-        )
+    unknown = tf.data.UNKNOWN_CARDINALITY
+    if validation_data is not None and validation_data.cardinality() != unknown:
+        val_steps = _agreed_steps(strategy, validation_data, "validation_data")
     with strategy.scope():
         if not model.optimizer.built:
             # Outside the step: variables are made in the cross-replica context.
@@ -203,16 +202,10 @@ def _averaging_function(strategy: tf.distribute.Strategy, variables: list[Any]) 
 
 
 def _agreed_steps(
-    strategy: tf.distribute.Strategy,
-    dataset: tf.data.Dataset,
-    name: str,
-    allow_unknown: bool = False,
-) -> int | None:
-    """The batches of `dataset`, checked to be as many on every worker
-    (`None`: unknown, where `allow_unknown`)."""
+    strategy: tf.distribute.Strategy, dataset: tf.data.Dataset, name: str
+) -> int:
+    """The batches of `dataset`, checked to be as many on every worker."""
     steps = int(dataset.cardinality())
-    if allow_unknown and steps == tf.data.UNKNOWN_CARDINALITY:
-        return None
     if steps <= 0:
         # Unknown (-2), infinite (-1) or empty: the workers could not agree.
         raise ValueError(
