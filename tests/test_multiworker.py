@@ -336,10 +336,16 @@ def test_run_folder_url_refused(tmp_path, capsys):
     assert not os.path.exists("gs:")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _free_ports(count: int) -> list[int]:
+    # Held open together, so that no two are the same.
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def _start(command, index, ports, tmp_path, name, backend="jax"):
@@ -387,7 +393,7 @@ def test_two_workers_match_one_process(tmp_path, backend):
     # loss), and its weights at the end, equal those of one process's plain
     # `fit` (float32 rounding: the two halves' gradients are averaged).
     write_digits_folder(tmp_path / "data", image_size=16, per_class=4)
-    ports = [_free_port(), _free_port()]
+    ports = _free_ports(2)
     script = os.path.join(ROOT, "tests", "multiworker_check.py")
     command = [sys.executable, script, str(tmp_path), backend]
     workers = []
@@ -439,7 +445,7 @@ def test_killed_workers_resume_from_the_last_epoch(tmp_path):
     state = run / "state.json"
     workers = []
     try:
-        ports = [_free_port()]
+        ports = _free_ports(1)
         workers = [_start(command, i, ports, tmp_path, "first") for i in (0, 1)]
         deadline = time.monotonic() + 400
         while not state.exists() and time.monotonic() < deadline:
@@ -449,7 +455,7 @@ def test_killed_workers_resume_from_the_last_epoch(tmp_path):
         killed_at = json.loads(state.read_text())["epoch"]
         _stop(workers)  # ...and the scheduler stops the rest of the job
         assert killed_at == 1
-        ports = [_free_port()]
+        ports = _free_ports(1)
         workers = [_start(command, i, ports, tmp_path, "again") for i in (0, 1)]
         _wait(workers, 400)
     finally:
