@@ -293,7 +293,11 @@ def _check_folder(root: Any) -> str:
     path = check_path("root", root)
     if storage.is_url(path):
         # No links on object stores: a folder, or nothing.
-        if not storage.isdir(path):
+        try:
+            is_dir = storage.isdir(path)
+        except OSError as error:
+            raise ValueError(f"The folder cannot be read: {error}") from None
+        if not is_dir:
             raise ValueError(f"The folder does not exist. Received: {path!r}")
         return path
     path = os.path.abspath(os.path.expanduser(path))

@@ -52,7 +52,8 @@ def _os_errors(path: str) -> Iterator[None]:
     try:
         yield
     except tf.errors.OpError as error:
-        raise OSError(f"{error.message} ({path})") from None
+        message = error.message
+        raise OSError(message if path in message else f"{message} ({path})") from None
 
 
 def is_url(path: Any) -> bool:
@@ -92,7 +93,9 @@ def isdir(path: str) -> bool:
     """Whether `path` is a folder (a local link to one counts)."""
     if is_url(path):
         with _os_errors(path):
-            return tf.io.gfile.isdir(path)
+            # `exists` raises for an unknown scheme or missing credentials,
+            # where `isdir` would answer False.
+            return tf.io.gfile.exists(path) and tf.io.gfile.isdir(path)
     return os.path.isdir(path)
 
 
@@ -192,9 +195,9 @@ def scandir(path: str) -> list[Any]:
         OSError: the folder cannot be listed.
     """
     if not is_url(path):
-        with os.scandir(path) as entries:
-            return list(entries)
-    entries = []
+        with os.scandir(path) as scan:
+            return list(scan)
+    entries: list[Any] = []
     with _os_errors(path):
         for name in tf.io.gfile.listdir(path):
             # Object stores mark folders ("prefixes") with a trailing slash.

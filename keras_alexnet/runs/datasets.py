@@ -79,7 +79,11 @@ def resolve_data(
     text = os.fspath(data)
     if imagenet_lib._is_folder_source(text):
         root = storage.absolute(text)
-        if not storage.isdir(root):
+        try:
+            is_dir = storage.isdir(root)
+        except OSError as error:  # a URL: an unknown scheme, no credentials
+            raise ValueError(f"DATA cannot be read: {error}") from None
+        if not is_dir:
             raise ValueError(f"No such folder: {text!r}")
         train = storage.join(root, "train")
         val = next(
