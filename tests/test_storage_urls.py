@@ -20,6 +20,7 @@ from PIL import Image
 from keras_alexnet.data import (
     imagenet_dataset,
     list_image_folder,
+    load_image,
     prepare_imagenet,
     storage,
 )
@@ -160,6 +161,18 @@ def test_url_flat_folder_with_a_labels_file():
     assert dict(zip(folder.files, folder.labels, strict=True)) == {
         f"{url}/a.jpg": 0, f"{url}/b.jpg": 1, f"{url}/c.jpg": 0,
     }  # fmt: skip
+
+
+def test_load_image_from_a_url(tmp_path):
+    # The same bytes give the same model input, from a URL or from the disk.
+    image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), np.uint8)
+    local = tmp_path / "x.png"
+    Image.fromarray(image).save(local)
+    url = _ram_folder() + "/x.png"
+    tf.io.gfile.copy(str(local), url)
+    np.testing.assert_array_equal(load_image(url), load_image(local))
+    with pytest.raises(ValueError, match=f"Cannot load the image '{url}x'"):
+        load_image(url + "x")
 
 
 def test_train_one_epoch_from_a_url(digits_url, tmp_path, capsys):
