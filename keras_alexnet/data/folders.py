@@ -87,8 +87,10 @@ def list_image_folder(
     left out is in `skipped` with the reason, and named in one warning.
 
     Args:
-        root: the folder.
-        labels_file: the labels of a flat folder; not allowed for a class tree.
+        root: the folder: a local path, or a URL `tf.io.gfile` reads
+            (`gs://bucket/train`; docs/data.md, "Data on shared storage").
+        labels_file: the labels of a flat folder (a path or a URL); not
+            allowed for a class tree.
         class_names: the classes in label order. For a tree, every folder must be
             one of them; defaults to the sorted folder names (tree) or the
             classes of the labels file (flat folder).

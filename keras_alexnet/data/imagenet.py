@@ -93,7 +93,8 @@ def imagenet_dataset(
             `shuffle` and `drop_remainder` default to training's.
         source: a TFDS image-classification dataset name, the path of an image
             folder (a class tree, or a flat folder with `labels_file`), or a
-            folder written by `prepare_imagenet`.
+            folder written by `prepare_imagenet`; a folder may be a URL that
+            `tf.io.gfile` reads (`gs://bucket/imagenet256/train`).
         data_dir: TFDS's data directory (TFDS sources).
         manual_dir: the folder of manually downloaded archives (TFDS sources).
         labels_file: the labels of a flat folder (folder sources).

@@ -72,8 +72,9 @@ def prepare_imagenet(
 
     Args:
         source: an ImageNet-style folder (`root/<wnid>/*.JPEG`, or a flat folder
-            with `labels_file`), as for `imagenet_dataset`.
-        output_dir: the folder for the shards and `prepare.json`, outside
+            with `labels_file`), as for `imagenet_dataset`; a path or a URL.
+        output_dir: the folder for the shards and `prepare.json` (a path, or a
+            URL `tf.io.gfile` writes, such as `gs://bucket/imagenet256`), outside
             `source`: a new or empty folder (created if missing), or one this
             function started. Rerunning with the same arguments resumes,
             and checks the shards already written against their recorded
@@ -210,7 +211,7 @@ def verify_prepared(source: str | os.PathLike) -> None:
     checked by reading every record and counting them.
 
     Args:
-        source: a folder written by `prepare_imagenet`.
+        source: a folder written by `prepare_imagenet` (a path or a URL).
 
     Raises:
         ValueError: the folder is not fully prepared, its `prepare.json` is
