@@ -18,6 +18,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from keras_alexnet.data import (
+    check_image_file,
     imagenet_dataset,
     list_image_folder,
     load_image,
@@ -135,6 +136,10 @@ def test_url_folder_keeps_the_file_checks():
     assert f"{url}/dog/cut.jpg" in str(caught[0].message)
     with pytest.raises(ValueError, match=f"does not exist. Received: '{url}/none'"):
         list_image_folder(f"{url}/none")
+    assert check_image_file(f"{url}/cat") == "not a regular file (a folder)"
+    assert check_image_file(f"{url}/none.jpg") == (
+        f"cannot be read (No such file or directory: {url}/none.jpg)"
+    )
     # A scheme TensorFlow has no file system for is named, not "missing".
     unknown = "The folder cannot be read: File system scheme 'nosuchfs' not"
     with pytest.raises(ValueError, match=unknown):

@@ -150,13 +150,11 @@ def _open_regular(path: str) -> tuple[Any, int]:
     stores hold files and folders only).
     """
     if storage.is_url(path):
-        try:
-            if tf.io.gfile.isdir(path):
-                raise _Damaged("not a regular file (a folder)")
-            file = tf.io.gfile.GFile(path, "rb")
-            return file, file.size()
-        except tf.errors.OpError as error:
-            raise OSError(error.message) from None
+        size = storage.getsize(path)
+        # A folder only when empty: asking every file is a request more each.
+        if size == 0 and storage.isdir(path):
+            raise _Damaged("not a regular file (a folder)")
+        return tf.io.gfile.GFile(path, "rb"), size
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
         info = os.fstat(fd)

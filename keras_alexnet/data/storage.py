@@ -51,9 +51,16 @@ def _os_errors(path: str) -> Iterator[None]:
     """Raises TensorFlow's file errors as `OSError`s naming `path`, as the OS's are."""
     try:
         yield
+    except tf.errors.NotFoundError as error:
+        # Some file systems (ram://) leave the message empty.
+        message = error.message or "No such file or directory"
+        raise FileNotFoundError(_naming(message, path)) from None
     except tf.errors.OpError as error:
-        message = error.message
-        raise OSError(message if path in message else f"{message} ({path})") from None
+        raise OSError(_naming(error.message, path)) from None
+
+
+def _naming(message: str, path: str) -> str:
+    return message if path in message else f"{message}: {path}"
 
 
 def is_url(path: Any) -> bool:
