@@ -65,7 +65,9 @@ def _naming(message: str, path: str) -> str:
 
 def is_url(path: Any) -> bool:
     """Whether `path` is a URL (`gs://...`), read through `tf.io.gfile`."""
-    return isinstance(path, str) and _URL.match(path) is not None
+    if not isinstance(path, (str, os.PathLike)):
+        return False
+    return _URL.match(str(os.fspath(path))) is not None
 
 
 def expand(path: str | os.PathLike) -> str:
