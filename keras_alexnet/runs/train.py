@@ -32,6 +32,7 @@ from keras_alexnet._bounds import (
 from keras_alexnet._choices import DISTRIBUTE_MODES
 from keras_alexnet._terminal import printable
 from keras_alexnet._validation import check_float, check_int
+from keras_alexnet.data import storage
 from keras_alexnet.data.prepare import is_prepared
 from keras_alexnet.data.prepared_manifest import read_manifest
 from keras_alexnet.runs import cluster as cluster_lib
@@ -361,15 +362,16 @@ def _survey(
         # Shards of prepare_imagenet: their manifest counts the images, which
         # are stored at `resize_size`, not at the side they were taken.
         try:
-            manifest = read_manifest(os.path.expanduser(os.fspath(spec.train)))
+            manifest = read_manifest(storage.expand(spec.train))
         except ValueError:
             return None, None  # a damaged manifest: the run names it
         return (manifest["images"] if manifest else None), None
+    import tensorflow as tf
     from PIL import Image
 
     files = sorted(
-        os.path.join(folder, name)
-        for folder, _, names in os.walk(spec.train)
+        storage.join(folder, name)
+        for folder, _, names in storage.walk(spec.train)
         for name in names
         if name.lower().endswith(IMAGE_SUFFIXES)
     )
@@ -379,9 +381,9 @@ def _survey(
     sides = []
     for path in files[:: max(1, len(files) // SURVEY_FILES)]:
         try:
-            with Image.open(path) as image:
+            with storage.open_read(path) as file, Image.open(file) as image:
                 sides.append(min(image.size))
-        except OSError:
+        except (OSError, tf.errors.OpError):
             continue  # the pipeline reports unreadable files
     return count or None, (statistics.median(sides) if sides else None)
 
