@@ -1,0 +1,210 @@
+"""A run folder at a URL: TensorFlow's in-memory file system (`ram://`), which
+no operating-system call reaches, goes through the same `tf.io.gfile` calls as
+`gs://`. References: a local run with the same arguments, the file listing
+of `tf.io.gfile`, the clock and this process's id."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+import socket
+import time
+import types
+
+import pytest
+import tensorflow as tf
+
+from keras_alexnet import cli
+from keras_alexnet.resources import write_digits_folder
+from keras_alexnet.runs import train
+from keras_alexnet.runs.evaluate import evaluate
+from keras_alexnet.runs.run_mirror import (
+    STALE_LOCK_SECONDS,
+    RunMirror,
+    is_url,
+    staging_folder,
+)
+
+OPTIONS = {
+    "image_size": 67,
+    "batch_size": 10,
+    "fc_units": 16,
+    "init": "he",
+    "flip": False,
+    "lighting": False,
+    "ten_crop": False,
+    "seed": 0,
+}
+URL = "ram://runs/a"
+
+
+def _train(data, output, epochs):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        metrics = train(data, output, epochs=epochs, verbose=1, **OPTIONS)
+    return metrics, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    # The same two calls (one epoch, then a resume to two) to a local folder
+    # and to a URL; before the URL's resume its working copy is deleted, as
+    # on another machine.
+    root = tmp_path_factory.mktemp("run_urls")
+    data = write_digits_folder(root / "data", image_size=16, per_class=4)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KERAS_HOME", str(root / "keras_home"))
+        local = root / "local"
+        _train(data, local, 1)
+        local_metrics, _ = _train(data, local, 2)
+        _, first = _train(data, URL, 1)
+        staging = staging_folder(URL)
+        after_first = _remote_files(URL)
+        shutil.rmtree(staging)
+        metrics, resumed = _train(data, URL, 2)
+        _, finished = _train(data, URL, 2)
+        yield types.SimpleNamespace(
+            data=data,
+            local=local,
+            local_metrics=local_metrics,
+            metrics=metrics,
+            first=first,
+            after_first=after_first,
+            resumed=resumed,
+            finished=finished,
+            staging=staging,
+        )
+    tf.io.gfile.rmtree("ram://runs")
+
+
+def _remote_files(url):
+    found = set()
+    for directory, _, names in tf.io.gfile.walk(url):
+        inside = directory[len(url) + 1 :]
+        found |= {f"{inside}/{name}" if inside else name for name in names}
+    return found
+
+
+def _local_files(root):
+    return {
+        os.path.relpath(os.path.join(directory, name), root)
+        for directory, _, names in os.walk(root)
+        for name in names
+    }
+
+
+def _without_event_names(files):
+    # TensorBoard's event files are named after the host, time and process.
+    return sorted(os.path.dirname(f) + "/*" if "tfevents" in f else f for f in files)
+
+
+def _read_remote(url):
+    with tf.io.gfile.GFile(url, "r") as f:
+        return f.read()
+
+
+def test_the_url_holds_what_a_local_run_folder_holds(runs):
+    remote = _remote_files(URL)
+    assert _without_event_names(remote) == _without_event_names(
+        _local_files(runs.local)
+    )
+    assert "checkpoints/epoch-0002.keras" in remote
+    assert "checkpoints/epoch-0001.keras" not in remote  # pruned there too
+    assert "checkpoints/epoch-0001.keras" in runs.after_first
+    assert ".lock" not in remote
+    assert not any(os.path.basename(f).startswith(".tmp-") for f in remote)
+    with open(runs.local / "log.csv", newline="") as f:
+        local_rows = list(csv.DictReader(f))
+    remote_rows = list(csv.DictReader(io.StringIO(_read_remote(f"{URL}/log.csv"))))
+    assert [r["epoch"] for r in remote_rows] == ["1", "2"]
+    assert remote_rows == local_rows
+    for name in ("top1", "images", "crop", "checkpoint", "epochs"):
+        assert runs.metrics[name] == runs.local_metrics[name]
+    assert json.loads(_read_remote(f"{URL}/metrics.json")) == runs.metrics
+    assert json.loads(_read_remote(f"{URL}/state.json"))["epoch"] == 2
+
+
+def test_reports_name_the_url(runs):
+    assert json.loads(_read_remote(f"{URL}/config.json"))["output"] == URL
+    assert f"Run folder: {URL} (" in runs.first
+    assert f"Resuming {URL} at epoch 2 of 2" in runs.resumed
+    assert f"{URL} holds this run, finished: 2 epochs" in runs.finished
+    assert runs.staging not in runs.first + runs.resumed + runs.finished
+    assert not os.path.exists("ram:")  # never a local folder named after the URL
+
+
+def test_a_finished_run_at_a_url_is_read_back(runs, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    weights = f"{URL}/best.keras"
+    metrics = evaluate(runs.data, weights, verbose=0, batch_size=7)
+    assert metrics["top1"] == runs.metrics["top1"]
+    assert metrics["weights"] == weights
+    image = str(next((runs.data / "val").rglob("*.png")))
+    assert cli.main(["classify", "--weights", weights, "--top", "1", image]) == 0
+    out = capsys.readouterr().out
+    # The class names come from the run's classes.json, beside best.keras.
+    assert f"Weights: {weights} (original variant, 10 classes)" in out
+    classes = json.loads(_read_remote(f"{URL}/classes.json"))
+    top = out.splitlines()[-1].split()
+    assert top[0] == "1." and top[1] in classes
+
+
+def test_a_url_holding_other_files_is_refused_untouched(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    tf.io.gfile.makedirs("ram://user/photos")
+    with tf.io.gfile.GFile("ram://user/notes.txt", "w") as f:
+        f.write("mine")
+    try:
+        with pytest.raises(ValueError, match=r"'notes.txt', 'photos' that no run"):
+            train(tmp_path / "no_data", "ram://user", epochs=1, verbose=0, **OPTIONS)
+        assert _remote_files("ram://user") == {"notes.txt"}
+        entries = sorted(e.rstrip("/") for e in tf.io.gfile.listdir("ram://user"))
+        assert entries == ["notes.txt", "photos"]  # no lock, no working copy
+        assert _read_remote("ram://user/notes.txt") == "mine"
+    finally:
+        tf.io.gfile.rmtree("ram://user")
+
+
+def _write_lock(url, **holder):
+    tf.io.gfile.makedirs(url)
+    with tf.io.gfile.GFile(f"{url}/.lock", "w") as f:
+        f.write(json.dumps({"token": "theirs", **holder}))
+
+
+@pytest.mark.parametrize(
+    "host, pid, age, live",
+    [
+        ("elsewhere", 7, 60.0, True),
+        ("elsewhere", 7, STALE_LOCK_SECONDS + 60, False),
+        (socket.gethostname(), os.getppid(), 0.0, True),  # the test's parent
+        (socket.gethostname(), 2**22 + 1, 0.0, False),  # above Linux's pid_max
+    ],
+    ids=["other-host-fresh", "other-host-stale", "live-process", "ended-process"],
+)
+def test_the_urls_lock_is_respected_while_fresh(host, pid, age, live, tmp_path):
+    url = "ram://locked"
+    _write_lock(url, host=host, pid=pid, time=time.time() - age)
+    mirror = RunMirror(url, staging=str(tmp_path / "staging"))
+    try:
+        if live:
+            with pytest.raises(ValueError, match=f"process {pid} on {host}") as error:
+                mirror.claim()
+            assert f"remove {url}/.lock if that run is gone" in str(error.value)
+            assert json.loads(_read_remote(f"{url}/.lock"))["token"] == "theirs"
+        else:
+            mirror.claim()
+            mine = json.loads(_read_remote(f"{url}/.lock"))
+            assert (mine["host"], mine["pid"]) == (socket.gethostname(), os.getpid())
+            mirror.release()
+            assert not tf.io.gfile.exists(f"{url}/.lock")
+    finally:
+        tf.io.gfile.rmtree(url)
+
+
+def test_is_url():
+    assert is_url("gs://bucket/run") and is_url("ram://a") and is_url("hdfs://n/x")
+    assert not any(map(is_url, ["runs/a", "/tmp/gs://a", "C:\\runs", "://b"]))
