@@ -26,6 +26,7 @@ from keras_alexnet.runs.run_mirror import (
     STALE_LOCK_SECONDS,
     RunMirror,
     is_url,
+    open_run_folder,
     staging_folder,
 )
 
@@ -167,6 +168,39 @@ def test_a_url_holding_other_files_is_refused_untouched(tmp_path, monkeypatch):
         assert _read_remote("ram://user/notes.txt") == "mine"
     finally:
         tf.io.gfile.rmtree("ram://user")
+
+
+def test_a_damaged_run_at_a_url_is_named_there(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    url = "ram://damaged"
+    tf.io.gfile.makedirs(url)
+    for name, text in (("config.json", '{"command": "train"}'), ("state.json", "{")):
+        with tf.io.gfile.GFile(f"{url}/{name}", "w") as f:
+            f.write(text)
+    try:
+        with pytest.raises(ValueError) as error:
+            train(tmp_path / "no_data", url, epochs=1, verbose=0, **OPTIONS)
+        assert str(error.value).startswith(f"'{url}/state.json' is damaged: ")
+        assert str(tmp_path) not in str(error.value)
+        assert _remote_files(url) == {"config.json", "state.json"}  # no lock left
+    finally:
+        tf.io.gfile.rmtree(url)
+
+
+def test_other_workers_pull_the_url_and_never_write_it(runs, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    before = {f: tf.io.gfile.stat(f"{URL}/{f}").length for f in _remote_files(URL)}
+    folder = open_run_folder(URL, worker=1)
+    assert folder.root.startswith(str(tmp_path)) and "-worker-1" in folder.root
+    folder.mirror.claim()
+    assert folder.state()["epoch"] == 2
+    config = json.loads(_read_remote(f"{URL}/config.json"))
+    assert folder.finished_metrics(config) == runs.metrics
+    os.remove(folder.path("state.json"))
+    folder.publish()  # a worker's publish pushes nothing
+    folder.release()
+    after = {f: tf.io.gfile.stat(f"{URL}/{f}").length for f in _remote_files(URL)}
+    assert after == before
 
 
 def _write_lock(url, **holder):

@@ -161,6 +161,12 @@ class RunFolder:
                 self.path("config.json"), json.dumps(config, indent=2, sort_keys=True)
             )
             os.makedirs(self.path("checkpoints"), exist_ok=True)
+        except ValueError as error:
+            self.release()
+            if self.mirror is None:
+                raise
+            # The files are the URL's: name them there, not in the copy.
+            raise ValueError(str(error).replace(self.root, self.location)) from None
         except BaseException:
             self.release()
             raise
@@ -259,11 +265,12 @@ class RunFolder:
                 ) from None
         foreign = self.foreign_entries()
         if foreign:
+            where = f" ({self.root})" if self.mirror is None else ""
             shown = ", ".join(repr(e) for e in foreign[:3])
             more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
             raise ValueError(
                 "`output` should be a new or empty folder, or a run folder. "
-                f"Received: output={self.requested!r} ({self.root}), which holds "
+                f"Received: output={self.requested!r}{where}, which holds "
                 f"{shown}{more} that no run wrote; choose another --output."
             )
 

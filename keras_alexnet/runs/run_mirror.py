@@ -44,9 +44,10 @@ MANIFEST = "mirror.json"
 STALE_LOCK_SECONDS = 24 * 3600.0
 # Files this small are always copied: state.json may change and keep its size.
 ALWAYS_COPIED_BYTES = 1 << 20
-# Pushed last, in this order: the state names files already pushed, and a
+# Pushed last, in this order, as written locally: the state names files
+# already pushed, best.keras follows the state (a resume re-links it), and a
 # metrics.json matching the state marks the run finished.
-PUSHED_LAST = ("state.json", "metrics.json")
+PUSHED_LAST = ("state.json", "best.keras", "metrics.json")
 
 
 def is_url(path: Any) -> bool:
@@ -157,8 +158,8 @@ class RunMirror:
 
     def push(self) -> None:
         """Copies the new or changed files of the working copy to the URL,
-        `state.json` and `metrics.json` last, then removes there the files
-        removed here (pruned checkpoints)."""
+        `PUSHED_LAST` last, then removes there the files removed here (pruned
+        checkpoints)."""
         local = _local_files(self.local)
         changed = [
             relative
