@@ -52,19 +52,18 @@ def _train(data, output, epochs):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    # The same two calls (one epoch, then a resume to two) to a local folder
-    # and to a URL; before the URL's resume its working copy is deleted, as
-    # on another machine.
+    # One epoch to a local folder and to a URL; then the URL's run resumed to
+    # two epochs after its working copy is deleted, as on another machine.
     root = tmp_path_factory.mktemp("run_urls")
     data = write_digits_folder(root / "data", image_size=16, per_class=4)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KERAS_HOME", str(root / "keras_home"))
         local = root / "local"
-        _train(data, local, 1)
-        local_metrics, _ = _train(data, local, 2)
-        _, first = _train(data, URL, 1)
+        local_metrics, _ = _train(data, local, 1)
+        first_metrics, first = _train(data, URL, 1)
         staging = staging_folder(URL)
         after_first = _remote_files(URL)
+        first_log = _read_remote(f"{URL}/log.csv")
         shutil.rmtree(staging)
         metrics, resumed = _train(data, URL, 2)
         _, finished = _train(data, URL, 2)
@@ -72,9 +71,11 @@ def runs(tmp_path_factory):
             data=data,
             local=local,
             local_metrics=local_metrics,
+            first_metrics=first_metrics,
             metrics=metrics,
             first=first,
             after_first=after_first,
+            first_log=first_log,
             resumed=resumed,
             finished=finished,
             staging=staging,
@@ -109,24 +110,28 @@ def _read_remote(url):
 
 
 def test_the_url_holds_what_a_local_run_folder_holds(runs):
-    remote = _remote_files(URL)
-    assert _without_event_names(remote) == _without_event_names(
+    assert _without_event_names(runs.after_first) == _without_event_names(
         _local_files(runs.local)
     )
+    assert runs.first_log == (runs.local / "log.csv").read_text()
+    for name in ("top1", "images", "crop", "checkpoint", "epochs"):
+        assert runs.first_metrics[name] == runs.local_metrics[name]
+    assert not any(os.path.basename(f).startswith(".tmp-") for f in runs.after_first)
+    assert ".lock" not in runs.after_first
+
+
+def test_the_resumed_run_continues_at_the_urls_epoch(runs):
+    remote = _remote_files(URL)
     assert "checkpoints/epoch-0002.keras" in remote
     assert "checkpoints/epoch-0001.keras" not in remote  # pruned there too
     assert "checkpoints/epoch-0001.keras" in runs.after_first
     assert ".lock" not in remote
-    assert not any(os.path.basename(f).startswith(".tmp-") for f in remote)
-    with open(runs.local / "log.csv", newline="") as f:
-        local_rows = list(csv.DictReader(f))
-    remote_rows = list(csv.DictReader(io.StringIO(_read_remote(f"{URL}/log.csv"))))
-    assert [r["epoch"] for r in remote_rows] == ["1", "2"]
-    assert remote_rows == local_rows
-    for name in ("top1", "images", "crop", "checkpoint", "epochs"):
-        assert runs.metrics[name] == runs.local_metrics[name]
-    assert json.loads(_read_remote(f"{URL}/metrics.json")) == runs.metrics
+    rows = list(csv.DictReader(io.StringIO(_read_remote(f"{URL}/log.csv"))))
+    first_rows = list(csv.DictReader(io.StringIO(runs.first_log)))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and rows[0] == first_rows[0]
     assert json.loads(_read_remote(f"{URL}/state.json"))["epoch"] == 2
+    assert json.loads(_read_remote(f"{URL}/metrics.json")) == runs.metrics
+    assert runs.metrics["epochs"] == 2
 
 
 def test_reports_name_the_url(runs):
