@@ -40,7 +40,7 @@ OPTIONS = {
     "ten_crop": False,
     "seed": 0,
 }
-URL = "ram://runs/a"
+URL = "ram://run_urls/a"
 
 
 def _train(data, output, epochs):
@@ -80,7 +80,7 @@ def runs(tmp_path_factory):
             finished=finished,
             staging=staging,
         )
-    tf.io.gfile.rmtree("ram://runs")
+    tf.io.gfile.rmtree("ram://run_urls")
 
 
 def _remote_files(url):
@@ -161,23 +161,24 @@ def test_a_finished_run_at_a_url_is_read_back(runs, capsys, tmp_path, monkeypatc
 
 def test_a_url_holding_other_files_is_refused_untouched(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    tf.io.gfile.makedirs("ram://user/photos")
-    with tf.io.gfile.GFile("ram://user/notes.txt", "w") as f:
+    url = "ram://run_urls_user"
+    tf.io.gfile.makedirs(f"{url}/photos")
+    with tf.io.gfile.GFile(f"{url}/notes.txt", "w") as f:
         f.write("mine")
     try:
         with pytest.raises(ValueError, match=r"'notes.txt', 'photos' that no run"):
-            train(tmp_path / "no_data", "ram://user", epochs=1, verbose=0, **OPTIONS)
-        assert _remote_files("ram://user") == {"notes.txt"}
-        entries = sorted(e.rstrip("/") for e in tf.io.gfile.listdir("ram://user"))
+            train(tmp_path / "no_data", url, epochs=1, verbose=0, **OPTIONS)
+        assert _remote_files(url) == {"notes.txt"}
+        entries = sorted(e.rstrip("/") for e in tf.io.gfile.listdir(url))
         assert entries == ["notes.txt", "photos"]  # no lock, no working copy
-        assert _read_remote("ram://user/notes.txt") == "mine"
+        assert _read_remote(f"{url}/notes.txt") == "mine"
     finally:
-        tf.io.gfile.rmtree("ram://user")
+        tf.io.gfile.rmtree(url)
 
 
 def test_a_damaged_run_at_a_url_is_named_there(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    url = "ram://damaged"
+    url = "ram://run_urls_damaged"
     tf.io.gfile.makedirs(url)
     for name, text in (("config.json", '{"command": "train"}'), ("state.json", "{")):
         with tf.io.gfile.GFile(f"{url}/{name}", "w") as f:
@@ -225,7 +226,7 @@ def _write_lock(url, **holder):
     ids=["other-host-fresh", "other-host-stale", "live-process", "ended-process"],
 )
 def test_the_urls_lock_is_respected_while_fresh(host, pid, age, live, tmp_path):
-    url = "ram://locked"
+    url = "ram://run_urls_locked"
     _write_lock(url, host=host, pid=pid, time=time.time() - age)
     mirror = RunMirror(url, staging=str(tmp_path / "staging"))
     try:
