@@ -159,15 +159,17 @@ def test_a_finished_run_at_a_url_is_read_back(runs, capsys, tmp_path, monkeypatc
     assert top[0] == "1." and top[1] in classes
 
 
-def test_a_url_holding_other_files_is_refused_untouched(tmp_path, monkeypatch):
+def test_a_url_holding_other_files_is_refused_untouched(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     url = "ram://run_urls_user"
     tf.io.gfile.makedirs(f"{url}/photos")
     with tf.io.gfile.GFile(f"{url}/notes.txt", "w") as f:
         f.write("mine")
     try:
-        with pytest.raises(ValueError, match=r"'notes.txt', 'photos' that no run"):
-            train(tmp_path / "no_data", url, epochs=1, verbose=0, **OPTIONS)
+        assert cli.main(["train", str(tmp_path / "no_data"), "--output", url]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("keras-alexnet: error: ")
+        assert f"--output '{url}', which holds 'notes.txt', 'photos' that no" in err
         assert _remote_files(url) == {"notes.txt"}
         entries = sorted(e.rstrip("/") for e in tf.io.gfile.listdir(url))
         assert entries == ["notes.txt", "photos"]  # no lock, no working copy
