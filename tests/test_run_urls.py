@@ -25,7 +25,6 @@ from keras_alexnet.runs.evaluate import evaluate
 from keras_alexnet.runs.run_mirror import (
     STALE_LOCK_SECONDS,
     RunMirror,
-    is_url,
     open_run_folder,
     staging_folder,
 )
@@ -245,8 +244,3 @@ def test_the_urls_lock_is_respected_while_fresh(host, pid, age, live, tmp_path):
             assert not tf.io.gfile.exists(f"{url}/.lock")
     finally:
         tf.io.gfile.rmtree(url)
-
-
-def test_is_url():
-    assert is_url("gs://bucket/run") and is_url("ram://a") and is_url("hdfs://n/x")
-    assert not any(map(is_url, ["runs/a", "/tmp/gs://a", "C:\\runs", "://b"]))

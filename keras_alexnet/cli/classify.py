@@ -137,7 +137,8 @@ def _image_paths(images: list[str]) -> list[str]:
 
 
 def _weights_argument(text: str) -> str | None:
-    from keras_alexnet.runs.run_mirror import is_url, local_copy
+    from keras_alexnet.data.storage import is_url
+    from keras_alexnet.runs.run_mirror import local_copy
     from keras_alexnet.weights.spec import resolve_weights
 
     if text == "none":

@@ -19,12 +19,14 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import socket
 import time
 import uuid
 from typing import Any
 
+import tensorflow as tf
+
+from keras_alexnet.data.storage import is_url
 from keras_alexnet.runs.folder_lock import process_alive
 from keras_alexnet.runs.run_folder import (
     CHECKPOINT_NAME,
@@ -34,9 +36,8 @@ from keras_alexnet.runs.run_folder import (
     RunFolder,
 )
 
-__all__ = ["RunMirror", "is_url", "local_copy", "open_run_folder", "staging_folder"]
+__all__ = ["RunMirror", "local_copy", "open_run_folder", "staging_folder"]
 
-URL_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 STAGING_SUBDIR = os.path.join("keras_alexnet", "runs")
 MANIFEST = "mirror.json"
 # The URL's lock is refreshed at every push (each epoch); one older than this
@@ -48,13 +49,6 @@ ALWAYS_COPIED_BYTES = 1 << 20
 # already pushed, best.keras follows the state (a resume re-links it), and a
 # metrics.json matching the state marks the run finished.
 PUSHED_LAST = ("state.json", "best.keras", "metrics.json")
-
-
-def is_url(path: Any) -> bool:
-    """Whether `path` is a URL (`scheme://...`) rather than a local path."""
-    return isinstance(path, (str, os.PathLike)) and bool(
-        URL_PREFIX.match(str(os.fspath(path)))
-    )
 
 
 def staging_folder(url: str) -> str:
@@ -131,7 +125,7 @@ class RunMirror:
     def pull(self) -> None:
         """Makes the working copy the URL's run folder: copies the files that
         are new or changed there, removes those it lacks (the local lock stays)."""
-        gfile = _gfile()
+        gfile = tf.io.gfile
         os.makedirs(self.local, exist_ok=True)
         self.copied = self._read_manifest()
         remote = self._remote_files()
@@ -171,9 +165,9 @@ class RunMirror:
         )
         for relative in changed:
             self._upload(relative)
-        gfile = _gfile()
+        gfile = tf.io.gfile
         for relative in sorted(set(self.copied) - set(local)):
-            with contextlib.suppress(OSError, _not_found()):
+            with contextlib.suppress(OSError, tf.errors.NotFoundError):
                 gfile.remove(self.remote(relative))
             del self.copied[relative]
         self._write_manifest()
@@ -187,18 +181,18 @@ class RunMirror:
             return
         holder = self._read_lock()
         if holder is not None and holder.get("token") == token:
-            with contextlib.suppress(OSError, _not_found()):
-                _gfile().remove(self.remote(LOCK))
+            with contextlib.suppress(OSError, tf.errors.NotFoundError):
+                tf.io.gfile.remove(self.remote(LOCK))
 
     def _upload(self, relative: str) -> None:
         path = os.path.join(self.local, relative)
         stat = _stat(path)
         final = self.remote(relative)
-        _replace(final, lambda temporary: _gfile().copy(path, temporary))
+        _replace(final, lambda temporary: tf.io.gfile.copy(path, temporary))
         self.copied[relative] = {"local": stat, "remote": _remote_stat(final)}
 
     def _refuse_foreign_entries(self) -> None:
-        gfile = _gfile()
+        gfile = tf.io.gfile
         if not gfile.exists(self.url):
             return
         if not gfile.isdir(self.url):
@@ -256,7 +250,7 @@ class RunMirror:
         }
 
         def write(temporary: str) -> None:
-            with _gfile().GFile(temporary, "w") as f:
+            with tf.io.gfile.GFile(temporary, "w") as f:
                 f.write(json.dumps(holder))
 
         _replace(self.remote(LOCK), write)
@@ -264,7 +258,7 @@ class RunMirror:
     def _read_lock(self) -> dict[str, Any] | None:
         """The lock's holder; `None` without a lock, or a damaged one."""
         try:
-            with _gfile().GFile(self.remote(LOCK), "r") as f:
+            with tf.io.gfile.GFile(self.remote(LOCK), "r") as f:
                 holder = json.loads(f.read(4096))
             return {
                 **holder,
@@ -272,13 +266,13 @@ class RunMirror:
                 "host": str(holder["host"]),
                 "time": float(holder["time"]),
             }
-        except (OSError, ValueError, KeyError, TypeError, _not_found()):
+        except (OSError, ValueError, KeyError, TypeError, tf.errors.NotFoundError):
             return None
 
     def _remote_files(self) -> dict[str, list[int]]:
         """`{relative path: [size, modification time]}` of the run's files."""
         files = {}
-        for directory, _, names in _gfile().walk(self.url):
+        for directory, _, names in tf.io.gfile.walk(self.url):
             inside = directory.rstrip("/")[len(self.url) + 1 :]
             for name in names:
                 relative = f"{inside}/{name}" if inside else name
@@ -321,7 +315,7 @@ def local_copy(path: str | os.PathLike) -> str:
     """
     if not is_url(path):
         return os.fspath(path)
-    gfile = _gfile()
+    gfile = tf.io.gfile
     url = str(os.fspath(path))
     if not gfile.exists(url) or gfile.isdir(url):
         raise ValueError(f"`weights` should be a file. Received: weights={url!r}")
@@ -345,7 +339,7 @@ def _replace(url: str, write: Any) -> None:
     """Calls `write(temporary)` on a new temporary name beside `url`, then
     renames it over `url`: some file systems append to a file opened again
     for writing (TensorFlow's `ram://`), and a reader never sees half a file."""
-    gfile = _gfile()
+    gfile = tf.io.gfile
     directory, name = url.rsplit("/", 1)
     gfile.makedirs(directory)
     # A temporary name a run folder tolerates (`TEMPORARY_NAME`).
@@ -384,17 +378,5 @@ def _stat(path: str) -> list[int]:
 
 
 def _remote_stat(url: str) -> list[int]:
-    info = _gfile().stat(url)
+    info = tf.io.gfile.stat(url)
     return [int(info.length), int(info.mtime_nsec)]
-
-
-def _gfile() -> Any:
-    import tensorflow as tf
-
-    return tf.io.gfile
-
-
-def _not_found() -> type[Exception]:
-    import tensorflow as tf
-
-    return tf.errors.NotFoundError
