@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from keras_alexnet import cli
 from keras_alexnet.resources import write_digits_folder
-from keras_alexnet.runs import train
+from keras_alexnet.runs import run_mirror, train
 from keras_alexnet.runs.evaluate import evaluate
 from keras_alexnet.runs.run_mirror import (
     STALE_LOCK_SECONDS,
@@ -247,6 +247,26 @@ def test_the_urls_lock_is_respected_while_fresh(host, pid, age, live, tmp_path):
             mirror.release()
             assert not tf.io.gfile.exists(f"{url}/.lock")
     finally:
+        tf.io.gfile.rmtree(url)
+
+
+def test_a_running_writer_keeps_its_lock_fresh(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_mirror, "HEARTBEAT_SECONDS", 0.05)
+    url = "ram://run_urls_beat"
+    mirror = RunMirror(url, staging=str(tmp_path / "staging"))
+    try:
+        mirror.claim()
+        first = json.loads(_read_remote(f"{url}/.lock"))["time"]
+        deadline = time.monotonic() + 10
+        while json.loads(_read_remote(f"{url}/.lock"))["time"] == first:
+            assert time.monotonic() < deadline, "the lock was never refreshed"
+            time.sleep(0.05)
+        mirror.release()
+        assert not tf.io.gfile.exists(f"{url}/.lock")
+        time.sleep(0.2)  # no beat after the release writes it again
+        assert not tf.io.gfile.exists(f"{url}/.lock")
+    finally:
+        mirror.release()
         tf.io.gfile.rmtree(url)
 
 

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from typing import Any
@@ -35,14 +36,17 @@ from keras_alexnet.runs.run_folder import (
     TEMPORARY_NAME,
     RunFolder,
 )
+from keras_alexnet.weights.download import write_atomically
 
 __all__ = ["RunMirror", "local_copy", "open_run_folder", "staging_folder"]
 
 STAGING_SUBDIR = os.path.join("keras_alexnet", "runs")
 MANIFEST = "mirror.json"
-# The URL's lock is refreshed at every push (each epoch); one older than this
-# belongs to a run that is gone. Another host's process cannot be checked.
-STALE_LOCK_SECONDS = 24 * 3600.0
+# A run refreshes the URL's lock this often, from a thread of its own; a lock
+# not refreshed for STALE_LOCK_SECONDS belongs to a run that is gone (another
+# host's process cannot be asked). Ten beats: a slow store misses a few.
+HEARTBEAT_SECONDS = 60.0
+STALE_LOCK_SECONDS = 600.0
 # Files this small are always copied: state.json may change and keep its size.
 ALWAYS_COPIED_BYTES = 1 << 20
 # Pushed last, in this order, as written locally: the state names files
@@ -100,6 +104,8 @@ class RunMirror:
         self.local = os.path.join(self.staging, "run")
         self.writer = writer
         self.lock_token: str | None = None
+        self._heartbeat: threading.Thread | None = None
+        self._stop_heartbeat = threading.Event()
         self.copied: dict[str, dict[str, list[int]]] = {}
 
     def remote(self, relative: str) -> str:
@@ -171,11 +177,13 @@ class RunMirror:
                 gfile.remove(self.remote(relative))
             del self.copied[relative]
         self._write_manifest()
-        if self.lock_token is not None:
-            self._write_lock()  # the run is alive: the lock stays fresh
 
     def release(self) -> None:
         """Removes the URL's lock if this process holds it (else nothing)."""
+        if self._heartbeat is not None:
+            self._stop_heartbeat.set()
+            self._heartbeat.join()  # a beat being written ends first
+            self._heartbeat = None
         token, self.lock_token = self.lock_token, None
         if token is None:
             return
@@ -222,13 +230,13 @@ class RunMirror:
     def _acquire_lock(self) -> None:
         holder = self._read_lock()
         if holder is not None and _lock_is_live(holder):
-            age = (time.time() - holder["time"]) / 60
+            age = time.time() - holder["time"]
             raise ValueError(
                 f"The run folder is being written by process {holder['pid']} on "
-                f"{holder['host']} (its lock was refreshed {age:.0f} minutes ago; "
-                f"a lock older than {STALE_LOCK_SECONDS / 3600:.0f} hours is "
-                f"taken over): wait for it, or remove {self.remote(LOCK)} if that "
-                f"run is gone. Received: output={self.url!r}"
+                f"{holder['host']} (its lock was refreshed {age:.0f} s ago; one "
+                f"not refreshed for {STALE_LOCK_SECONDS:.0f} s is taken over): "
+                f"wait for it, or remove {self.remote(LOCK)} if that run is "
+                f"gone. Received: output={self.url!r}"
             )
         self.lock_token = uuid.uuid4().hex
         self._write_lock()
@@ -240,6 +248,18 @@ class RunMirror:
                 f"Another run took the lock {self.remote(LOCK)} at the same "
                 f"time. Received: output={self.url!r}"
             )
+        self._stop_heartbeat.clear()
+        self._heartbeat = threading.Thread(
+            target=self._beat, name=f"lock of {self.url}", daemon=True
+        )
+        self._heartbeat.start()
+
+    def _beat(self) -> None:
+        while not self._stop_heartbeat.wait(HEARTBEAT_SECONDS):
+            # A missed beat is not an error of the run: its next push reports
+            # a store that fails, and ten beats must fail to make it stale.
+            with contextlib.suppress(Exception):
+                self._write_lock()
 
     def _write_lock(self) -> None:
         holder = {
@@ -294,8 +314,6 @@ class RunMirror:
         return {}
 
     def _write_manifest(self) -> None:
-        from keras_alexnet.weights.download import write_atomically
-
         text = json.dumps({"url": self.url, "files": self.copied}, sort_keys=True)
 
         def write(tmp: str) -> None:
@@ -329,10 +347,19 @@ def local_copy(path: str | os.PathLike) -> str:
         classes = f"{grandparent}/classes.json"
         target = os.path.join(folder, directory, name)
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    gfile.copy(url, target, overwrite=True)
+    _download(url, target)
+    local_classes = os.path.join(folder, "classes.json")
     if gfile.exists(classes):
-        gfile.copy(classes, os.path.join(folder, "classes.json"), overwrite=True)
+        _download(classes, local_classes)
+    elif os.path.exists(local_classes):
+        os.remove(local_classes)  # an earlier read's: not this file's names
     return target
+
+
+def _download(url: str, path: str) -> None:
+    """Copies `url` to the local `path` atomically: another process reading
+    the same URL never sees half a file."""
+    write_atomically(path, lambda tmp: tf.io.gfile.copy(url, tmp, overwrite=True))
 
 
 def _replace(url: str, write: Any) -> None:
