@@ -157,6 +157,9 @@ def test_a_finished_run_at_a_url_is_read_back(runs, capsys, tmp_path, monkeypatc
     out = capsys.readouterr().out
     # The class names come from the run's classes.json, beside best.keras.
     assert f"Weights: {weights} (original variant, 10 classes)" in out
+    with pytest.raises(ValueError, match="output=.ram://run_urls/eval.$"):
+        evaluate(runs.data, weights, output="ram://run_urls/eval", verbose=0)
+    assert not os.path.exists("ram:")
     classes = json.loads(_read_remote(f"{URL}/classes.json"))
     top = out.splitlines()[-1].split()
     assert top[0] == "1." and top[1] in classes

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from keras_alexnet._terminal import printable
+from keras_alexnet.data.storage import is_url
 from keras_alexnet.runs import models, plots
 from keras_alexnet.runs.datasets import make_validation_dataset, resolve_data
 from keras_alexnet.runs.run_folder import RunFolder
@@ -298,7 +299,7 @@ def evaluate(
         data: as for `keras_alexnet.runs.train`; its validation images are used.
         weights: a `.keras` file (a trained run's `best.keras`, also at a
             URL), a `.caffemodel`/`.pth` checkpoint, or `"imagenet"`.
-        output: a folder for `metrics.json`, `per_class.csv` and
+        output: a local folder for `metrics.json`, `per_class.csv` and
             `confusion_matrix.png`; new, or holding only those; `None` writes
             nothing.
         variant: the preprocessing's checkpoint; inferred from `weights`.
@@ -363,6 +364,12 @@ def evaluate(
 
 
 def _evaluation_folder(output: str | os.PathLike) -> RunFolder:
+    if is_url(output):
+        # realpath would make "gs://b/eval" a local folder named "gs:".
+        raise ValueError(
+            "`output` of an evaluation should be a local or mounted folder. "
+            f"Received: output={os.fspath(output)!r}"
+        )
     folder = RunFolder(output)
     if os.path.isdir(folder.root):
         foreign = sorted(set(os.listdir(folder.root)) - EVALUATION_FILES)

@@ -262,7 +262,8 @@ def finetune(
 
     Args:
         data: as for `train`.
-        output: the run folder; rerunning with the same arguments resumes.
+        output: the run folder or a URL, as for `train`; rerunning with the
+            same arguments resumes.
         weights: `"imagenet"`, a weights file (`.keras`, `.weights.h5`,
             `.caffemodel`, `.pth`), or `None` (a random base).
         variant: `"original"` or `"torchvision"`.
