@@ -244,7 +244,10 @@ def test_the_urls_lock_is_respected_while_fresh(host, pid, age, live, tmp_path):
             assert f"remove {url}/.lock if that run is gone" in str(error.value)
             assert json.loads(_read_remote(f"{url}/.lock"))["token"] == "theirs"
         else:
+            with tf.io.gfile.GFile(f"{url}/.tmp-1-state.json", "w") as f:
+                f.write("left by a push killed with its run")
             mirror.claim()
+            assert not tf.io.gfile.exists(f"{url}/.tmp-1-state.json")
             mine = json.loads(_read_remote(f"{url}/.lock"))
             assert (mine["host"], mine["pid"]) == (socket.gethostname(), os.getpid())
             mirror.release()

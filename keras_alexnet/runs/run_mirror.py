@@ -123,6 +123,8 @@ class RunMirror:
         if self.writer:
             self._acquire_lock()
         try:
+            if self.writer:
+                self._remove_temporaries()
             self.pull()
         except BaseException:
             self.release()
@@ -198,6 +200,14 @@ class RunMirror:
         final = self.remote(relative)
         _replace(final, lambda temporary: tf.io.gfile.copy(path, temporary))
         self.copied[relative] = {"local": stat, "remote": _remote_stat(final)}
+
+    def _remove_temporaries(self) -> None:
+        """Removes what killed pushes left at the URL (temporary names)."""
+        for directory, _, names in tf.io.gfile.walk(self.url):
+            for name in names:
+                if TEMPORARY_NAME.fullmatch(name):
+                    with contextlib.suppress(OSError, tf.errors.NotFoundError):
+                        tf.io.gfile.remove(f"{directory.rstrip('/')}/{name}")
 
     def _refuse_foreign_entries(self) -> None:
         gfile = tf.io.gfile
