@@ -201,6 +201,24 @@ def test_a_damaged_run_at_a_url_is_named_there(tmp_path, monkeypatch):
         tf.io.gfile.rmtree(url)
 
 
+def test_an_oversized_run_file_at_a_url_is_not_downloaded(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_mirror, "MAX_RUN_FILE_BYTES", 1000)
+    url = "ram://run_urls_large"
+    tf.io.gfile.makedirs(url)
+    for name, text in (("config.json", '{"command": "train"}'),
+                       ("log.csv", "epoch\n" + "1\n" * 1000)):  # fmt: skip
+        with tf.io.gfile.GFile(f"{url}/{name}", "w") as f:
+            f.write(text)
+    mirror = RunMirror(url, staging=str(tmp_path / "staging"))
+    try:
+        with pytest.raises(ValueError, match=f"'{url}/log.csv' is damaged: it has "):
+            mirror.claim()
+        assert not os.path.exists(tmp_path / "staging" / "run" / "log.csv")
+        assert not tf.io.gfile.exists(f"{url}/.lock")
+    finally:
+        tf.io.gfile.rmtree(url)
+
+
 def test_other_workers_pull_the_url_and_never_write_it(runs, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     before = {f: tf.io.gfile.stat(f"{URL}/{f}").length for f in _remote_files(URL)}

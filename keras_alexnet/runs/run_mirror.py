@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from keras_alexnet.data.storage import is_url
 from keras_alexnet.runs.folder_lock import process_alive
+from keras_alexnet.runs.run_files import MAX_RUN_FILE_BYTES
 from keras_alexnet.runs.run_folder import (
     CHECKPOINT_NAME,
     LOCK,
@@ -49,6 +50,10 @@ HEARTBEAT_SECONDS = 60.0
 STALE_LOCK_SECONDS = 600.0
 # Files this small are always copied: state.json may change and keep its size.
 ALWAYS_COPIED_BYTES = 1 << 20
+# The files of a run that its readers check, whole, against MAX_RUN_FILE_BYTES.
+SMALL_RUN_FILES = frozenset(
+    {"config.json", "classes.json", "log.csv", "state.json", "metrics.json"}
+)
 # Pushed last, in this order, as written locally: the state names files
 # already pushed, best.keras follows the state (a resume re-links it), and a
 # metrics.json matching the state marks the run finished.
@@ -145,6 +150,13 @@ class RunMirror:
             if directory != self.local and not folders and not names:
                 os.rmdir(directory)  # emptied above: a run folder has none
         for relative, remote_stat in sorted(remote.items()):
+            if relative in SMALL_RUN_FILES and remote_stat[0] > MAX_RUN_FILE_BYTES:
+                # Not downloaded: a run writes no such file (`read_json_object`).
+                raise ValueError(
+                    f"{self.remote(relative)!r} is damaged: it has "
+                    f"{remote_stat[0]:,} bytes, more than a run writes (limit "
+                    f"{MAX_RUN_FILE_BYTES:,})."
+                )
             record = self.copied.get(relative, {})
             if (
                 remote_stat[0] > ALWAYS_COPIED_BYTES
@@ -315,13 +327,14 @@ class RunMirror:
         try:
             with open(os.path.join(self.staging, MANIFEST), encoding="utf-8") as f:
                 manifest = json.load(f)
-            if manifest.get("url") == self.url and isinstance(
-                manifest.get("files"), dict
-            ):
-                return manifest["files"]
+            files = manifest.get("files") if manifest.get("url") == self.url else {}
+            return {
+                name: record
+                for name, record in files.items()
+                if isinstance(record, dict)
+            }
         except (OSError, ValueError, AttributeError):
-            pass
-        return {}
+            return {}
 
     def _write_manifest(self) -> None:
         text = json.dumps({"url": self.url, "files": self.copied}, sort_keys=True)
