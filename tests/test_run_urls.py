@@ -201,6 +201,50 @@ def test_a_damaged_run_at_a_url_is_named_there(tmp_path, monkeypatch):
         tf.io.gfile.rmtree(url)
 
 
+def test_a_push_writes_the_state_after_the_files_it_names(tmp_path, monkeypatch):
+    # The order a killed push must not break: the URL's state.json never names
+    # a checkpoint or log row not yet there; the pruned checkpoint goes last.
+    url = "ram://run_urls_order"
+    mirror = RunMirror(url, staging=str(tmp_path / "staging"))
+    names = ["metrics.json", "best.keras", "state.json", "log.csv", "config.json",
+             "checkpoints/epoch-0002.keras"]  # fmt: skip
+    for name in names:
+        path = os.path.join(mirror.local, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(name)
+    tf.io.gfile.makedirs(f"{url}/checkpoints")
+    with tf.io.gfile.GFile(f"{url}/checkpoints/epoch-0001.keras", "w") as f:
+        f.write("pruned here")
+    mirror.copied["checkpoints/epoch-0001.keras"] = {"local": [0, 0]}
+    events = []
+    rename, remove = tf.io.gfile.rename, tf.io.gfile.remove
+
+    def logged_rename(source, target, overwrite=False):
+        events.append(target[len(url) + 1 :])
+        rename(source, target, overwrite)
+
+    def logged_remove(path):
+        events.append(f"remove {path[len(url) + 1 :]}")
+        remove(path)
+
+    monkeypatch.setattr(tf.io.gfile, "rename", logged_rename)
+    monkeypatch.setattr(tf.io.gfile, "remove", logged_remove)
+    try:
+        mirror.push()
+        assert events[-4:] == ["state.json", "best.keras", "metrics.json",
+                               "remove checkpoints/epoch-0001.keras"]  # fmt: skip
+        assert sorted(events[:-4]) == sorted(set(names) - set(events[-4:]))
+        assert _remote_files(url) == set(names)
+        assert _read_remote(f"{url}/state.json") == "state.json"
+        events.clear()
+        mirror.push()  # nothing changed: nothing sent
+        assert events == []
+    finally:
+        monkeypatch.undo()
+        tf.io.gfile.rmtree(url)
+
+
 def test_an_oversized_run_file_at_a_url_is_not_downloaded(tmp_path, monkeypatch):
     monkeypatch.setattr(run_mirror, "MAX_RUN_FILE_BYTES", 1000)
     url = "ram://run_urls_large"
