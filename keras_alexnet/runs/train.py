@@ -52,6 +52,7 @@ from keras_alexnet.runs.run_folder import (
     RunFolder,
     run_options,
 )
+from keras_alexnet.runs.run_mirror import open_run_folder
 from keras_alexnet.weights.keras_file import load_keras_file
 
 DISTRIBUTE_BACKENDS = ("tensorflow", "jax")
@@ -112,7 +113,9 @@ def train(
         data: a folder with `train/` and `val/` class folders, a class-folder
             tree with `validation_split`, or a TFDS name (see
             `keras_alexnet.runs.datasets.resolve_data`).
-        output: the run folder; rerunning with the same arguments resumes.
+        output: the run folder, or a URL `tf.io.gfile` writes (`gs://...`,
+            run in a local working copy: `keras_alexnet.runs.run_mirror`);
+            rerunning with the same arguments resumes.
         recipe: `None` or `"auto"` (settings fitted to the data, printed in
             one line), `"paper"` or `"modern"` (see `keras_alexnet.runs.recipes`).
         variant: `"original"` (the paper's layout) or `"torchvision"`.
@@ -259,7 +262,8 @@ def finetune(
 
     Args:
         data: as for `train`.
-        output: the run folder; rerunning with the same arguments resumes.
+        output: the run folder or a URL, as for `train`; rerunning with the
+            same arguments resumes.
         weights: `"imagenet"`, a weights file (`.keras`, `.weights.h5`,
             `.caffemodel`, `.pth`), or `None` (a random base).
         variant: `"original"` or `"torchvision"`.
@@ -471,8 +475,9 @@ def _run(
     if config["distribute"] == "multi-worker":
         cluster = cluster_lib.cluster_from_environment()
         cluster.worker_batch(config["batch_size"])
-    folder = RunFolder(_local_output(output))
-    config = {**config, "output": folder.root}
+    worker = None if cluster is None or cluster.is_chief else cluster.index
+    folder = open_run_folder(output, worker=worker)
+    config = {**config, "output": folder.location}
     writes, state = _claim(folder, config, cluster)
     # The locks go with the call, whatever ends it (an error included).
     try:
@@ -617,22 +622,11 @@ def _run_locked(
     metrics["pictures"].update(_pictures(folder, best, config, metrics["checkpoint"]))
     # Last: a metrics.json matching the state marks the run finished.
     folder.write_json("metrics.json", metrics)
+    folder.publish()
     if verbose:
         size = folder.size_bytes() / 1e6
-        print(f"Run folder: {printable(folder.root)} ({size:.1f} MB)")
+        print(f"Run folder: {printable(folder.location)} ({size:.1f} MB)")
     return metrics
-
-
-def _local_output(output: Any) -> Any:
-    if isinstance(output, (str, os.PathLike)) and "://" in str(os.fspath(output)):
-        # realpath would turn "gs://b/run" into a local folder named "gs:".
-        raise ValueError(
-            "`output` should be a folder on a local or mounted file system (the "
-            "run folder needs exclusive file creation, atomic renames and hard "
-            "links; docs/distributed.md, 'Shared storage'). Received: "
-            f"output={os.fspath(output)!r}"
-        )
-    return output
 
 
 def _claim(
@@ -647,6 +641,8 @@ def _claim(
     """
     if cluster is None or cluster.is_chief:
         return folder, folder.start(config)
+    if folder.mirror is not None:
+        folder.mirror.claim()  # this worker's copy of the URL, read only
     # One name per run folder and worker: a rerun after a kill replaces what
     # the killed worker left.
     digest = hashlib.sha256(folder.root.encode()).hexdigest()[:16]
