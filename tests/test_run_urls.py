@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -66,6 +67,7 @@ def runs(tmp_path_factory):
         first_metrics, first = _train(data, URL, 1)
         staging = staging_folder(URL)
         after_first = _remote_files(URL)
+        held_first = sum(tf.io.gfile.stat(f"{URL}/{n}").length for n in after_first)
         first_log = _read_remote(f"{URL}/log.csv")
         shutil.rmtree(staging)
         metrics, resumed = _train(data, URL, 2)
@@ -78,6 +80,7 @@ def runs(tmp_path_factory):
             metrics=metrics,
             first=first,
             after_first=after_first,
+            held_first=held_first,
             first_log=first_log,
             resumed=resumed,
             finished=finished,
@@ -143,6 +146,9 @@ def test_reports_name_the_url(runs):
     assert f"Resuming {URL} at epoch 2 of 2" in runs.resumed
     assert f"{URL} holds this run, finished: 2 epochs" in runs.finished
     assert runs.staging not in runs.first + runs.resumed + runs.finished
+    # The size printed is what the URL holds (best.keras a copy there, not a link).
+    printed = re.search(rf"Run folder: {re.escape(URL)} \(([0-9.]+) MB\)", runs.first)
+    assert printed and float(printed.group(1)) == round(runs.held_first / 1e6, 1)
     assert not os.path.exists("ram:")  # never a local folder named after the URL
 
 

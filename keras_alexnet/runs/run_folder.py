@@ -465,6 +465,10 @@ class RunFolder:
         return None
 
     def size_bytes(self) -> int:
+        """The bytes the run holds where it lives: at its URL for a mirrored
+        folder (no hard links there: `best.keras` is a copy of its checkpoint)."""
+        if self.mirror is not None:
+            return self.mirror.remote_size()
         return folder_size(self.root)
 
     def _write_text(self, path: str, text: str) -> None:

@@ -311,6 +311,10 @@ class RunMirror:
         except (OSError, ValueError, KeyError, TypeError, tf.errors.NotFoundError):
             return None
 
+    def remote_size(self) -> int:
+        """The bytes of the run's files at the URL."""
+        return sum(size for size, _ in self._remote_files().values())
+
     def _remote_files(self) -> dict[str, list[int]]:
         """`{relative path: [size, modification time]}` of the run's files."""
         files = {}
