@@ -137,10 +137,14 @@ def _image_paths(images: list[str]) -> list[str]:
 
 
 def _weights_argument(text: str) -> str | None:
+    from keras_alexnet.data.storage import is_url
+    from keras_alexnet.runs.run_mirror import local_copy
     from keras_alexnet.weights.spec import resolve_weights
 
     if text == "none":
         return None
+    if is_url(text):  # a run's .keras at a URL: read from a local copy
+        text = local_copy(text)
     resolve_weights(text)  # the one rule for a weights value; raises naming it
     return text
 
@@ -212,7 +216,7 @@ def _trained_classifier(
         )
     image_size = models.describe_model(model)["image_size"]
     return _Classifier(
-        header=f"Weights: {weights} ({variant} variant, {classes} classes)",
+        header=f"Weights: {args.weights} ({variant} variant, {classes} classes)",
         # Names from a file: escaped, so that none can forge an output line.
         labels=[f"{printable(name):<30}" for name in names],
         preprocessing=trained_models.eval_preprocessing(

@@ -213,7 +213,10 @@ def _run_options(parser: argparse.ArgumentParser, output: str) -> None:
         "--output",
         default=output,
         metavar="DIR",
-        help=f"the run folder; rerun the same command to resume (default: {output})",
+        help=(
+            "the run folder, a local path or a URL such as gs://bucket/run; rerun "
+            f"the same command to resume (default: {output})"
+        ),
     )
     parser.add_argument("--variant", choices=VARIANTS, help="default: original")
     parser.add_argument("--image-size", type=_IMAGE_SIZE, metavar="PIXELS")

@@ -24,6 +24,7 @@ from keras_alexnet._validation import (
     check_path,
     is_integer,
 )
+from keras_alexnet.data import storage
 from keras_alexnet.data.image_checks import (
     CHECK_MODES,
     DEFAULT_MAX_PIXELS,
@@ -86,8 +87,10 @@ def list_image_folder(
     left out is in `skipped` with the reason, and named in one warning.
 
     Args:
-        root: the folder.
-        labels_file: the labels of a flat folder; not allowed for a class tree.
+        root: the folder: a local path, or a URL `tf.io.gfile` reads
+            (`gs://bucket/train`; docs/data.md, "Data on shared storage").
+        labels_file: the labels of a flat folder (a path or a URL); not
+            allowed for a class tree.
         class_names: the classes in label order. For a tree, every folder must be
             one of them; defaults to the sorted folder names (tree) or the
             classes of the labels file (flat folder).
@@ -124,10 +127,10 @@ def list_image_folder(
     if class_names is not None:
         class_names = checked_class_names(class_names)
 
-    with os.scandir(root) as scan:
-        entries = sorted(
-            (e for e in scan if not e.name.startswith(".")), key=lambda e: e.name
-        )
+    entries = sorted(
+        (e for e in storage.scandir(root) if not e.name.startswith(".")),
+        key=lambda e: e.name,
+    )
     class_dirs = [e.name for e in entries if _is_dir(e)]
     if class_dirs:
         if labels_file is not None:
@@ -289,7 +292,17 @@ def _some(names: list[str]) -> str:
 
 
 def _check_folder(root: Any) -> str:
-    path = os.path.abspath(os.path.expanduser(check_path("root", root)))
+    path = check_path("root", root)
+    if storage.is_url(path):
+        # No links on object stores: a folder, or nothing.
+        try:
+            is_dir = storage.isdir(path)
+        except OSError as error:
+            raise ValueError(f"The folder cannot be read: {error}") from None
+        if not is_dir:
+            raise ValueError(f"The folder does not exist. Received: {path!r}")
+        return path
+    path = os.path.abspath(os.path.expanduser(path))
     if not _is_utf8(path):
         raise ValueError(
             "The folder's path is not valid UTF-8, which TensorFlow needs to open "
@@ -343,7 +356,7 @@ def _list_tree(root, entries, class_dirs, class_names):
     files, labels = [], []
     skipped = [(e.path, _not_a_class_folder(e)) for e in entries if not _is_dir(e)]
     for name in class_dirs:
-        class_files, class_skipped = _regular_files(_walk(os.path.join(root, name)))
+        class_files, class_skipped = _regular_files(_walk(storage.join(root, name)))
         files += class_files
         labels += [index[name]] * len(class_files)
         skipped += class_skipped
@@ -371,7 +384,7 @@ def _list_flat(root, entries, labels_file, class_names):
     return class_names, labelled, [file_labels[path] for path in labelled], skipped
 
 
-def _is_dir(entry: os.DirEntry[str]) -> bool:
+def _is_dir(entry: Any) -> bool:
     """Whether `entry` is a folder or a link to one; a looping link is not."""
     try:
         return entry.is_dir()
@@ -379,7 +392,7 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
         return False
 
 
-def _not_a_class_folder(entry: os.DirEntry[str]) -> str:
+def _not_a_class_folder(entry: Any) -> str:
     try:
         entry.stat()
     except OSError as error:
@@ -387,13 +400,14 @@ def _not_a_class_folder(entry: os.DirEntry[str]) -> str:
     return "not inside a class folder"
 
 
-def _walk(top: str) -> Iterator[os.DirEntry[str]]:
-    """Yields the `os.DirEntry` of every file below `top`, sorted, hidden ones left
-    out; descends into real folders only (never into links, which may loop)."""
-    with os.scandir(top) as scan:
-        entries = sorted(
-            (e for e in scan if not e.name.startswith(".")), key=lambda e: e.name
-        )
+def _walk(top: str) -> Iterator[Any]:
+    """Yields the `os.DirEntry` (or `storage.UrlEntry`) of every file below
+    `top`, sorted, hidden ones left out; descends into real folders only (never
+    into links, which may loop)."""
+    entries = sorted(
+        (e for e in storage.scandir(top) if not e.name.startswith(".")),
+        key=lambda e: e.name,
+    )
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
             yield from _walk(entry.path)

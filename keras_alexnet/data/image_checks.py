@@ -20,6 +20,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from keras_alexnet.data import storage
+
 __all__ = [
     "CHECK_MODES",
     "DEFAULT_MAX_PIXELS",
@@ -138,19 +140,28 @@ def check_image_files(
     return problems
 
 
-def _open_regular(path: str) -> Any:
+def _open_regular(path: str) -> tuple[Any, int]:
     """Opens `path` for reading, refusing anything but a regular file.
 
-    Opened without blocking, then checked on the open descriptor: a FIFO named
-    like an image would block `open` forever, and a link to `/dev/zero` would
-    read forever; a file swapped for one after the listing is still refused.
+    Returns `(file, size in bytes)`. Opened without blocking, then checked on
+    the open descriptor: a FIFO named like an image would block `open` forever,
+    and a link to `/dev/zero` would read forever; a file swapped for one after
+    the listing is still refused. A URL is opened with `tf.io.gfile` (object
+    stores hold files and folders only).
     """
+    if storage.is_url(path):
+        size = storage.getsize(path)
+        # A folder only when empty: asking every file is a request more each.
+        if size == 0 and storage.isdir(path):
+            raise _Damaged("not a regular file (a folder)")
+        return tf.io.gfile.GFile(path, "rb"), size
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise _Damaged("not a regular file (a FIFO, socket or device)")
         os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
+        return os.fdopen(fd, "rb"), info.st_size
     except BaseException:
         os.close(fd)
         raise
@@ -158,10 +169,13 @@ def _open_regular(path: str) -> Any:
 
 def _header_problem(path: str, max_pixels: int) -> str | None:
     try:
-        with _open_regular(path) as f:
-            header = _read_header(f, os.fstat(f.fileno()).st_size, max_pixels)
+        f, size = _open_regular(path)
+        with f:
+            header = _read_header(f, size, max_pixels)
     except OSError as error:
         return f"cannot be read ({error.strerror or error})"
+    except tf.errors.OpError as error:  # a URL's read failing midway
+        return f"cannot be read ({error.message})"
     except _Damaged as error:
         return str(error)
     problem = _size_problem(header, max_pixels)
@@ -173,8 +187,9 @@ def _header_problem(path: str, max_pixels: int) -> str | None:
 
 def _decode_problem(path: str, max_pixels: int) -> str | None:
     try:
-        with _open_regular(path) as f:
-            header = _read_header(f, os.fstat(f.fileno()).st_size, max_pixels)
+        f, size = _open_regular(path)
+        with f:
+            header = _read_header(f, size, max_pixels)
             problem = _size_problem(header, max_pixels)
             if problem is not None:
                 return problem  # before decoding it: a bomb decodes to gigabytes
@@ -182,6 +197,8 @@ def _decode_problem(path: str, max_pixels: int) -> str | None:
             contents = f.read()
     except OSError as error:
         return f"cannot be read ({error.strerror or error})"
+    except tf.errors.OpError as error:  # a URL's read failing midway
+        return f"cannot be read ({error.message})"
     except _Damaged as error:
         return str(error)
     contents = first_frame(contents)

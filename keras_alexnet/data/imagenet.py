@@ -93,7 +93,8 @@ def imagenet_dataset(
             `shuffle` and `drop_remainder` default to training's.
         source: a TFDS image-classification dataset name, the path of an image
             folder (a class tree, or a flat folder with `labels_file`), or a
-            folder written by `prepare_imagenet`.
+            folder written by `prepare_imagenet`; a folder may be a URL that
+            `tf.io.gfile` reads (`gs://bucket/imagenet256/train`).
         data_dir: TFDS's data directory (TFDS sources).
         manual_dir: the folder of manually downloaded archives (TFDS sources).
         labels_file: the labels of a flat folder (folder sources).
@@ -139,11 +140,14 @@ def imagenet_dataset(
             `variant`, for `AlexNet(include_preprocessing=True)`); `None`:
             uint8 for `variant=None`, else float32.
         shard: `(num_shards, index)`: this worker's part of the source in a
-            multi-worker run, taken from the (shuffled) file names or records
-            before anything is decoded: every `num_shards`-th from `index`,
-            `len // num_shards` of them on every worker, so that the workers'
-            batches together are one process's batches of `num_shards` times
-            the size. `batch_size` is then this worker's part of the batch.
+            multi-worker run, as many images on every worker and none read by
+            two, chosen before anything is decoded. Of a folder: every
+            `num_shards`-th of the (shuffled) file names from `index`, so that
+            the workers' batches together are one process's batches of
+            `num_shards` times the size; of prepared shards: every
+            `num_shards`-th shard file; of a TFDS split: its `index`-th part
+            of `tfds.even_splits`, read from that part's record files only.
+            `batch_size` is then this worker's part of the batch.
 
     Returns:
         A `tf.data.Dataset` of `(images, labels)` batches, with attributes
@@ -311,12 +315,21 @@ def _list_source(sourcing: SourceConfig, batching: BatchConfig) -> _Listed:
         download=sourcing.download,
         shuffle_files=bool(batching.shuffle),
         seed=batching.seed,
+        shard=sourcing.shard,
     )
     if class_names is not None:
         check_same_classes(
             class_names, tfds_split.class_names, where=f"{source!r} ({split})"
         )
-    return _Listed(tfds_split.dataset, tfds_split.class_names, (), 0, False)
+    # Sharded by TFDS: a worker reads only the record files of its part.
+    return _Listed(
+        tfds_split.dataset,
+        tfds_split.class_names,
+        (),
+        0,
+        False,
+        sharded=sourcing.shard is not None,
+    )
 
 
 def _num_classes(decoding: DecodeConfig, class_names: Sequence[str]) -> int:

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from keras_alexnet._data_format import standardize_data_format
 from keras_alexnet._validation import check_path
+from keras_alexnet.data import storage
 from keras_alexnet.data.augment import eval_center_crop
 from keras_alexnet.data.image_checks import check_image_file
 from keras_alexnet.preprocessing import apply_preprocessing
@@ -38,7 +39,8 @@ def load_image(
     """Loads an image file as the input of a pretrained AlexNet.
 
     Args:
-        path: a JPEG, PNG, GIF, BMP or WebP file.
+        path: a JPEG, PNG, GIF, BMP or WebP file (a local path or a URL
+            `tf.io.gfile` reads).
         weights: whose evaluation transform to apply: a checkpoint name
             (`"bvlc_alexnet"`, `"torchvision_imagenet1k_v1"`, `"IMAGENET1K_V1"`),
             a variant (`"original"`, `"torchvision"`: its ImageNet checkpoint),
@@ -65,8 +67,8 @@ def load_image(
     """
     constants = preprocessing_of(weights)
     path = check_path("path", path)
-    if not os.path.isfile(path):
-        what = "a folder" if os.path.isdir(path) else "not a file"
+    if not storage.isfile(path):
+        what = "a folder" if storage.isdir(path) else "not a file"
         raise ValueError(f"Cannot load the image {path!r}: it is {what}.")
     # Headers first: a decompression bomb would decode to gigabytes.
     problem = check_image_file(path)

@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Sequence
 
+from keras_alexnet.data import storage
 from keras_alexnet.preprocessing import imagenet_class_index
 
 __all__ = ["labels_file_class_names", "read_label_tokens", "read_labels_file"]
@@ -37,7 +38,7 @@ def read_labels_file(
     Raises:
         ValueError: the file is missing or empty, or names an unknown class.
     """
-    labels_file = os.path.expanduser(os.fspath(labels_file))
+    labels_file = storage.expand(labels_file)
     index = {name: i for i, name in enumerate(class_names)}
 
     def class_index(token: str, where: str) -> int:
@@ -74,10 +75,10 @@ def read_label_tokens(
         ValueError: the file is missing or empty, or holds devkit IDs without
             the devkit's `meta.mat` beside it.
     """
-    labels_file = os.path.expanduser(os.fspath(labels_file))
-    if not os.path.isfile(labels_file):
+    labels_file = storage.expand(labels_file)
+    if not storage.isfile(labels_file):
         raise ValueError(f"The labels file does not exist. Received: {labels_file!r}")
-    with open(labels_file, encoding="utf-8") as f:
+    with storage.open_read(labels_file, "r") as f:
         lines = [line.strip() for line in f.read().splitlines() if line.strip()]
     if not lines:
         raise ValueError(f"The labels file is empty. Received: {labels_file!r}")
@@ -147,8 +148,8 @@ def _stem(path: str) -> str:
 def _devkit_ids_to_wnids(labels_file: str, ids: list[str]) -> list[str]:
     # The devkit numbers classes by its own ILSVRC2012_ID, not in sorted-WordNet-ID
     # order; its meta.mat holds the translation.
-    meta_path = os.path.join(os.path.dirname(labels_file), "meta.mat")
-    if not os.path.isfile(meta_path):
+    meta_path = storage.join(os.path.dirname(labels_file), "meta.mat")
+    if not storage.isfile(meta_path):
         raise ValueError(
             f"{labels_file!r} holds ILSVRC2012_IDs, the devkit's class numbers, which "
             "are not in the order of the pretrained heads; the devkit's meta.mat must "
@@ -161,7 +162,8 @@ def _devkit_ids_to_wnids(labels_file: str, ids: list[str]) -> list[str]:
         raise ImportError(
             "Reading the devkit's meta.mat needs SciPy: `pip install scipy`."
         ) from error
-    synsets = scipy.io.loadmat(meta_path, squeeze_me=True)["synsets"]
+    with storage.open_read(meta_path) as meta:
+        synsets = scipy.io.loadmat(meta, squeeze_me=True)["synsets"]
     wnid_for_id = {
         int(s["ILSVRC2012_ID"]): str(s["WNID"])
         for s in synsets

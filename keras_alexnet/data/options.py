@@ -25,6 +25,7 @@ from keras_alexnet._validation import (
     is_number,
 )
 from keras_alexnet.data import augment as augment_lib
+from keras_alexnet.data import storage
 from keras_alexnet.data.folders import ON_ERROR_MODES, SUBSETS
 from keras_alexnet.data.image_checks import CHECK_MODES
 from keras_alexnet.data.prepare import is_prepared
@@ -384,7 +385,9 @@ def is_folder_source(source: Any) -> bool:
     # TFDS names may contain "/" ("imagenette/320px-v2"), paths may not exist yet:
     # an existing folder or anything written like a path is a folder ("no such
     # folder" then), as is a name whose first part is an existing folder
-    # ("data/digits_pngx" beside data/).
+    # ("data/digits_pngx" beside data/). A URL (gs://...) is a folder.
+    if storage.is_url(source):
+        return True
     path = os.path.expanduser(source)
     first = path.replace("\\", "/").split("/")[0]
     return (

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_alexnet._bounds import MAX_RESIZE_SIZE, MAX_SHARD_SIZE
 from keras_alexnet._validation import check_int, check_path
+from keras_alexnet.data import storage
 from keras_alexnet.data.folders import checked_class_names, list_image_folder
 from keras_alexnet.data.image_checks import guarded_image_bytes
 from keras_alexnet.data.prepared_manifest import (
@@ -71,8 +72,9 @@ def prepare_imagenet(
 
     Args:
         source: an ImageNet-style folder (`root/<wnid>/*.JPEG`, or a flat folder
-            with `labels_file`), as for `imagenet_dataset`.
-        output_dir: the folder for the shards and `prepare.json`, outside
+            with `labels_file`), as for `imagenet_dataset`; a path or a URL.
+        output_dir: the folder for the shards and `prepare.json` (a path, or a
+            URL `tf.io.gfile` writes, such as `gs://bucket/imagenet256`), outside
             `source`: a new or empty folder (created if missing), or one this
             function started. Rerunning with the same arguments resumes,
             and checks the shards already written against their recorded
@@ -111,8 +113,8 @@ def prepare_imagenet(
     ):
         check_int(name, value, minimum=low, maximum=high)
     check_int("verbose", verbose, minimum=0, maximum=1)
-    output_dir = os.path.expanduser(check_path("output_dir", output_dir))
-    _check_output_dir(os.path.expanduser(check_path("source", source)), output_dir)
+    output_dir = storage.expand(check_path("output_dir", output_dir))
+    _check_output_dir(storage.expand(check_path("source", source)), output_dir)
     folder = list_image_folder(
         source, labels_file=labels_file, on_error="skip", check_files=check_files
     )
@@ -144,7 +146,7 @@ def prepare_imagenet(
         "shards": shards,
         "skipped_files": [list(item) for item in folder.skipped],
     }
-    os.makedirs(output_dir, exist_ok=True)
+    storage.makedirs(output_dir)
     existing = read_manifest(output_dir, missing_ok=True)
     if existing is not None and existing.get("plan") != plan:
         changed = [
@@ -165,20 +167,20 @@ def prepare_imagenet(
     known = _written_shards(existing, shards)
     manifest["shard_bytes"] = [known.get(shard, (None, None))[0] for shard in shards]
     manifest["shard_sha256"] = [known.get(shard, (None, None))[1] for shard in shards]
-    manifest_path = os.path.join(output_dir, MANIFEST)
+    manifest_path = storage.join(output_dir, MANIFEST)
     # The manifest first: a resumed run checks its plan against it.
     write_manifest(manifest_path, {**manifest, "complete": False})
 
     progress = keras.utils.Progbar(len(files), unit_name="image") if verbose else None
     for index, shard in enumerate(shards):
         start, stop = index * shard_size, min((index + 1) * shard_size, len(files))
-        path = os.path.join(output_dir, shard)
-        if os.path.exists(path):
+        path = storage.join(output_dir, shard)
+        if storage.exists(path):
             size, digest = known.get(shard, (None, None))
             problem = _shard_problem(path, stop - start, size, digest)
             if problem is None:
                 # Intact: an older version's shard gets its digest now.
-                manifest["shard_bytes"][index] = os.path.getsize(path)
+                manifest["shard_bytes"][index] = storage.getsize(path)
                 manifest["shard_sha256"][index] = digest or _sha256(path)
             else:
                 warnings.warn(
@@ -186,12 +188,12 @@ def prepare_imagenet(
                     "it is written again.",
                     stacklevel=2,
                 )
-                os.remove(path)
-        if not os.path.exists(path):
+                storage.remove(path)
+        if not storage.exists(path):
             _write_shard(
                 path, files[start:stop], labels[start:stop], resize_size, quality
             )
-            manifest["shard_bytes"][index] = os.path.getsize(path)
+            manifest["shard_bytes"][index] = storage.getsize(path)
             manifest["shard_sha256"][index] = _sha256(path)
             write_manifest(manifest_path, {**manifest, "complete": False})
         if progress is not None:
@@ -209,14 +211,14 @@ def verify_prepared(source: str | os.PathLike) -> None:
     checked by reading every record and counting them.
 
     Args:
-        source: a folder written by `prepare_imagenet`.
+        source: a folder written by `prepare_imagenet` (a path or a URL).
 
     Raises:
         ValueError: the folder is not fully prepared, its `prepare.json` is
             damaged, or a shard is damaged; the message names the file.
         FileNotFoundError: a shard is missing.
     """
-    root = os.path.expanduser(os.fspath(source))
+    root = storage.expand(source)
     manifest = complete_manifest(root, source)
     counts = shard_counts(manifest)
     sizes = manifest.get("shard_bytes") or [None] * len(counts)
@@ -224,8 +226,8 @@ def verify_prepared(source: str | os.PathLike) -> None:
     for shard, count, size, digest in zip(
         manifest["shards"], counts, sizes, digests, strict=True
     ):
-        path = os.path.join(root, shard)
-        if not os.path.isfile(path):
+        path = storage.join(root, shard)
+        if not storage.isfile(path):
             raise FileNotFoundError(f"Prepared shard missing: {path}")
         problem = _shard_problem(path, count, size, digest)
         if problem is not None:
@@ -257,7 +259,7 @@ def _shard_problem(
     path: str, count: int, size: int | None, digest: str | None
 ) -> str | None:
     """What is wrong with a written shard, or `None`."""
-    actual = os.path.getsize(path)
+    actual = storage.getsize(path)
     if size is not None and actual != size:
         return f"{actual} bytes where {size} were written"
     if digest is not None:
@@ -278,7 +280,7 @@ def _shard_problem(
 
 def _sha256(path: str) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as file:
+    with storage.open_read(path) as file:
         for block in iter(lambda: file.read(_HASH_BLOCK), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -291,27 +293,45 @@ def _check_output_dir(source: str, output_dir: str) -> None:
     into the images' folder (or into another image folder) would silently
     change what that folder means to `imagenet_dataset`.
     """
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    if storage.exists(output_dir) and not storage.isdir(output_dir):
         raise NotADirectoryError(
             f"`output_dir` should be a folder. Received: output_dir={output_dir!r}"
         )
-    real_source, real_output = os.path.realpath(source), os.path.realpath(output_dir)
-    if os.path.commonpath([real_source, real_output]) == real_source:
+    if _is_inside(output_dir, source):
         raise ValueError(
             "`output_dir` should be outside `source`: the shards would be written "
             f"among the images. Received: source={source!r}, output_dir={output_dir!r}"
         )
-    if os.path.isdir(output_dir) and not os.path.isfile(
-        os.path.join(output_dir, MANIFEST)
+    if storage.isdir(output_dir) and not storage.isfile(
+        storage.join(output_dir, MANIFEST)
     ):
-        with os.scandir(output_dir) as entries:  # one entry, however many
-            entry = next(entries, None)
-        if entry is not None:
+        name = _first_name(output_dir)
+        if name is not None:
             raise ValueError(
                 "`output_dir` should be a new or empty folder, or one that "
                 f"prepare_imagenet started (to resume it); {output_dir} holds "
-                f"other files ({entry.name!r}). Received: output_dir={output_dir!r}"
+                f"other files ({name!r}). Received: output_dir={output_dir!r}"
             )
+
+
+def _is_inside(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or below it (links resolved on a local disk)."""
+    if storage.is_url(path) or storage.is_url(folder):
+        # Different schemes never overlap; a URL has no links to resolve.
+        path, folder = path.rstrip("/"), folder.rstrip("/")
+        return path == folder or path.startswith(folder + "/")
+    real_folder, real_path = os.path.realpath(folder), os.path.realpath(path)
+    return os.path.commonpath([real_folder, real_path]) == real_folder
+
+
+def _first_name(folder: str) -> str | None:
+    """The name of one entry of `folder`, or `None` if it is empty."""
+    if storage.is_url(folder):
+        names = tf.io.gfile.listdir(folder)
+        return names[0] if names else None
+    with os.scandir(folder) as entries:  # one entry, however many
+        entry = next(entries, None)
+    return None if entry is None else entry.name
 
 
 def _write_shard(
@@ -351,11 +371,11 @@ def _write_shard(
                 writer.write(example.SerializeToString())
                 written += 1
     except tf.errors.OpError as error:
-        os.remove(temporary)
+        storage.remove(temporary)
         raise ValueError(
             f"Cannot prepare {files[written]!r}: {_reason(error)}"
         ) from None
-    os.replace(temporary, path)
+    storage.replace(temporary, path)
 
 
 def _reason(error: tf.errors.OpError) -> str:
@@ -370,12 +390,12 @@ def is_prepared(source: Any) -> bool:
     """Whether `source` is a folder written by `prepare_imagenet`."""
     if not isinstance(source, (str, os.PathLike)):
         return False
-    return os.path.isfile(os.path.join(os.path.expanduser(os.fspath(source)), MANIFEST))
+    return storage.isfile(storage.join(storage.expand(source), MANIFEST))
 
 
 def prepared_class_names(source: str | os.PathLike) -> tuple[str, ...]:
     """The classes of a folder written by `prepare_imagenet`, in label order."""
-    manifest = read_manifest(os.path.expanduser(os.fspath(source)))
+    manifest = read_manifest(storage.expand(source))
     assert manifest is not None  # _read_manifest raises when it is missing
     return tuple(manifest["class_names"])
 
@@ -396,15 +416,15 @@ def prepared_records(
     `num_shards`-th shard file from `index` (in the epoch's file order), and
     as many images on every worker (`shard_images`).
     """
-    root = os.path.expanduser(os.fspath(source))
+    root = storage.expand(source)
     manifest = complete_manifest(root, source)
-    paths = [os.path.join(root, shard) for shard in manifest["shards"]]
-    missing = [path for path in paths if not os.path.isfile(path)]
+    paths = [storage.join(root, shard) for shard in manifest["shards"]]
+    missing = [path for path in paths if not storage.isfile(path)]
     if missing:
         raise FileNotFoundError(f"Prepared shard missing: {missing[0]}")
     # The sizes only: the digests cost a read of every shard (verify_prepared).
     for path, expected in zip(paths, manifest.get("shard_bytes") or [], strict=False):
-        size = os.path.getsize(path)
+        size = storage.getsize(path)
         if size != expected:
             raise ValueError(
                 f"The prepared shard {path} is damaged: {size} bytes where "

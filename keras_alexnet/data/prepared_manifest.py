@@ -14,6 +14,10 @@ import os
 import re
 from typing import Any
 
+import tensorflow as tf
+
+from keras_alexnet.data import storage
+
 __all__ = [
     "FORMAT",
     "MANIFEST",
@@ -56,14 +60,16 @@ def read_manifest(root: str, missing_ok: bool = False) -> dict[str, Any] | None:
         ValueError: it cannot be read, or a field is damaged; naming the file
             and the field.
     """
-    path = os.path.join(root, MANIFEST)
-    if missing_ok and not os.path.exists(path):
+    path = storage.join(root, MANIFEST)
+    if missing_ok and not storage.exists(path):
         return None
     try:
-        with open(path, encoding="utf-8") as file:
+        with storage.open_read(path, "r") as file:
             manifest = json.load(file)
     except (OSError, ValueError) as error:
         raise ValueError(f"Cannot read the manifest {path}: {error}") from error
+    except tf.errors.OpError as error:  # a URL that cannot be read
+        raise ValueError(f"Cannot read the manifest {path}: {error.message}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ValueError(f"{path} is not a keras-alexnet prepare manifest.")
     problem = _manifest_problem(manifest)
@@ -158,8 +164,5 @@ def _manifest_problem(manifest: dict[str, Any]) -> str | None:
 
 
 def write_manifest(path: str, value: dict[str, Any]) -> None:
-    """Writes `value` to `path` atomically."""
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as file:
-        json.dump(value, file, indent=1)
-    os.replace(temporary, path)
+    """Writes `value` to `path` atomically (a temporary file renamed into place)."""
+    storage.write_text_atomic(path, json.dumps(value, indent=1))

@@ -51,6 +51,7 @@ def tfds_source(
     download: bool = True,
     shuffle_files: bool = False,
     seed: int | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> TFDSSource:
     """Opens a TFDS image-classification split without decoding its images.
 
@@ -63,6 +64,11 @@ def tfds_source(
         download: whether to prepare the dataset if `data_dir` lacks it.
         shuffle_files: whether to read the record files in a shuffled order.
         seed: the seed of that order.
+        shard: `(num_shards, index)`: only this worker's part of `split`, one
+            of `tfds.even_splits(split, num_shards, drop_remainder=True)`:
+            contiguous parts of the same size that never share an example
+            (the last `len % num_shards` examples are left out), each read
+            from its own record files.
 
     Returns:
         A `TFDSSource` whose dataset yields `(encoded image bytes, int64 label)`.
@@ -90,6 +96,11 @@ def tfds_source(
             f"source={name!r} with supervised keys {keys!r}"
         )
     image_key, label_key = keys
+    if shard is not None:
+        # Equal parts: workers that took different numbers of steps would
+        # wait for each other's gradients forever.
+        num_shards, index = shard
+        split = tfds.even_splits(split, n=num_shards, drop_remainder=True)[index]
     dataset = builder.as_dataset(
         split=split,
         shuffle_files=shuffle_files,

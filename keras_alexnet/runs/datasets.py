@@ -9,6 +9,7 @@ from typing import Any
 
 from keras_alexnet._validation import check_bool
 from keras_alexnet.data import imagenet as imagenet_lib
+from keras_alexnet.data import storage
 from keras_alexnet.data.folders import check_same_classes
 from keras_alexnet.data.prepare import is_prepared, prepared_class_names
 
@@ -56,8 +57,10 @@ def resolve_data(
     """Finds the training and validation images `data` names.
 
     Args:
-        data: a folder holding `train/` and `val/` (or `validation/`) class
-            folders; a class-folder tree (with `validation_split`); or a TFDS
+        data: a folder (a local path, or a URL `tf.io.gfile` reads, such as
+            `gs://bucket/imagenet`) holding `train/` and `val/` (or
+            `validation/`) class folders (or `prepare_imagenet` shards); a
+            class-folder tree (with `validation_split`); or a TFDS
             dataset name (its `validation` split, else `test`, else
             `validation_split` of `train`).
         validation_split: the fraction of each class held out of a single tree
@@ -75,19 +78,23 @@ def resolve_data(
         )
     text = os.fspath(data)
     if imagenet_lib._is_folder_source(text):
-        root = os.path.abspath(os.path.expanduser(text))
-        if not os.path.isdir(root):
+        root = storage.absolute(text)
+        try:
+            is_dir = storage.isdir(root)
+        except OSError as error:  # a URL: an unknown scheme, no credentials
+            raise ValueError(f"DATA cannot be read: {error}") from None
+        if not is_dir:
             raise ValueError(f"No such folder: {text!r}")
-        train = os.path.join(root, "train")
+        train = storage.join(root, "train")
         val = next(
             (
-                os.path.join(root, name)
+                storage.join(root, name)
                 for name in VALIDATION_FOLDERS
-                if os.path.isdir(os.path.join(root, name))
+                if storage.isdir(storage.join(root, name))
             ),
             None,
         )
-        if os.path.isdir(train) and val is not None:
+        if storage.isdir(train) and val is not None:
             if validation_split is not None:
                 raise ValueError(
                     f"{text!r} already holds train/ and {os.path.basename(val)}/; "
@@ -168,16 +175,16 @@ def _check_class_sizes(spec: DataSpec, class_names: list[str]) -> None:
     small = []
     if not is_prepared(spec.train):
         small += [
-            (os.path.join(spec.train, name), count)
+            (storage.join(spec.train, name), count)
             for name in class_names
-            if (count := _file_count(os.path.join(spec.train, name)))
+            if (count := _file_count(storage.join(spec.train, name)))
             < MIN_TRAINING_FILES
         ]
     if spec.kind == "folders" and not is_prepared(spec.val):
         small += [
-            (os.path.join(spec.val, name), 0)
+            (storage.join(spec.val, name), 0)
             for name in class_names
-            if not _file_count(os.path.join(spec.val, name))
+            if not _file_count(storage.join(spec.val, name))
         ]
     if small:
         root = spec.train if spec.kind == "split" else os.path.dirname(spec.train)
@@ -199,7 +206,7 @@ def _class_folders(root: str) -> list[str]:
         return list(prepared_class_names(root))
     return sorted(
         entry.name
-        for entry in os.scandir(root)
+        for entry in storage.scandir(root)
         if entry.is_dir() and not entry.name.startswith(".")
     )
 
@@ -207,7 +214,8 @@ def _class_folders(root: str) -> list[str]:
 def _file_count(root: str) -> int:
     """Files under `root`, hidden ones (`.DS_Store`) left out."""
     return sum(
-        sum(not name.startswith(".") for name in files) for _, _, files in os.walk(root)
+        sum(not name.startswith(".") for name in files)
+        for _, _, files in storage.walk(root)
     )
 
 

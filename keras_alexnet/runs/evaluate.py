@@ -14,9 +14,11 @@ import keras
 import numpy as np
 
 from keras_alexnet._terminal import printable
+from keras_alexnet.data.storage import is_url
 from keras_alexnet.runs import models, plots
 from keras_alexnet.runs.datasets import make_validation_dataset, resolve_data
 from keras_alexnet.runs.run_folder import RunFolder
+from keras_alexnet.runs.run_mirror import local_copy
 from keras_alexnet.weights.download import write_atomically
 from keras_alexnet.weights.keras_file import load_keras_file
 
@@ -234,6 +236,7 @@ def load_any_model(
     variant, `.pth`/`.pt` torchvision's, a `.weights.h5` the variant it records
     (else the one its conv1 implies); their class count is read from the
     checkpoint's last layer; `"imagenet"` is the variant's ImageNet checkpoint.
+    A URL (`gs://.../best.keras`) is read from a local copy (`local_copy`).
 
     Returns:
         `(model, variant)`.
@@ -243,6 +246,7 @@ def load_any_model(
     from keras_alexnet.weights.registry import Checkpoint
     from keras_alexnet.weights.spec import resolve_weights
 
+    weights = local_copy(weights)
     _, value = resolve_weights(os.path.expanduser(os.fspath(weights)), variant=variant)
     if isinstance(value, Checkpoint):
         variant = variant or value.variant
@@ -293,9 +297,9 @@ def evaluate(
 
     Args:
         data: as for `keras_alexnet.runs.train`; its validation images are used.
-        weights: a `.keras` file (a trained run's `best.keras`), a
-            `.caffemodel`/`.pth` checkpoint, or `"imagenet"`.
-        output: a folder for `metrics.json`, `per_class.csv` and
+        weights: a `.keras` file (a trained run's `best.keras`, also at a
+            URL), a `.caffemodel`/`.pth` checkpoint, or `"imagenet"`.
+        output: a local folder for `metrics.json`, `per_class.csv` and
             `confusion_matrix.png`; new, or holding only those; `None` writes
             nothing.
         variant: the preprocessing's checkpoint; inferred from `weights`.
@@ -360,6 +364,12 @@ def evaluate(
 
 
 def _evaluation_folder(output: str | os.PathLike) -> RunFolder:
+    if is_url(output):
+        # realpath would make "gs://b/eval" a local folder named "gs:".
+        raise ValueError(
+            "`output` of an evaluation should be a local or mounted folder. "
+            f"Received: output={os.fspath(output)!r}"
+        )
     folder = RunFolder(output)
     if os.path.isdir(folder.root):
         foreign = sorted(set(os.listdir(folder.root)) - EVALUATION_FILES)

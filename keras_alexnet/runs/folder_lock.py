@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["FolderLock"]
+__all__ = ["FolderLock", "process_alive"]
 
 # A lock file still empty this long after its creation was left by a process
 # killed between creating and writing it.
@@ -57,7 +57,7 @@ class FolderLock:
                 )
             except FileExistsError:
                 previous = _read_holder(self.path)
-                if previous is None or _alive(previous):
+                if previous is None or process_alive(previous):
                     who = (
                         "another process"
                         if previous is None
@@ -110,8 +110,9 @@ def _read_holder(path: str) -> dict[str, Any] | None:
         return None if age < EMPTY_LOCK_SECONDS else {"pid": -1, "host": ""}
 
 
-def _alive(holder: dict[str, Any]) -> bool:
-    """Whether the lock's process still runs (another host's: assumed so)."""
+def process_alive(holder: dict[str, Any]) -> bool:
+    """Whether a lock's process (`{"pid", "host", "thread"}`) still runs;
+    another host's is assumed to."""
     pid = holder["pid"]
     if pid <= 0:
         return False

@@ -18,6 +18,8 @@
 
 The folder is the run's own: an `output` holding anything else is refused,
 so that nothing of the user's is overwritten or deleted (see `RunFolder.start`).
+A run folder at a URL is a local working copy with a mirror
+(`keras_alexnet.runs.run_mirror`), pushed after every completed epoch.
 
 Resuming: every file is replaced atomically (a temporary file, then a rename),
 in the order checkpoint, log, state, best.keras; then older checkpoints are
@@ -93,15 +95,20 @@ class RunFolder:
     Args:
         root: the folder; a symbolic link is resolved, and `root` is the real
             path the run writes to.
+        mirror: for a run folder at a URL, the `RunMirror` whose working copy
+            `root` is: `start` pulls it, `publish` pushes it, and `location`
+            (what reports name) is its URL.
     """
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, *, mirror: Any = None) -> None:
         if not isinstance(root, (str, os.PathLike)):
             raise TypeError(
                 f"`output` should be a folder path. Received: output={root!r}"
             )
-        self.requested = os.fspath(root)
-        self.root = os.path.realpath(os.path.expanduser(self.requested))
+        self.mirror = mirror
+        self.requested = os.fspath(root) if mirror is None else mirror.url
+        self.root = os.path.realpath(os.path.expanduser(os.fspath(root)))
+        self.location = self.root if mirror is None else mirror.url
         if os.path.exists(self.root) and not os.path.isdir(self.root):
             raise ValueError(
                 f"`output` should be a folder. Received: output={self.requested!r}, "
@@ -124,7 +131,8 @@ class RunFolder:
         The folder must be new, empty, or a run folder holding only what a run
         writes. The lock file `.lock` (created exclusively, holding the
         process id) keeps a second process out until `release`; a lock whose
-        process has ended is taken over.
+        process has ended is taken over. A mirrored folder then takes the
+        URL's lock and pulls the URL's files (`RunMirror.claim`).
 
         Args:
             config: the run's configuration; `keep_checkpoints` (default 1)
@@ -140,15 +148,25 @@ class RunFolder:
         self.keep_checkpoints = check_int(
             "keep_checkpoints", config.get("keep_checkpoints", 1), minimum=1
         )
-        self._refuse_foreign_entries()
+        if self.mirror is None:
+            self._refuse_foreign_entries()
         os.makedirs(self.root, exist_ok=True)
         self.lock.acquire()
         try:
+            if self.mirror is not None:
+                self.mirror.claim()
+                self._refuse_foreign_entries()
             state = self._check_previous_run(config)
             self._write_text(
                 self.path("config.json"), json.dumps(config, indent=2, sort_keys=True)
             )
             os.makedirs(self.path("checkpoints"), exist_ok=True)
+        except ValueError as error:
+            self.release()
+            if self.mirror is None:
+                raise
+            # The files are the URL's: name them there, not in the copy.
+            raise ValueError(str(error).replace(self.root, self.location)) from None
         except BaseException:
             self.release()
             raise
@@ -197,7 +215,8 @@ class RunFolder:
                 for key in changed[:5]
             )
             raise ValueError(
-                f"{self.root} holds a run with another configuration ({details}). "
+                f"{self.location} holds a run with another configuration "
+                f"({details}). "
                 "Rerun the same command to resume it, or choose another --output."
             )
         return state
@@ -246,17 +265,25 @@ class RunFolder:
                 ) from None
         foreign = self.foreign_entries()
         if foreign:
+            where = f" ({self.root})" if self.mirror is None else ""
             shown = ", ".join(repr(e) for e in foreign[:3])
             more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
             raise ValueError(
                 "`output` should be a new or empty folder, or a run folder. "
-                f"Received: output={self.requested!r} ({self.root}), which holds "
+                f"Received: output={self.requested!r}{where}, which holds "
                 f"{shown}{more} that no run wrote; choose another --output."
             )
 
     def release(self) -> None:
-        """Removes this process's lock (nothing if it holds none)."""
+        """Removes this process's locks (nothing if it holds none)."""
+        if self.mirror is not None:
+            self.mirror.release()
         self.lock.release()
+
+    def publish(self) -> None:
+        """Pushes a mirrored folder's new files to its URL (nothing otherwise)."""
+        if self.mirror is not None and self.mirror.writer:
+            self.mirror.push()
 
     def state(self) -> dict[str, Any]:
         """`state.json`, checked (`read_state`); `{"epoch": 0}` before any epoch."""
@@ -379,6 +406,8 @@ class RunFolder:
         A run is finished when every epoch of `config` is done and its
         `metrics.json` evaluated the best checkpoint of that state.
         """
+        if self.mirror is not None and not self.mirror.writer:
+            self.mirror.pull()  # a worker waiting for the chief's metrics
         path = self.path("metrics.json")
         state = self.state()
         if not os.path.isfile(path) or state.get("epoch") != config["epochs"]:
@@ -413,7 +442,7 @@ class RunFolder:
             self.release()
             if verbose:
                 print(
-                    f"{printable(self.root)} holds this run, finished: {completed} "
+                    f"{printable(self.location)} holds this run, finished: {completed} "
                     f"epochs; top-1 {100 * finished['top1']:.2f} % "
                     f"({printable(finished['crop'])} "
                     f"crop, {finished['checkpoint']['file']} of epoch "
@@ -424,17 +453,22 @@ class RunFolder:
         if verbose and completed:
             if completed < epochs:
                 print(
-                    f"Resuming {printable(self.root)} at epoch {completed + 1} "
+                    f"Resuming {printable(self.location)} at epoch {completed + 1} "
                     f"of {epochs}"
                 )
             else:
                 print(
-                    f"All {completed} epochs of {printable(self.root)} are done; "
+                    f"All {completed} epochs of {printable(self.location)} are "
+                    "done; "
                     "evaluating"
                 )
         return None
 
     def size_bytes(self) -> int:
+        """The bytes the run holds where it lives: at its URL for a mirrored
+        folder (no hard links there: `best.keras` is a copy of its checkpoint)."""
+        if self.mirror is not None:
+            return self.mirror.remote_size()
         return folder_size(self.root)
 
     def _write_text(self, path: str, text: str) -> None:
@@ -565,6 +599,7 @@ class EpochRecorder(keras.callbacks.Callback):
         if self.best_epoch == number:
             self.folder.link_best(number)
         self.folder.prune_checkpoints()
+        self.folder.publish()
 
 
 def _number(value: Any) -> float:

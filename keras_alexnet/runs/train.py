@@ -32,6 +32,7 @@ from keras_alexnet._bounds import (
 from keras_alexnet._choices import DISTRIBUTE_MODES
 from keras_alexnet._terminal import printable
 from keras_alexnet._validation import check_float, check_int
+from keras_alexnet.data import storage
 from keras_alexnet.data.prepare import is_prepared
 from keras_alexnet.data.prepared_manifest import read_manifest
 from keras_alexnet.runs import cluster as cluster_lib
@@ -51,6 +52,7 @@ from keras_alexnet.runs.run_folder import (
     RunFolder,
     run_options,
 )
+from keras_alexnet.runs.run_mirror import open_run_folder
 from keras_alexnet.runs.strategy_fit import fit_under_strategy
 from keras_alexnet.weights.keras_file import load_keras_file
 
@@ -112,7 +114,9 @@ def train(
         data: a folder with `train/` and `val/` class folders, a class-folder
             tree with `validation_split`, or a TFDS name (see
             `keras_alexnet.runs.datasets.resolve_data`).
-        output: the run folder; rerunning with the same arguments resumes.
+        output: the run folder, or a URL `tf.io.gfile` writes (`gs://...`,
+            run in a local working copy: `keras_alexnet.runs.run_mirror`);
+            rerunning with the same arguments resumes.
         recipe: `None` or `"auto"` (settings fitted to the data, printed in
             one line), `"paper"` or `"modern"` (see `keras_alexnet.runs.recipes`).
         variant: `"original"` (the paper's layout) or `"torchvision"`.
@@ -261,7 +265,8 @@ def finetune(
 
     Args:
         data: as for `train`.
-        output: the run folder; rerunning with the same arguments resumes.
+        output: the run folder or a URL, as for `train`; rerunning with the
+            same arguments resumes.
         weights: `"imagenet"`, a weights file (`.keras`, `.weights.h5`,
             `.caffemodel`, `.pth`), or `None` (a random base).
         variant: `"original"` or `"torchvision"`.
@@ -364,15 +369,16 @@ def _survey(
         # Shards of prepare_imagenet: their manifest counts the images, which
         # are stored at `resize_size`, not at the side they were taken.
         try:
-            manifest = read_manifest(os.path.expanduser(os.fspath(spec.train)))
+            manifest = read_manifest(storage.expand(spec.train))
         except ValueError:
             return None, None  # a damaged manifest: the run names it
         return (manifest["images"] if manifest else None), None
+    import tensorflow as tf
     from PIL import Image
 
     files = sorted(
-        os.path.join(folder, name)
-        for folder, _, names in os.walk(spec.train)
+        storage.join(folder, name)
+        for folder, _, names in storage.walk(spec.train)
         for name in names
         if name.lower().endswith(IMAGE_SUFFIXES)
     )
@@ -382,9 +388,9 @@ def _survey(
     sides = []
     for path in files[:: max(1, len(files) // SURVEY_FILES)]:
         try:
-            with Image.open(path) as image:
+            with storage.open_read(path) as file, Image.open(file) as image:
                 sides.append(min(image.size))
-        except OSError:
+        except (OSError, tf.errors.OpError):
             continue  # the pipeline reports unreadable files
     return count or None, (statistics.median(sides) if sides else None)
 
@@ -475,8 +481,9 @@ def _run(
     if config["distribute"] == "multi-worker":
         cluster = cluster_lib.cluster_from_environment()
         cluster.worker_batch(config["batch_size"])
-    folder = RunFolder(_local_output(output))
-    config = {**config, "output": folder.root}
+    worker = None if cluster is None or cluster.is_chief else cluster.index
+    folder = open_run_folder(output, worker=worker)
+    config = {**config, "output": folder.location}
     writes, state = _claim(folder, config, cluster)
     # The locks go with the call, whatever ends it (an error included).
     try:
@@ -640,22 +647,11 @@ def _run_locked(
     metrics["pictures"].update(_pictures(folder, best, config, metrics["checkpoint"]))
     # Last: a metrics.json matching the state marks the run finished.
     folder.write_json("metrics.json", metrics)
+    folder.publish()
     if verbose:
         size = folder.size_bytes() / 1e6
-        print(f"Run folder: {printable(folder.root)} ({size:.1f} MB)")
+        print(f"Run folder: {printable(folder.location)} ({size:.1f} MB)")
     return metrics
-
-
-def _local_output(output: Any) -> Any:
-    if isinstance(output, (str, os.PathLike)) and "://" in str(os.fspath(output)):
-        # realpath would turn "gs://b/run" into a local folder named "gs:".
-        raise ValueError(
-            "`output` should be a folder on a local or mounted file system (the "
-            "run folder needs exclusive file creation, atomic renames and hard "
-            "links; docs/distributed.md, 'Shared storage'). Received: "
-            f"output={os.fspath(output)!r}"
-        )
-    return output
 
 
 def _claim(
@@ -670,6 +666,8 @@ def _claim(
     """
     if cluster is None or cluster.is_chief:
         return folder, folder.start(config)
+    if folder.mirror is not None:
+        folder.mirror.claim()  # this worker's copy of the URL, read only
     # One name per run folder and worker: a rerun after a kill replaces what
     # the killed worker left.
     digest = hashlib.sha256(folder.root.encode()).hexdigest()[:16]
