@@ -1,9 +1,11 @@
 """`distribute="multi-worker"`: the cluster read from the environment, each
-worker's shard of the data, and two JAX worker processes on 127.0.0.1 against
-one process (tests/multiworker_check.py), killed and resumed."""
+worker's shard of the data, `strategy_fit` against `fit`, and two worker
+processes on 127.0.0.1 against one process (tests/multiworker_check.py, JAX and
+TensorFlow), killed and resumed."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -22,7 +24,11 @@ import pytest
 from keras_alexnet import cli
 from keras_alexnet.data import imagenet_dataset, prepare_imagenet
 from keras_alexnet.resources import write_digits_folder
-from keras_alexnet.runs.cluster import Cluster, cluster_from_environment
+from keras_alexnet.runs.cluster import (
+    Cluster,
+    cluster_from_environment,
+    mirrored_strategy_over_workers,
+)
 from keras_alexnet.runs.run_folder import RUN_ENTRIES, RunFolder
 from keras_alexnet.runs.train import _claim
 
@@ -107,6 +113,49 @@ def test_cluster_from_environment_refuses(environ, message):
     assert message in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "environ, addresses",
+    [
+        ({"TF_CONFIG": json.dumps({"cluster": {"chief": WORKERS[:1],
+                                               "worker": WORKERS[1:]},
+                                   "task": {"type": "worker", "index": 1}})},
+         tuple(WORKERS)),
+        ({"KERAS_DISTRIBUTION_JOB_ADDRESSES": " , ".join(WORKERS),
+          "KERAS_DISTRIBUTION_NUM_PROCESSES": "3",
+          "KERAS_DISTRIBUTION_PROCESS_ID": "2"}, tuple(WORKERS)),
+        # The coordinator alone: enough for JAX, not for TensorFlow.
+        ({"KERAS_DISTRIBUTION_JOB_ADDRESSES": WORKERS[0],
+          "KERAS_DISTRIBUTION_NUM_PROCESSES": "3",
+          "KERAS_DISTRIBUTION_PROCESS_ID": "2"}, ()),
+    ],
+)  # fmt: skip
+def test_cluster_keeps_every_address(environ, addresses):
+    # TensorFlow's workers connect to each other: all addresses, chief first.
+    assert cluster_from_environment(environ).addresses == addresses
+
+
+def test_cluster_refuses_addresses_that_disagree():
+    with pytest.raises(ValueError, match="the coordinator first. Received"):
+        Cluster(2, 0, "h:1", ("h:2", "h:1"))
+    with pytest.raises(ValueError, match="every worker"):
+        Cluster(3, 0, "h:1", ("h:1", "h:2"))
+
+
+@pytest.mark.backend
+def test_tensorflow_needs_every_address():
+    # Refused before TensorFlow's runtime is touched.
+    cluster = Cluster(2, 1, "10.0.0.1:1234")
+    backend = keras.backend.backend()
+    expected = (
+        "list every worker's host:port"
+        if backend == "tensorflow"
+        else ("needs the tensorflow backend")
+    )
+    with pytest.raises(ValueError, match="Received") as raised:
+        mirrored_strategy_over_workers(cluster)
+    assert expected in str(raised.value)
+
+
 def test_worker_batch_splits_the_global_batch():
     cluster = Cluster(4, 1, "h:1")
     assert cluster.worker_batch(128) == 32
@@ -170,19 +219,83 @@ def test_prepared_shards_split_by_file(tmp_path):
 
 
 @pytest.mark.backend
-def test_multi_worker_refused_off_jax(tmp_path, capsys):
-    # TensorFlow's MultiWorkerMirroredStrategy does not run Keras 3's fit
-    # (keras-team/keras#20585); under JAX the cluster must be described.
+def test_multi_worker_needs_a_cluster(tmp_path, capsys, monkeypatch):
+    # TensorFlow and JAX: the cluster must be described; PyTorch: refused.
+    for name in ("TF_CONFIG", "KERAS_DISTRIBUTION_JOB_ADDRESSES"):
+        monkeypatch.delenv(name, raising=False)
     backend = keras.backend.backend()
     status = cli.main(["train", str(tmp_path), "--distribute", "multi-worker"])
     assert status == 1
     err = capsys.readouterr().err
     expected = {
-        "tensorflow": "keras-team/keras/issues/20585",
+        "tensorflow": "reads the cluster from the environment",
         "jax": "reads the cluster from the environment",
         "torch": "needs the TensorFlow or JAX backend",
     }[backend]
     assert expected in err
+
+
+class _Calls(keras.callbacks.Callback):
+    """Records the callback calls and the logs they get, as `fit` makes them."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __getattribute__(self, name):
+        if name.startswith("on_"):
+            calls = object.__getattribute__(self, "calls")
+
+            def record(*args, logs=None):
+                logs = {k: round(float(v), 5) for k, v in (logs or {}).items()}
+                calls.append((name, *args, logs))
+
+            return record
+        return object.__getattribute__(self, name)
+
+
+def test_fit_under_strategy_calls_back_as_fit(tmp_path):
+    # One process, one replica: the same callback calls with the same logs
+    # (a shuffled pipeline, a learning-rate schedule, validation) as `fit`.
+    import tensorflow as tf
+
+    from keras_alexnet.runs.strategy_fit import fit_under_strategy
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(24, 5)).astype("float32"), rng.integers(0, 3, 24)
+
+    def run(strategy):
+        keras.utils.set_random_seed(0)
+        # Each run's own pipeline: a shuffle draws anew for every iterator.
+        data = tf.data.Dataset.from_tensor_slices((x, y))
+        train = data.shuffle(24, seed=1).batch(4, drop_remainder=True)
+        val = data.take(10).batch(4)
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+            model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy",
+                          metrics=["accuracy"])  # fmt: skip
+        schedule = keras.callbacks.LearningRateScheduler(lambda e: 0.1 / (e + 1))
+        calls = _Calls()
+        options = {"validation_data": val, "epochs": 3, "initial_epoch": 1,
+                   "callbacks": [schedule, calls], "verbose": 0}  # fmt: skip
+        if strategy is None:
+            history = model.fit(train, shuffle=False, **options)
+        else:
+            history = fit_under_strategy(model, strategy, train, batch_size=4,
+                                         **options)  # fmt: skip
+        return calls.calls, history.history, model.get_weights()
+
+    calls, history, weights = run(tf.distribute.MirroredStrategy(["/cpu:0"]))
+    fit_calls, fit_history, fit_weights = run(None)
+    assert [c[0] for c in calls] == [c[0] for c in fit_calls]
+    assert calls == fit_calls and history == fit_history
+    for weight, fit_weight in zip(weights, fit_weights, strict=True):
+        np.testing.assert_allclose(weight, fit_weight, rtol=1e-6)
+    unknown = tf.data.Dataset.from_tensor_slices((x, y)).filter(lambda x, y: True)
+    with pytest.raises(ValueError, match="of cardinality -2"):
+        fit_under_strategy(keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)]),
+                           tf.distribute.get_strategy(), unknown, batch_size=4,
+                           epochs=1)  # fmt: skip
 
 
 def test_only_the_chief_claims_the_run_folder(tmp_path, monkeypatch):
@@ -214,19 +327,28 @@ def test_only_the_chief_claims_the_run_folder(tmp_path, monkeypatch):
     assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _free_ports(count: int) -> list[int]:
+    # Held open together, so that no two are the same.
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
-def _start(command, index, port, tmp_path, name):
+def _start(command, index, ports, tmp_path, name, backend="jax"):
     env = {
         **os.environ,
         "PYTHONPATH": ROOT,
         "TF_CPP_MIN_LOG_LEVEL": "2",
-        "KERAS_BACKEND": "jax",
-        "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port}",
+        "KERAS_BACKEND": backend,
+        # Every worker's address: JAX uses the first, TensorFlow all.
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES": ",".join(
+            f"127.0.0.1:{port}" for port in ports
+        ),
         "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
         "KERAS_DISTRIBUTION_PROCESS_ID": str(index),
         # The worker's scratch folder lands here: it must be gone at the end.
@@ -255,21 +377,24 @@ def _wait(processes, seconds):
 
 
 @pytest.mark.slow
-def test_two_workers_match_one_process(tmp_path):
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_two_workers_match_one_process(tmp_path, backend):
     # Two epochs, shuffled and augmented as the paper's, global batch 8: each
-    # worker's losses after every step, and its weights at the end, equal one
-    # process's (float32 rounding: the two halves' gradients are averaged).
+    # worker's losses after every step (on TensorFlow also the validation
+    # loss), and its weights at the end, equal those of one process's plain
+    # `fit` (float32 rounding: the two halves' gradients are averaged).
     write_digits_folder(tmp_path / "data", image_size=16, per_class=4)
-    port = _free_port()
+    ports = _free_ports(2)
     script = os.path.join(ROOT, "tests", "multiworker_check.py")
+    command = [sys.executable, script, str(tmp_path), backend]
     workers = []
     try:
         for index in (0, 1):
-            command = [sys.executable, script, str(tmp_path), "2", str(index)]
-            workers.append(_start([*command, str(port)], index, port, tmp_path, "w"))
+            workers.append(_start(command, index, ports, tmp_path, "w", backend))
         _wait(workers, 400)
     finally:
         _stop(workers)
+    results = []
     for index, worker in enumerate(workers):
         log = (tmp_path / f"w-{index}.log").read_text()
         assert worker.returncode == 0, log[-3000:]
@@ -279,8 +404,19 @@ def test_two_workers_match_one_process(tmp_path):
         np.testing.assert_allclose(
             result["losses"], result["one_process_losses"], rtol=1e-6
         )
+        for name, values in result["history"].items():
+            expected = result["one_process_history"][name]
+            np.testing.assert_allclose(values, expected, rtol=1e-6)
         tolerance = 1e-6 * result["largest_weight"] + 1e-7
         assert result["max_abs_difference"] <= tolerance
+        results.append(result)
+    if backend == "tensorflow":
+        # Batch normalisation: the workers' moving statistics averaged, logs
+        # the same on both; the chief's save alone took no collective step.
+        assert results[0]["history"]["val_loss"]
+        chief, other = (result["batchnorm"] for result in results)
+        assert chief == other and chief["replicas_after_save"] == 2
+        assert len(chief["moving"]) == 10 and np.isfinite(chief["losses"]).all()
 
 
 @pytest.mark.slow
@@ -300,8 +436,8 @@ def test_killed_workers_resume_from_the_last_epoch(tmp_path):
     state = run / "state.json"
     workers = []
     try:
-        port = _free_port()
-        workers = [_start(command, i, port, tmp_path, "first") for i in (0, 1)]
+        ports = _free_ports(1)
+        workers = [_start(command, i, ports, tmp_path, "first") for i in (0, 1)]
         deadline = time.monotonic() + 400
         while not state.exists() and time.monotonic() < deadline:
             assert all(w.poll() is None for w in workers)
@@ -310,8 +446,8 @@ def test_killed_workers_resume_from_the_last_epoch(tmp_path):
         killed_at = json.loads(state.read_text())["epoch"]
         _stop(workers)  # ...and the scheduler stops the rest of the job
         assert killed_at == 1
-        port = _free_port()
-        workers = [_start(command, i, port, tmp_path, "again") for i in (0, 1)]
+        ports = _free_ports(1)
+        workers = [_start(command, i, ports, tmp_path, "again") for i in (0, 1)]
         _wait(workers, 400)
     finally:
         _stop(workers)

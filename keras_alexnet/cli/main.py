@@ -171,6 +171,10 @@ def _start_backend(args: argparse.Namespace) -> None:
                 f"KERAS_BACKEND={os.environ.get('KERAS_BACKEND')!r}: {error}; "
                 f"choose one of {', '.join(BACKENDS)}"
             ) from None
+        if getattr(args, "distribute", None) == "multi-worker":
+            # MultiWorkerMirroredStrategy configures the runtime before its
+            # first op.
+            return
         # The device set-up logs again on the first op.
         tf.constant(0.0) + 1.0  # noqa: B018
 

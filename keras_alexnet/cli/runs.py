@@ -253,7 +253,7 @@ def _run_options(parser: argparse.ArgumentParser, output: str) -> None:
         "keras.distribution.DataParallel); model-parallel: the paper's split of "
         "every layer over two devices (JAX: keras.distribution.ModelParallel); "
         "multi-worker: data-parallel over several machines, the same command on "
-        "each, the cluster from TF_CONFIG or KERAS_DISTRIBUTION_* (JAX; see "
+        "each, the cluster from TF_CONFIG or KERAS_DISTRIBUTION_* (see "
         "docs/distributed.md)",
     )
     add_common_options(parser)

@@ -8,11 +8,14 @@ order:
   "worker": [...]}, "task": {"type": "worker", "index": 1}}`): the chief (or
   else worker 0) is worker 0 and the coordinator;
 - Keras' own `KERAS_DISTRIBUTION_JOB_ADDRESSES` (the coordinator's
-  `host:port` first), `KERAS_DISTRIBUTION_NUM_PROCESSES` and
-  `KERAS_DISTRIBUTION_PROCESS_ID`, the last two defaulting to SLURM's
-  `SLURM_NTASKS` and `SLURM_PROCID` under `srun`.
+  `host:port` first, then the others' where known),
+  `KERAS_DISTRIBUTION_NUM_PROCESSES` and `KERAS_DISTRIBUTION_PROCESS_ID`, the
+  last two defaulting to SLURM's `SLURM_NTASKS` and `SLURM_PROCID` under `srun`.
 
-docs/distributed.md shows the launch on a plain cluster, SLURM and Kubernetes.
+JAX's workers meet at the coordinator (`data_parallel_over_workers`);
+TensorFlow's connect to each other, so they need every worker's address
+(`mirrored_strategy_over_workers`). docs/distributed.md shows the launch on a
+plain cluster, SLURM and Kubernetes.
 """
 
 from __future__ import annotations
@@ -28,15 +31,12 @@ import keras
 
 __all__ = [
     "Cluster",
-    "check_multi_worker_backend",
     "cluster_from_environment",
     "data_parallel_over_workers",
+    "mirrored_strategy_over_workers",
     "wait_for_chief",
 ]
 
-# keras-team/keras#20585: Keras 3's `fit` fails under TensorFlow's
-# MultiWorkerMirroredStrategy ("... unsupported type (PerReplica) to a Tensor").
-TENSORFLOW_MULTI_WORKER_ISSUE = "https://github.com/keras-team/keras/issues/20585"
 ADDRESSES = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
 NUM_PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
 PROCESS_ID = "KERAS_DISTRIBUTION_PROCESS_ID"
@@ -50,11 +50,14 @@ class Cluster:
         num_workers: the number of worker processes.
         index: this worker's index, 0 for the chief.
         coordinator: the chief's `host:port`, where the workers meet.
+        addresses: every worker's `host:port`, in index order, where the
+            environment names them all (`()` otherwise).
     """
 
     num_workers: int
     index: int
     coordinator: str
+    addresses: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.num_workers < 1 or not 0 <= self.index < self.num_workers:
@@ -66,6 +69,15 @@ class Cluster:
             raise ValueError(
                 "The cluster needs the coordinator's host:port. Received: "
                 f"coordinator={self.coordinator!r}"
+            )
+        if self.addresses and (
+            len(self.addresses) != self.num_workers
+            or self.addresses[0] != self.coordinator
+        ):
+            raise ValueError(
+                "`addresses` should name every worker, the coordinator first. "
+                f"Received: addresses={self.addresses!r}, num_workers="
+                f"{self.num_workers}, coordinator={self.coordinator!r}"
             )
 
     @property
@@ -109,7 +121,7 @@ def cluster_from_environment(environ: Mapping[str, str] | None = None) -> Cluste
     if environ.get("TF_CONFIG"):
         return _from_tf_config(environ["TF_CONFIG"])
     if environ.get(ADDRESSES):
-        addresses = environ[ADDRESSES].split(",")
+        addresses = [address.strip() for address in environ[ADDRESSES].split(",")]
         count = environ.get(NUM_PROCESSES) or environ.get("SLURM_NTASKS")
         index = environ.get(PROCESS_ID) or environ.get("SLURM_PROCID")
         if count is None or index is None:
@@ -127,7 +139,8 @@ def cluster_from_environment(environ: Mapping[str, str] | None = None) -> Cluste
                 f"{ADDRESSES} names {len(addresses)} workers but {NUM_PROCESSES} "
                 f"says {num_workers}. Received: {ADDRESSES}={environ[ADDRESSES]!r}"
             )
-        return Cluster(num_workers, worker, addresses[0].strip())
+        every = tuple(addresses) if len(addresses) > 1 else ()
+        return Cluster(num_workers, worker, addresses[0], every)
     raise ValueError(
         "`distribute='multi-worker'` reads the cluster from the environment: set "
         f"TF_CONFIG, or {ADDRESSES} (the chief's host:port) with {NUM_PROCESSES} "
@@ -154,7 +167,9 @@ def _from_tf_config(text: str) -> Cluster:
             f"run has no parameter servers or evaluators). Received: type={kind!r}"
         )
     position = index if kind == "chief" else len(chiefs) + index
-    return Cluster(len(workers), position, workers[0] if workers else "")
+    return Cluster(
+        len(workers), position, workers[0] if workers else "", tuple(workers)
+    )
 
 
 def _integer(name: str, text: str) -> int:
@@ -164,23 +179,6 @@ def _integer(name: str, text: str) -> int:
         raise ValueError(
             f"{name} should be an integer. Received: {name}={text!r}"
         ) from None
-
-
-def check_multi_worker_backend(backend: str) -> None:
-    """Refuses a backend `distribute='multi-worker'` does not run on.
-
-    Raises:
-        ValueError: a backend other than JAX, with the way out.
-    """
-    if backend != "jax":
-        raise ValueError(
-            "`distribute='multi-worker'` runs on the JAX backend (Keras' "
-            "distribution API over every worker's devices); Keras 3's fit does not "
-            "run under TensorFlow's MultiWorkerMirroredStrategy "
-            f"({TENSORFLOW_MULTI_WORKER_ISSUE}). Use KERAS_BACKEND=jax, or "
-            "distribute='data-parallel' over one machine's devices. Received: "
-            f"backend {backend!r}"
-        )
 
 
 def data_parallel_over_workers(cluster: Cluster) -> Any:
@@ -197,7 +195,7 @@ def data_parallel_over_workers(cluster: Cluster) -> Any:
     Raises:
         ValueError: a backend other than JAX.
     """
-    check_multi_worker_backend(keras.backend.backend())
+    _check_backend("jax", "data_parallel_over_workers")
     import jax
 
     if not jax.distributed.is_initialized():
@@ -209,6 +207,51 @@ def data_parallel_over_workers(cluster: Cluster) -> Any:
     return keras.distribution.DataParallel(
         devices=keras.distribution.list_devices(), auto_shard_dataset=False
     )
+
+
+def mirrored_strategy_over_workers(cluster: Cluster) -> Any:
+    """TensorFlow's `MultiWorkerMirroredStrategy` over the cluster's workers.
+
+    TensorFlow only; call it before any TensorFlow computation (the strategy
+    configures the runtime's collectives). Whether the cluster came from
+    `TF_CONFIG` or from Keras' variables, the workers are one `"worker"` job
+    in index order, the chief first: every worker converts alike, so they
+    agree. Keras' `fit` does not run under this strategy (keras-team/keras
+    #20585); `keras_alexnet.runs.strategy_fit` trains under it.
+
+    Returns:
+        A `tf.distribute.MultiWorkerMirroredStrategy`.
+
+    Raises:
+        ValueError: a backend other than TensorFlow, or a cluster that does
+            not name every worker's address.
+    """
+    _check_backend("tensorflow", "mirrored_strategy_over_workers")
+    if not cluster.addresses:
+        raise ValueError(
+            "TensorFlow's workers connect to each other: list every worker's "
+            f"host:port in {ADDRESSES}, the chief first, comma-separated (JAX "
+            "uses the first), or set TF_CONFIG (docs/distributed.md). Received: "
+            f"{ADDRESSES}={cluster.coordinator!r} for {cluster.num_workers} "
+            "workers"
+        )
+    import tensorflow as tf
+
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec({"worker": list(cluster.addresses)}),
+        task_type="worker",
+        task_id=cluster.index,
+        rpc_layer="grpc",
+    )
+    return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+
+
+def _check_backend(backend: str, name: str) -> None:
+    if keras.backend.backend() != backend:
+        raise ValueError(
+            f"`{name}` needs the {backend} backend. Received: backend "
+            f"{keras.backend.backend()!r}"
+        )
 
 
 def wait_for_chief(

@@ -53,6 +53,7 @@ from keras_alexnet.runs.run_folder import (
     run_options,
 )
 from keras_alexnet.runs.run_mirror import open_run_folder
+from keras_alexnet.runs.strategy_fit import fit_under_strategy
 from keras_alexnet.weights.keras_file import load_keras_file
 
 DISTRIBUTE_BACKENDS = ("tensorflow", "jax")
@@ -147,8 +148,10 @@ def train(
             `"multi-worker"`: data parallelism over the devices of several
             machines, the same call on each, the cluster read from the
             environment (`keras_alexnet.runs.cluster`, docs/distributed.md;
-            JAX only). `batch_size` stays the global batch; only the chief
-            (worker 0) writes `output`.
+            JAX's distribution API, or TensorFlow's
+            `MultiWorkerMirroredStrategy` with `runs.strategy_fit`).
+            `batch_size` stays the global batch; only the chief (worker 0)
+            writes `output`.
         verbose: 0 silent, 1 progress bars.
         keep_checkpoints: how many of the last epochs' checkpoints stay in
             `checkpoints/` (`best.keras` always stays).
@@ -423,8 +426,6 @@ def _check_distribute(mode: str | bool) -> None:
             "`distribute='model-parallel'` needs the JAX backend "
             f"(keras.distribution). Received: backend {backend!r}"
         )
-    if mode == "multi-worker":
-        cluster_lib.check_multi_worker_backend(backend)
 
 
 def _distribute_mode(distribute: Any) -> str | bool:
@@ -441,9 +442,14 @@ def _distribute_mode(distribute: Any) -> str | bool:
     return str(distribute)
 
 
-def _distribution_scope(distribute: bool | str, distribution: Any = None) -> Any:
+def _distribution_scope(
+    distribute: bool | str, distribution: Any = None, strategy: Any = None
+) -> Any:
     """MirroredStrategy's scope on TensorFlow; DataParallel or the paper's
-    ModelParallel set on JAX; `distribution` (over several workers) set."""
+    ModelParallel set on JAX; over several workers, JAX's `distribution` set
+    or TensorFlow's `strategy` entered."""
+    if strategy is not None:
+        return strategy.scope()
     if distribution is not None:
         keras.distribution.set_distribution(distribution)
         return contextlib.nullcontext()
@@ -512,10 +518,14 @@ def _run_locked(
     writes (the run folder, or another worker's scratch folder)."""
     completed = int(state.get("epoch", 0))
     batch_size = config["batch_size"]
-    distribution = None
+    distribution = strategy = None
     if cluster is not None:
         batch_size = cluster.worker_batch(batch_size)
-        distribution = cluster_lib.data_parallel_over_workers(cluster)
+        # Before any other computation: both join the cluster's runtime.
+        if keras.backend.backend() == "tensorflow":
+            strategy = cluster_lib.mirrored_strategy_over_workers(cluster)
+        else:
+            distribution = cluster_lib.data_parallel_over_workers(cluster)
     if config["mixed_precision"]:
         policy = "mixed_bfloat16" if _on_cpu() else "mixed_float16"
         keras.mixed_precision.set_global_policy(policy)
@@ -548,7 +558,7 @@ def _run_locked(
     steps = int(train_data.cardinality())
     writes.write_json("classes.json", class_names)
 
-    with _distribution_scope(config["distribute"], distribution):
+    with _distribution_scope(config["distribute"], distribution, strategy):
         if completed:
             model = load_keras_file(folder.checkpoint(completed))
             base = _find_base(model)
@@ -586,16 +596,31 @@ def _run_locked(
                     writes.path("tensorboard"), write_graph=False
                 ),
             ]
-            model.fit(
-                train_data,
-                validation_data=val_data,
-                epochs=phase.end_epoch,
-                initial_epoch=first,
-                callbacks=callbacks,
-                verbose=_fit_verbose(verbose),
-                # The pipeline shuffles; Keras' own flag only warns.
-                shuffle=False,
-            )
+            if strategy is not None:
+                # Keras' fit fails under MultiWorkerMirroredStrategy
+                # (keras-team/keras#20585).
+                fit_under_strategy(
+                    model,
+                    strategy,
+                    train_data,
+                    batch_size=config["batch_size"],
+                    validation_data=val_data,
+                    epochs=phase.end_epoch,
+                    initial_epoch=first,
+                    callbacks=callbacks,
+                    verbose=_fit_verbose(verbose),
+                )
+            else:
+                model.fit(
+                    train_data,
+                    validation_data=val_data,
+                    epochs=phase.end_epoch,
+                    initial_epoch=first,
+                    callbacks=callbacks,
+                    verbose=_fit_verbose(verbose),
+                    # The pipeline shuffles; Keras' own flag only warns.
+                    shuffle=False,
+                )
             state = writes.state()
             start = phase.end_epoch
 
