@@ -99,7 +99,7 @@ def _serving_forms(model: keras.Model) -> Iterator[None]:
         ):
             # The XLA function that `predict_on_batch` calls; a user's graph
             # gets TensorFlow's LRN kernel, 4.5 to 6.4 times as slow.
-            layer.call = types.MethodType(_lrn_by_xla, layer)
+            layer.call = types.MethodType(_lrn_by_xla, layer)  # type: ignore[method-assign]
             patched.append((layer, "call"))
     try:
         yield
