@@ -69,14 +69,18 @@ def serving_function(model: keras.Model, batch_size: int | None = 1) -> Any:
             "KERAS_BACKEND=tensorflow before importing Keras. Received: backend "
             f"{keras.backend.backend()!r}"
         )
-    if len(model.inputs) != 1:
+    try:
+        inputs = list(model.inputs or ())
+    except AttributeError:  # a subclassed model never called
+        inputs = []
+    if len(inputs) != 1:
         raise ValueError(
-            "`model` should have one input. Received: a model with "
-            f"{len(model.inputs)} inputs"
+            "`model` should have one defined input (a functional or Sequential "
+            f"model). Received: a model with {len(inputs)} known inputs"
         )
     import tensorflow as tf
 
-    shape = (batch_size, *tuple(model.inputs[0].shape)[1:])
+    shape = (batch_size, *tuple(inputs[0].shape)[1:])
     function = tf.function(
         lambda images: model(images, training=False),
         input_signature=[tf.TensorSpec(shape, tf.float32, name="images")],
