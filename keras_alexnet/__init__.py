@@ -10,7 +10,8 @@ The public API, re-exported explicitly:
   `DownloadError`, `ChecksumError`, `UnsafeCheckpointError`: the errors loading
   them can raise.
 - `PaperSGD`, `paper_callbacks`: the paper's training recipe.
-- `export_model`: SavedModel, ONNX or TFLite for serving.
+- `export_model`: SavedModel, ONNX or TFLite for serving; `serving_function`:
+  a compiled function for low-latency serving in a Python process.
 - `sample_images`: public-domain photos shipped with the package.
 
 The input pipelines are in `keras_alexnet.data`, imported on demand because they
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
         preprocess_input,
     )
     from keras_alexnet.resources import sample_images
+    from keras_alexnet.serving import serving_function
     from keras_alexnet.training import PaperSGD, paper_callbacks
     from keras_alexnet.weights.download import ChecksumError, DownloadError
     from keras_alexnet.weights.registry import CHECKPOINTS
@@ -69,6 +71,7 @@ _MODULES = {
     "imagenet_class_index": "keras_alexnet.preprocessing",
     "preprocess_input": "keras_alexnet.preprocessing",
     "sample_images": "keras_alexnet.resources",
+    "serving_function": "keras_alexnet.serving",
     "PaperSGD": "keras_alexnet.training",
     "paper_callbacks": "keras_alexnet.training",
     "ChecksumError": "keras_alexnet.weights.download",
@@ -97,6 +100,7 @@ __all__ = [
     "parity_report",
     "preprocess_input",
     "sample_images",
+    "serving_function",
 ]
 
 

@@ -434,11 +434,12 @@ def _converter_form(model: keras.Model, format: str) -> Iterator[None]:
 
     For ONNX and TFLite, each `GroupedConv2D` traces one grouped TensorFlow
     convolution (ONNX `Conv` with `group=2`) instead of its split form (Split,
-    two Conv and Concat, with layout transposes between), and each
-    `LocalResponseNormalization` TensorFlow's own kernel whatever the device
-    (TFLite `LOCAL_RESPONSE_NORMALIZATION`; ONNX `LRN`, which
-    `_lrn_as_convolution` then rewrites). The SavedModel keeps the forms
-    TensorFlow runs fastest. The layers are restored afterwards.
+    two Conv and Concat, with layout transposes between). Each
+    `LocalResponseNormalization` traces, for TFLite, a 1x1 convolution and
+    square roots (`_lrn_by_1x1_convolution`), all ops of LiteRT's XNNPACK
+    delegate; for ONNX, TensorFlow's own kernel whatever the device (ONNX
+    `LRN`, which `_lrn_as_convolution` then rewrites). The SavedModel keeps
+    the forms TensorFlow runs fastest. The layers are restored afterwards.
     """
     from keras_alexnet.layers import GroupedConv2D, LocalResponseNormalization
 
@@ -450,6 +451,12 @@ def _converter_form(model: keras.Model, format: str) -> Iterator[None]:
                 patched.append((layer, "convolution_op", None))
                 one_conv = types.MethodType(_one_grouped_conv, layer)
                 layer.convolution_op = one_conv  # type: ignore[method-assign]
+            elif isinstance(layer, LocalResponseNormalization) and format == "tflite":
+                # LiteRT's XNNPACK delegate does not take its LRN op: the
+                # paper's network would run in five partitions around it.
+                patched.append((layer, "call", None))
+                lrn_by_conv = types.MethodType(_lrn_by_1x1_convolution, layer)
+                layer.call = lrn_by_conv  # type: ignore[method-assign]
             elif (
                 isinstance(layer, LocalResponseNormalization)
                 and layer.implementation == "auto"
@@ -494,6 +501,38 @@ def _one_grouped_conv(layer: Any, inputs: Any, kernel: Any) -> Any:
         dilations=list(layer.dilation_rate),
         data_format="NHWC" if layer.data_format == "channels_last" else "NCHW",
     )
+
+
+def _lrn_by_1x1_convolution(layer: Any, inputs: Any, training: Any = None) -> Any:
+    """LRN as `SQUARE`, a 1x1 `CONV_2D` and square roots, for the TFLite converter.
+
+    The same function as the ONNX rewrite (`_lrn_as_convolution`): the window
+    sum times `alpha` is a 1x1 convolution by the banded channel matrix times
+    `alpha`, with `bias` as its bias; `** beta` for the usual 0.75 is two
+    square roots. Every op is one that LiteRT's XNNPACK delegate runs. Inputs
+    other than 4-D channels-last float32 keep the layer's own computation.
+    """
+    import tensorflow as tf
+
+    rank = len(inputs.shape)
+    if rank != 4 or layer.axis % rank != 3 or inputs.dtype != tf.float32:
+        return type(layer).call(layer, inputs, training=training)
+    channels = int(inputs.shape[-1])
+    index = np.arange(channels)
+    near = np.abs(index[:, None] - index[None, :]) <= layer.size // 2
+    band = (near * np.float32(layer.alpha)).astype("float32")
+    denominator = tf.nn.bias_add(
+        tf.nn.conv2d(
+            tf.square(inputs), band.reshape(1, 1, channels, channels), 1, "VALID"
+        ),
+        np.full(channels, layer.bias, "float32"),
+    )
+    if layer.beta == 0.75:
+        root2 = tf.sqrt(denominator)
+        return inputs / (root2 * tf.sqrt(root2))
+    if layer.beta == 0.5:
+        return inputs / tf.sqrt(denominator)
+    return inputs * tf.pow(denominator, -layer.beta)
 
 
 def _lrn_as_convolution(path: str | os.PathLike[str]) -> None:

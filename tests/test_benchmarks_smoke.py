@@ -57,6 +57,10 @@ EXPECTED_RATIOS = {
     ]
     + [r"ratio serving torchvision batch 2 img/s: ours/PyTorch = "]
     + [
+        rf"ratio serving per-process {layout} batch 1 img/s: ours/onnxruntime = "
+        for layout in ("original", "torchvision")
+    ]
+    + [
         rf"ratio serving {runtime} batch 1 ms per FLOP: original/torchvision = "
         for runtime in ("onnxruntime", "LiteRT")
     ],

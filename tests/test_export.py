@@ -176,12 +176,43 @@ def assert_native_operators(format: str, path: str, model: keras.Model) -> None:
             np.testing.assert_allclose(band, expected, rtol=1e-6)
             np.testing.assert_allclose(bias, np.full(channels, layer.bias))
     elif format == "tflite":
+        # LiteRT's XNNPACK delegate does not take its LRN op: each LRN is a
+        # SQUARE, a 1x1 CONV_2D by the band and square roots, all delegated.
         kinds = tflite_operators(path)
-        assert kinds.count("CONV_2D") == 5
-        assert kinds.count("LOCAL_RESPONSE_NORMALIZATION") == len(lrn)
+        assert kinds.count("CONV_2D") == 5 + len(lrn)
+        assert kinds.count("SQUARE") == len(lrn)
+        assert kinds.count("LOCAL_RESPONSE_NORMALIZATION") == 0
 
 
 DEST_NAMES = {"saved_model": "served", "onnx": "model.onnx", "tflite": "model.tflite"}
+
+
+@tf_only
+@pytest.mark.parametrize("beta", [0.75, 0.5, 0.6])
+def test_tflite_lrn_equals_litert_own_lrn_kernel(beta, tmp_path):
+    # The reference is LiteRT's LOCAL_RESPONSE_NORMALIZATION kernel, converted
+    # from TensorFlow's op by TensorFlow's converter, on conv1-sized values.
+    import tensorflow as tf
+
+    constants = {"bias": 1.0, "alpha": 2e-5, "beta": beta}
+    inputs = keras.Input((6, 6, 96))
+    layer = LocalResponseNormalization(5, **constants)
+    model = keras.Model(inputs, layer(inputs))
+    path = export_model(model, str(tmp_path / "lrn.tflite"), format="tflite")
+    kernel = tf.function(
+        lambda x: tf.nn.local_response_normalization(x, 2, **constants),
+        input_signature=[tf.TensorSpec((None, 6, 6, 96), tf.float32)],
+    )
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [kernel.get_concrete_function()], kernel
+    )
+    reference_path = tmp_path / "reference.tflite"
+    reference_path.write_bytes(converter.convert())
+    assert tflite_operators(str(reference_path)) == ["LOCAL_RESPONSE_NORMALIZATION"]
+    assert "LOCAL_RESPONSE_NORMALIZATION" not in tflite_operators(path)
+    x = np.random.default_rng(0).uniform(-300, 300, (2, 6, 6, 96)).astype("float32")
+    expected = run_tflite(str(reference_path), x)
+    np.testing.assert_allclose(run_tflite(path, x), expected, rtol=1e-5, atol=1e-6)
 
 
 @tf_only
