@@ -254,6 +254,17 @@ class _Calls(keras.callbacks.Callback):
         return object.__getattribute__(self, name)
 
 
+LOST_WORKER_STATUS = (
+    "Graph execution error:\n\n"
+    "Detected at node CollectiveReduceV2 defined at (most recent call last):\n"
+    "Collective ops is aborted by: Error reported from /job:worker/task:1: The "
+    "following tasks are unhealthy (stopped sending heartbeats):\n"
+    "/job:worker/replica:0/task:1\n"
+    "The tasks have crashed. Check the task logs for an earlier error.\n"
+    "The error could be from a previous operation. Restart your program to reset."
+)
+
+
 def test_fit_under_strategy_calls_back_as_fit(tmp_path):
     # One process, one replica: the same callback calls with the same logs
     # (a shuffled pipeline, a learning-rate schedule, validation) as `fit`.
@@ -291,6 +302,30 @@ def test_fit_under_strategy_calls_back_as_fit(tmp_path):
     assert calls == fit_calls and history == fit_history
     for weight, fit_weight in zip(weights, fit_weights, strict=True):
         np.testing.assert_allclose(weight, fit_weight, rtol=1e-6)
+
+    # A worker that dies fails the others' next step with TensorFlow's status
+    # (this text, as TensorFlow 2.21 printed it when a worker was killed).
+    class Lost(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise tf.errors.UnavailableError(None, None, LOST_WORKER_STATUS)
+
+    one_cpu = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with one_cpu.scope():
+        lost = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+        lost.compile("sgd", "sparse_categorical_crossentropy")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4, drop_remainder=True)
+    with pytest.raises(RuntimeError) as raised:
+        fit_under_strategy(lost, one_cpu, data,
+                           batch_size=4, epochs=3, initial_epoch=1,
+                           callbacks=[Lost()], verbose=0)  # fmt: skip
+    assert str(raised.value) == (
+        "A worker of the cluster stopped during epoch 2 (TensorFlow: "
+        "UnavailableError: Collective ops is aborted by: Error reported from "
+        "/job:worker/task:1: The following "
+        "tasks are unhealthy (stopped sending heartbeats): "
+        "/job:worker/replica:0/task:1). The epochs before it are saved in the run "
+        "folder: run the same command on every worker to resume from there."
+    )
     unknown = tf.data.Dataset.from_tensor_slices((x, y)).filter(lambda x, y: True)
     with pytest.raises(ValueError, match="of cardinality -2"):
         fit_under_strategy(keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)]),

@@ -19,6 +19,14 @@ import tensorflow as tf
 
 __all__ = ["fit_under_strategy"]
 
+# What a step raises on the others when a worker dies or stops answering.
+_LOST_WORKER = (
+    tf.errors.UnavailableError,
+    tf.errors.AbortedError,
+    tf.errors.CancelledError,
+    tf.errors.DeadlineExceededError,
+)
+
 
 def fit_under_strategy(
     model: keras.Model,
@@ -64,6 +72,8 @@ def fit_under_strategy(
         ValueError: a dataset whose length is unknown, infinite or zero, or
             differs between workers (the workers would wait for each other
             forever), or a batch not divisible by the replicas.
+        RuntimeError: another worker stopped (killed, preempted, or failed)
+            during an epoch; the message says how to resume.
     """
     train_steps = _agreed_steps(strategy, train_data, "train_data")
     val_steps = None
@@ -95,33 +105,38 @@ def fit_under_strategy(
     model.stop_training = False
     callback_list.on_train_begin()
     training_logs = None
-    for epoch in range(initial_epoch, epochs):
-        model.reset_metrics()
-        callback_list.on_epoch_begin(epoch)
-        batches = iter(train_batches)
-        for step in range(train_steps):
-            callback_list.on_train_batch_begin(step)
-            logs = train_step(batches)
-            callback_list.on_train_batch_end(step, logs)
+    epoch = initial_epoch
+    try:
+        for epoch in range(initial_epoch, epochs):
+            model.reset_metrics()
+            callback_list.on_epoch_begin(epoch)
+            batches = iter(train_batches)
+            for step in range(train_steps):
+                callback_list.on_train_batch_begin(step)
+                logs = train_step(batches)
+                callback_list.on_train_batch_end(step, logs)
+                if model.stop_training:
+                    break
+            else:
+                # Keras' epoch iterator makes one more iterator at the end of a
+                # whole epoch; the shuffle and the augmentation draw anew for
+                # every iterator, so one is made here too: the epochs see fit's.
+                iter(train_batches)
+            if moving_statistics:
+                average_statistics()
+            # Read in the cross-replica context: every worker's counts summed.
+            epoch_logs = _floats(model.get_metrics_result())
+            if val_batches is not None:
+                val_logs = _evaluate(model, test_step, val_batches, val_steps,
+                                     callback_list)  # fmt: skip
+                epoch_logs.update({f"val_{name}": v for name, v in val_logs.items()})
+            callback_list.on_epoch_end(epoch, epoch_logs)
+            training_logs = epoch_logs
             if model.stop_training:
                 break
-        else:
-            # Keras' epoch iterator makes one more iterator at the end of a
-            # whole epoch; the shuffle and the augmentation draw anew for
-            # every iterator, so one is made here too: the epochs see fit's.
-            iter(train_batches)
-        if moving_statistics:
-            average_statistics()
-        # Read in the cross-replica context: every worker's counts summed.
-        epoch_logs = _floats(model.get_metrics_result())
-        if val_batches is not None:
-            val_logs = _evaluate(model, test_step, val_batches, val_steps,
-                                 callback_list)  # fmt: skip
-            epoch_logs.update({f"val_{name}": v for name, v in val_logs.items()})
-        callback_list.on_epoch_end(epoch, epoch_logs)
-        training_logs = epoch_logs
-        if model.stop_training:
-            break
+    except _LOST_WORKER as error:
+        # TensorFlow's own text is a page of C++ status; keep its first cause.
+        raise RuntimeError(_lost_worker_message(epoch, error)) from None
     callback_list.on_train_end(logs=training_logs)
     return model.history
 
@@ -259,6 +274,21 @@ def _distribute(
             f"by {strategy.num_replicas_in_sync}. Received: batch_size={batch_size}"
         )
     return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _lost_worker_message(epoch: int, error: tf.errors.OpError) -> str:
+    lines = [line.strip() for line in str(error.message).splitlines()]
+    lines = [line for line in lines if line and "Graph execution" not in line]
+    found = [i for i, line in enumerate(lines) if "unhealthy" in line]
+    found += [i for i, line in enumerate(lines) if "abort" in line]
+    first = found[0] if found else 0
+    cause = " ".join(lines[first : first + 2] if lines[first:] else [""])
+    return (
+        f"A worker of the cluster stopped during epoch {epoch + 1} "
+        f"(TensorFlow: {type(error).__name__}: {cause[:300]}). The epochs before "
+        "it are saved in the run folder: run the same command on every worker "
+        "to resume from there."
+    )
 
 
 def _floats(logs: dict[str, Any]) -> dict[str, float]:
