@@ -95,7 +95,7 @@ def pytest_collection(session):
 # Under pytest-xdist (`--dist loadgroup`, tests/run_all_backends.sh) a test
 # file runs on one worker, so that its module fixtures are built once; the
 # benchmarks' smoke runs share none and are the longest tests, so they spread.
-_SPREAD_FILES = {"test_benchmarks_smoke.py"}
+_SPREAD_FILES = {"test_benchmarks_smoke.py", "test_multiworker.py"}
 
 
 def pytest_collection_modifyitems(config, items):

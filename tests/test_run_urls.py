@@ -12,10 +12,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import time
 import types
 
@@ -342,53 +339,3 @@ def test_a_running_writer_keeps_its_lock_fresh(tmp_path, monkeypatch):
     finally:
         mirror.release()
         tf.io.gfile.rmtree(url)
-
-
-@pytest.mark.slow
-def test_two_workers_write_a_url_through_the_chief_only(tmp_path):
-    # Two JAX worker processes on 127.0.0.1 train one epoch to a file:// URL
-    # (the mirror's code path; ram:// is per process): the chief pushes, the
-    # other worker pulls the URL until the chief's metrics.json is there.
-    data = write_digits_folder(tmp_path / "data", image_size=16, per_class=4)
-    run = tmp_path / "run"
-    url = f"file://{run}"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [
-        sys.executable, "-m", "keras_alexnet", "train", str(data), "--output",
-        url, "--distribute", "multi-worker", "--epochs", "1", "--batch-size",
-        "8", "--image-size", "67", "--fc-units", "16", "--center-crop-test",
-    ]  # fmt: skip
-    workers = []
-    try:
-        for index in (0, 1):
-            env = {
-                **os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2",
-                "KERAS_BACKEND": "jax", "KERAS_HOME": str(tmp_path / "home"),
-                "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port}",
-                "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
-                "KERAS_DISTRIBUTION_PROCESS_ID": str(index),
-            }  # fmt: skip
-            log = open(tmp_path / f"w-{index}.log", "w")  # noqa: SIM115
-            workers.append(subprocess.Popen(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            ))  # fmt: skip
-        deadline = time.monotonic() + 300
-        for worker in workers:
-            worker.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait()
-    logs = [(tmp_path / f"w-{index}.log").read_text() for index in (0, 1)]
-    for worker, log in zip(workers, logs, strict=True):
-        assert worker.returncode == 0, log[-3000:]
-    assert f"Run folder: {url} (" in logs[0]
-    assert json.loads((run / "metrics.json").read_text())["epochs"] == 1
-    assert json.loads((run / "config.json").read_text())["output"] == url
-    assert ".lock" not in os.listdir(run)
-    staging = sorted(os.listdir(tmp_path / "home" / "keras_alexnet" / "runs"))
-    assert len(staging) == 2 and staging[1] == f"{staging[0]}-worker-1"
