@@ -17,7 +17,12 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-__all__ = ["fit_under_strategy"]
+__all__ = ["WorkerLostError", "fit_under_strategy"]
+
+
+class WorkerLostError(ConnectionError):
+    """Another worker of the cluster stopped while this one trained."""
+
 
 # What a step raises on the others when a worker dies or stops answering.
 _LOST_WORKER = (
@@ -72,8 +77,8 @@ def fit_under_strategy(
         ValueError: a dataset whose length is unknown, infinite or zero, or
             differs between workers (the workers would wait for each other
             forever), or a batch not divisible by the replicas.
-        RuntimeError: another worker stopped (killed, preempted, or failed)
-            during an epoch; the message says how to resume.
+        WorkerLostError: another worker stopped (killed, preempted, or
+            failed) during an epoch; the message says how to resume.
     """
     train_steps = _agreed_steps(strategy, train_data, "train_data")
     val_steps = None
@@ -136,7 +141,7 @@ def fit_under_strategy(
                 break
     except _LOST_WORKER as error:
         # TensorFlow's own text is a page of C++ status; keep its first cause.
-        raise RuntimeError(_lost_worker_message(epoch, error)) from None
+        raise WorkerLostError(_lost_worker_message(epoch, error)) from None
     callback_list.on_train_end(logs=training_logs)
     return model.history
 
