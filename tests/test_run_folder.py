@@ -31,17 +31,7 @@ from keras_alexnet.runs.datasets import class_names_of, resolve_data
 from keras_alexnet.runs.evaluate import evaluate, score
 from keras_alexnet.runs.run_folder import EpochRecorder, RunFolder
 from keras_alexnet.runs.train import conv1_title
-
-OPTIONS = {
-    "image_size": 67,
-    "batch_size": 10,
-    "fc_units": 16,
-    "init": "he",
-    "flip": False,
-    "lighting": False,
-    "ten_crop": False,
-    "seed": 0,
-}
+from tests.tiny_run import OPTIONS
 
 
 def _quiet_call(function, *args, **kwargs):

@@ -29,17 +29,8 @@ from keras_alexnet.runs.run_mirror import (
     open_run_folder,
     staging_folder,
 )
+from tests.tiny_run import OPTIONS
 
-OPTIONS = {
-    "image_size": 67,
-    "batch_size": 10,
-    "fc_units": 16,
-    "init": "he",
-    "flip": False,
-    "lighting": False,
-    "ten_crop": False,
-    "seed": 0,
-}
 URL = "ram://run_urls/a"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
