@@ -95,7 +95,9 @@ def pytest_collection(session):
 # Under pytest-xdist (`--dist loadgroup`, tests/run_all_backends.sh) a test
 # file runs on one worker, so that its module fixtures are built once; the
 # benchmarks' smoke runs share none and are the longest tests, so they spread.
-_SPREAD_FILES = {"test_benchmarks_smoke.py", "test_multiworker.py"}
+# The multi-process tests stay together (test_multiworker.py): two of them at
+# once put four spinning workers on two cores and slowed the whole run 1.5x.
+_SPREAD_FILES = {"test_benchmarks_smoke.py"}
 
 
 def pytest_collection_modifyitems(config, items):
