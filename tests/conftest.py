@@ -96,7 +96,8 @@ def pytest_collection(session):
 # file runs on one worker, so that its module fixtures are built once; the
 # benchmarks' smoke runs share none and are the longest tests, so they spread.
 # The multi-process tests stay together (test_multiworker.py): two of them at
-# once put four spinning workers on two cores and slowed the whole run 1.5x.
+# once would put four worker processes, which spin while they wait for each
+# other, on two cores.
 _SPREAD_FILES = {"test_benchmarks_smoke.py"}
 
 
