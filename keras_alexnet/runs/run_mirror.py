@@ -37,7 +37,7 @@ from keras_alexnet.runs.run_folder import (
     TEMPORARY_NAME,
     RunFolder,
 )
-from keras_alexnet.weights.download import write_atomically
+from keras_alexnet.weights.download import keras_home, write_atomically
 
 __all__ = ["RunMirror", "local_copy", "open_run_folder", "staging_folder"]
 
@@ -62,11 +62,8 @@ PUSHED_LAST = ("state.json", "best.keras", "metrics.json")
 
 def staging_folder(url: str) -> str:
     """The local folder that holds the working copy of the run at `url`."""
-    keras_home = os.environ.get("KERAS_HOME") or os.path.join(
-        os.path.expanduser("~"), ".keras"
-    )
     digest = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
-    return os.path.join(keras_home, STAGING_SUBDIR, digest)
+    return os.path.join(keras_home(), STAGING_SUBDIR, digest)
 
 
 def open_run_folder(

@@ -72,12 +72,16 @@ class DownloadError(OSError):
     """A checkpoint could not be downloaded (network error or truncated file)."""
 
 
-def cache_dir() -> str:
-    """Returns the folder where checkpoints and their conversions are cached."""
-    keras_home = os.environ.get("KERAS_HOME") or os.path.join(
+def keras_home() -> str:
+    """Keras' own folder: `KERAS_HOME`, or `~/.keras` where it is not set."""
+    return os.environ.get("KERAS_HOME") or os.path.join(
         os.path.expanduser("~"), ".keras"
     )
-    return os.path.join(keras_home, CACHE_SUBDIR)
+
+
+def cache_dir() -> str:
+    """Returns the folder where checkpoints and their conversions are cached."""
+    return os.path.join(keras_home(), CACHE_SUBDIR)
 
 
 def make_cache_dir(purpose: str | None = None) -> str:
