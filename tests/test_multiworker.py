@@ -460,7 +460,9 @@ def test_killed_workers_resume_from_the_last_epoch(tmp_path):
     # A worker killed after the first epoch stops the cluster; the same
     # command on every worker then continues from the last completed epoch:
     # each epoch logged once, the run finished. Only the chief wrote the
-    # folder; the other worker's scratch folder is gone.
+    # folder; the other worker's scratch folder is gone. Run on TensorFlow
+    # (`fit_under_strategy`, every address listed); JAX shares the run-folder
+    # code and its two workers are run by the test above.
     data = write_digits_folder(tmp_path / "data", image_size=16, per_class=4)
     run = tmp_path / "run"
     command = [
@@ -472,8 +474,9 @@ def test_killed_workers_resume_from_the_last_epoch(tmp_path):
     state = run / "state.json"
     workers = []
     try:
-        ports = _free_ports(1)
-        workers = [_start(command, i, ports, tmp_path, "first") for i in (0, 1)]
+        ports = _free_ports(2)
+        workers = [_start(command, i, ports, tmp_path, "first", "tensorflow")
+                   for i in (0, 1)]  # fmt: skip
         deadline = time.monotonic() + 400
         while not state.exists() and time.monotonic() < deadline:
             assert all(w.poll() is None for w in workers)
@@ -482,8 +485,9 @@ def test_killed_workers_resume_from_the_last_epoch(tmp_path):
         killed_at = json.loads(state.read_text())["epoch"]
         _stop(workers)  # ...and the scheduler stops the rest of the job
         assert killed_at == 1
-        ports = _free_ports(1)
-        workers = [_start(command, i, ports, tmp_path, "again") for i in (0, 1)]
+        ports = _free_ports(2)
+        workers = [_start(command, i, ports, tmp_path, "again", "tensorflow")
+                   for i in (0, 1)]  # fmt: skip
         _wait(workers, 400)
     finally:
         _stop(workers)
