@@ -90,8 +90,7 @@ def images(batch: int, size: int) -> np.ndarray:
 def keras_runner(model, batch: int):
     from keras_alexnet import serving_function
 
-    predict = serving_function(model, batch_size=batch)
-    return lambda x: predict(x).numpy()
+    return serving_function(model, batch_size=batch)
 
 
 def onnxruntime_runner(path: str):

@@ -1,7 +1,7 @@
-"""Tests of `keras_alexnet.serving_function`: the compiled serving function gives
+"""Tests of `keras_alexnet.serving_function`: the frozen serving function gives
 the logits of the model's own call and of onnxruntime running the exported file,
-compiles LRN by XLA rather than tracing TensorFlow's kernel, and checks its
-arguments.
+compiles LRN by XLA rather than tracing TensorFlow's kernel, holds its weights
+as constants (a snapshot), answers threads at once, and checks its arguments.
 
 The models are tests/test_export.py's: AlexNet's real convolutional stack at a
 small input size with a small head.
@@ -44,7 +44,8 @@ def test_equals_the_model_and_onnxruntime(tmp_path):
     model = original_model()
     images = photos()
     predict = serving_function(model, batch_size=len(images))
-    logits = predict(images).numpy()
+    logits = predict(images)
+    assert isinstance(logits, np.ndarray)
     assert_logits_close(logits, np.asarray(model(images, training=False)))
     path = export_model(model, str(tmp_path / "model.onnx"), format="onnx")
     assert_logits_close(logits, run_onnx(path, images))
@@ -56,24 +57,41 @@ def test_equals_the_model_and_onnxruntime(tmp_path):
 
 
 @tf_only
-def test_signature_and_weight_changes():
+def test_input_shape_and_frozen_weights():
     model = torchvision_model()
     images = photos()
     predict = serving_function(model)
-    (spec,) = predict.structured_input_signature[0]
-    assert spec.shape.as_list() == [1, *images.shape[1:]]
-    with pytest.raises((TypeError, ValueError)):
+    assert predict.input_shape == (1, *images.shape[1:])
+    with pytest.raises(ValueError, match=r"images.shape=\(3, "):
         predict(images)  # 3 images for a function of batch 1
-    # It reads the variables at every call.
+    # The weights are constants of the graph: no variable is read...
+    op_types = graph_op_types(predict)
+    assert not op_types & {"VarHandleOp", "ReadVariableOp", "VariableV2"}
+    before = np.asarray(model(images[:1], training=False))
     kernel = model.get_layer("logits").kernel
     kernel.assign(2.0 * kernel.numpy())
-    assert_logits_close(
-        predict(images[:1]).numpy(), np.asarray(model(images[:1], training=False))
-    )
+    after = np.asarray(model(images[:1], training=False))
+    assert np.abs(after - before).max() > 1e-3
+    # ...so it keeps the weights it was made with; a new one has the new.
+    assert_logits_close(predict(images[:1]), before)
     any_batch = serving_function(model, batch_size=None)
-    assert_logits_close(
-        any_batch(images).numpy(), np.asarray(model(images, training=False))
-    )
+    assert any_batch.input_shape == (None, *images.shape[1:])
+    assert_logits_close(any_batch(images), np.asarray(model(images, training=False)))
+    assert_logits_close(any_batch(images[:1]), after)
+
+
+@tf_only
+def test_threads_call_it_at_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = original_model()
+    images = photos()
+    predict = serving_function(model)
+    expected = [np.asarray(model(images[i : i + 1], training=False)) for i in range(3)]
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda i: predict(images[i : i + 1]), [0, 1, 2] * 3))
+    for index, result in enumerate(results):
+        assert_logits_close(result, expected[index % 3])
 
 
 @pytest.mark.parametrize(
