@@ -334,6 +334,23 @@ def test_fit_under_strategy_calls_back_as_fit(tmp_path):
                            epochs=1)  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "argument, value",
+    [("batch_size", 0), ("epochs", 0), ("initial_epoch", -1), ("initial_epoch", 4)],
+)
+def test_fit_under_strategy_names_a_bad_argument(argument, value):
+    import tensorflow as tf
+
+    from keras_alexnet.runs.strategy_fit import fit_under_strategy
+
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+    model.compile("sgd", "mse")
+    data = tf.data.Dataset.from_tensor_slices(np.zeros((4, 5), "float32")).batch(2)
+    options = {"batch_size": 2, "epochs": 3, "initial_epoch": 0, argument: value}
+    with pytest.raises(ValueError, match=rf"{argument}={value}\b"):
+        fit_under_strategy(model, tf.distribute.get_strategy(), data, **options)
+
+
 def test_only_the_chief_claims_the_run_folder(tmp_path, monkeypatch):
     # The chief writes config.json; another worker reads the chief's state and
     # gets a scratch folder of its own under $TMPDIR (replacing what a killed

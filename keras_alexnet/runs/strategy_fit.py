@@ -17,6 +17,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from keras_alexnet._validation import check_int
+
 __all__ = ["WorkerLostError", "fit_under_strategy"]
 
 
@@ -76,10 +78,14 @@ def fit_under_strategy(
     Raises:
         ValueError: a dataset whose length is unknown, infinite or zero, or
             differs between workers (the workers would wait for each other
-            forever), or a batch not divisible by the replicas.
+            forever), a batch not divisible by the replicas, or a bad
+            `batch_size`, `epochs` or `initial_epoch`.
         WorkerLostError: another worker stopped (killed, preempted, or
             failed) during an epoch; the message says how to resume.
     """
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    epochs = check_int("epochs", epochs, minimum=1)
+    initial_epoch = check_int("initial_epoch", initial_epoch, minimum=0, maximum=epochs)
     train_steps = _agreed_steps(strategy, train_data, "train_data")
     val_steps = None
     unknown = tf.data.UNKNOWN_CARDINALITY
