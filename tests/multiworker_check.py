@@ -11,10 +11,9 @@ over both processes' devices and `fit`; under TensorFlow with
 `MultiWorkerMirroredStrategy` and `strategy_fit.fit_under_strategy`, scoring
 the validation images after each epoch. Then, with no distribution, it trains
 the same two epochs in this process alone with a plain `model.fit` on the
-whole folder at the global batch (the one-process reference), and prints both
-runs' losses after every step and the largest weight difference as JSON (the
-reference needs no second process, and the cluster stays up until both are
-done).
+whole folder at the global batch (the one-process reference: the chief
+trains it and hands it to the other worker in a file), and prints both
+runs' losses after every step and the largest weight difference as JSON.
 
 Under TensorFlow it then trains one epoch of a batch-normalised AlexNet under
 the strategy, the chief alone saves it (which must take no collective step:
@@ -27,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 folder, backend = sys.argv[1], sys.argv[2]
 os.environ["KERAS_BACKEND"] = backend
@@ -136,7 +136,22 @@ def tensorflow_workers(cluster):
 cluster = cluster_lib.cluster_from_environment()
 workers = tensorflow_workers if backend == "tensorflow" else jax_workers
 result, history, weights = workers(cluster)
-one_losses, one_history, one_weights = one_process(backend == "tensorflow")
+# The chief alone trains the one-process reference and hands it to the other
+# worker by a file, which it waits for (the cluster stays up until both end).
+reference = os.path.join(folder, "reference.npz")
+if cluster.is_chief:
+    one_losses, one_history, one_weights = one_process(backend == "tensorflow")
+    np.savez(reference + ".tmp.npz", losses=one_losses,
+             history=json.dumps(one_history), **one_weights)  # fmt: skip
+    os.replace(reference + ".tmp.npz", reference)
+else:
+    deadline = time.monotonic() + 300
+    while not os.path.exists(reference) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    with np.load(reference) as saved:
+        one_losses = saved["losses"].tolist()
+        one_history = json.loads(str(saved["history"]))
+        one_weights = {k: saved[k] for k in weights}
 result.update(
     index=cluster.index,
     one_process_losses=one_losses,
