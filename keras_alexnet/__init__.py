@@ -117,14 +117,20 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
-# `import keras_alexnet` registers the package's layers with Keras, so that
-# `keras.models.load_model` reads a saved AlexNet: at once if Keras is loaded,
-# else right after Keras is imported, without importing it here.
-_LAYERS = "keras_alexnet.layers"
+# `import keras_alexnet` registers the package's layers, optimizer and loss
+# with Keras, so that `keras.models.load_model` reads a saved AlexNet and a
+# run's compiled `best.keras`: at once if Keras is loaded, else right after
+# Keras is imported, without importing it here.
+_REGISTERING = ("keras_alexnet.layers", "keras_alexnet.training")
+
+
+def _register() -> None:
+    for module in _REGISTERING:
+        importlib.import_module(module)
 
 
 class _RegisterLayersAfterKeras(importlib.abc.MetaPathFinder):
-    """Imports `keras_alexnet.layers` as soon as `keras` has been imported."""
+    """Imports the registering modules as soon as `keras` has been imported."""
 
     def find_spec(
         self,
@@ -143,13 +149,13 @@ class _RegisterLayersAfterKeras(importlib.abc.MetaPathFinder):
 
         def exec_module(module: ModuleType) -> None:
             exec_keras(module)
-            importlib.import_module(_LAYERS)
+            _register()
 
         loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
 
 
 if "keras" in sys.modules:
-    importlib.import_module(_LAYERS)
+    _register()
 elif not any(isinstance(f, _RegisterLayersAfterKeras) for f in sys.meta_path):
     sys.meta_path.insert(0, _RegisterLayersAfterKeras())

@@ -357,10 +357,14 @@ print(json.dumps(np.asarray(keras.ops.convert_to_numpy(model(x))).tolist()))
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="saves under TF")
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_saved_under_tensorflow_loads_under_other_backends(tmp_path, rng, backend):
-    # `import keras_alexnet` registers the custom layers: a user of the saved
-    # model imports the package, not custom_objects. The convolutional base holds
-    # every custom layer (grouped convolutions, LRN); the top adds only Dense.
+    # `import keras_alexnet` registers the custom layers, and the optimizer and
+    # loss a run compiles with: a user of the saved model imports the package,
+    # not custom_objects. The convolutional base holds every custom layer
+    # (grouped convolutions, LRN); the top adds only Dense.
+    from keras_alexnet.training import PaperSGD, ProbabilityCrossentropy
+
     model = AlexNet(weights=None, include_top=False, input_shape=(67, 67, 3))
+    model.compile(PaperSGD(0.01), ProbabilityCrossentropy())
     x = rng.uniform(-50, 50, (2, 67, 67, 3)).astype("float32")
     model.save(tmp_path / "m.keras")
     np.save(tmp_path / "x.npy", x)
