@@ -49,9 +49,15 @@ class ServingFunction:
         """Runs the model on `images` (float32 or castable, of `input_shape`).
 
         Raises:
-            ValueError: `images` does not have `input_shape`.
+            ValueError: `images` is not numeric or does not have `input_shape`.
         """
-        images = np.asarray(images, dtype="float32")
+        try:
+            images = np.asarray(images, dtype="float32")
+        except (TypeError, ValueError):
+            raise ValueError(
+                "`images` should be an array of numbers. Received: "
+                f"images={images!r:.100}"
+            ) from None
         expected = self.input_shape
         if images.ndim != len(expected) or any(
             want is not None and got != want

@@ -64,6 +64,8 @@ def test_input_shape_and_frozen_weights():
     assert predict.input_shape == (1, *images.shape[1:])
     with pytest.raises(ValueError, match=r"images.shape=\(3, "):
         predict(images)  # 3 images for a function of batch 1
+    with pytest.raises(ValueError, match=r"images='not an image'"):
+        predict("not an image")
     # The weights are constants of the graph: no variable is read...
     op_types = graph_op_types(predict)
     assert not op_types & {"VarHandleOp", "ReadVariableOp", "VariableV2"}
